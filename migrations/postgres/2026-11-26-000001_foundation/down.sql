@@ -1,0 +1,3 @@
+DROP TABLE access_keys;
+DROP TABLE admins;
+DROP TABLE settings;

@@ -1,0 +1,255 @@
+//! The command line: `serve` (default), `migrate`, `admin reset-password`, `settings`, `access-key`.
+//! Every failure prints one line on stderr and exits non-zero.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::db;
+use crate::domain::settings::{Settings, SettingsChange};
+use crate::domain::{access_token, account, password};
+use crate::error::AppError;
+use crate::i18n::Lang;
+use crate::startup::{self, Application};
+
+#[derive(Parser)]
+#[command(name = "keypool", version, about = "SiliconFlow API-key pool and OpenAI-compatible gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the admin, the guest page and the /v1 gateway (the default).
+    Serve {
+        /// Listen address, e.g. 127.0.0.1:3000 (default 0.0.0.0:$PORT, PORT defaulting to 8080).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Manage the admin account.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Read or change settings without the web page.
+    Settings {
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
+    /// Manage the access keys that clients of /v1 use.
+    AccessKey {
+        #[command(subcommand)]
+        command: AccessKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Set a new admin password, typed at the terminal (or one line on stdin); ends all sessions.
+    ResetPassword {
+        /// Also rename the admin.
+        #[arg(long)]
+        username: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SettingsCommand {
+    /// Print every setting as NAME=VALUE (secrets as set / not set).
+    List,
+    /// Change settings: NAME=VALUE … (validated like the settings page; nothing is saved on error).
+    Set {
+        #[arg(required = true, value_name = "NAME=VALUE")]
+        pairs: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccessKeyCommand {
+    /// Create an access key and print its token (shown only this once).
+    Create { name: String },
+    /// List access keys (name, token hint, created, last used).
+    List,
+    /// Revoke an access key by name.
+    Revoke { name: String },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let result = actix_web::rt::System::new().block_on(run(cli));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("keypool: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command.unwrap_or(Command::Serve { bind: None }) {
+        Command::Serve { bind } => serve(bind).await,
+        Command::Migrate => {
+            let config = Config::from_env(None).map_err(|e| e.to_string())?;
+            let target = config.database.redacted();
+            startup::prepare(config).await.map_err(|e| e.to_string())?;
+            println!("migrations applied to {target}");
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::ResetPassword { username } } => reset_password(username).await,
+        Command::Settings { command } => settings(command).await,
+        Command::AccessKey { command } => access_key(command).await,
+    }
+}
+
+async fn serve(bind: Option<String>) -> Result<(), String> {
+    let config = Config::from_env(bind.as_deref()).map_err(|e| e.to_string())?;
+    let backend = config.database.redacted();
+    let app = Application::build(config).await.map_err(|e| e.to_string())?;
+    tracing::info!(database = %backend, port = app.port(), "keypool is listening");
+    app.into_server().await.map_err(|e| e.to_string())
+}
+
+async fn open() -> Result<crate::state::AppState, String> {
+    let config = Config::from_env(None).map_err(|e| e.to_string())?;
+    startup::prepare(config).await.map_err(|e| e.to_string())
+}
+
+fn read_password(prompt: &str) -> Result<String, String> {
+    if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt).map_err(|e| format!("cannot read the password: {e}"))
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    }
+}
+
+async fn reset_password(username: Option<String>) -> Result<(), String> {
+    let state = open().await?;
+    let new_name = match username {
+        Some(u) => Some(account::parse_username(&u).map_err(|e| Lang::En.t(e.key).to_owned())?),
+        None => None,
+    };
+    let first = read_password("New admin password: ")?;
+    let again = if std::io::stdin().is_terminal() { read_password("Again: ")? } else { first.clone() };
+    let pw = account::parse_new_password(&first, &again).map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
+    let now = state.now_ms();
+    let name = db::run(&state.db, move |conn| {
+        let Some(admin) = db::admins::first(conn)? else {
+            return Err(AppError::Internal("there is no admin account yet: run `keypool serve` once".into()));
+        };
+        let username = new_name.unwrap_or(admin.username);
+        let hash = password::hash(&pw).map_err(AppError::Internal)?;
+        db::admins::update_credentials(conn, admin.id, &username, &hash, now)?;
+        Ok(username)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    println!("password of admin `{name}` changed; every admin session has ended");
+    Ok(())
+}
+
+async fn settings(command: SettingsCommand) -> Result<(), String> {
+    let state = open().await?;
+    match command {
+        SettingsCommand::List => {
+            let stored = db::run(&state.db, |conn| Ok(Settings::from_stored(&db::settings::load_all(conn)?)))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut out = std::io::stdout().lock();
+            for (name, value) in stored.describe() {
+                let _ = writeln!(out, "{name}={value}");
+            }
+            if let Some(url) = &state.config.upstream_override {
+                let _ = writeln!(out, "# upstream_url is overridden by KEYPOOL_UPSTREAM_URL={url}");
+            }
+            Ok(())
+        }
+        SettingsCommand::Set { pairs } => {
+            let mut split = Vec::new();
+            for pair in &pairs {
+                let (name, value) = pair.split_once('=').ok_or_else(|| format!("`{pair}` is not NAME=VALUE"))?;
+                split.push((name.trim(), value));
+            }
+            let change = SettingsChange::parse(split.iter().copied()).map_err(|e| describe_errors(&e))?;
+            let now = state.now_ms();
+            let outcome = db::run(&state.db, move |conn| {
+                let current = Settings::from_stored(&db::settings::load_all(conn)?);
+                match current.apply(&change, password::hash) {
+                    Ok(rows) => db::settings::put_many(conn, &rows, now).map(|_| Ok(())).map_err(AppError::from),
+                    Err(errors) => Ok(Err(errors)),
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            outcome.map_err(|e| describe_errors(&e))?;
+            println!("saved: {}", pairs.iter().map(|p| p.split('=').next().unwrap_or("")).collect::<Vec<_>>().join(", "));
+            Ok(())
+        }
+    }
+}
+
+fn describe_errors(errors: &crate::domain::FieldErrors) -> String {
+    errors
+        .0
+        .iter()
+        .map(|e| format!("{}: {}", e.field, crate::views::components::field_message(Lang::En, e)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn access_key(command: AccessKeyCommand) -> Result<(), String> {
+    let state = open().await?;
+    let now = state.now_ms();
+    match command {
+        AccessKeyCommand::Create { name } => {
+            let name = access_token::parse_name(&name).map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
+            let created = db::run(&state.db, move |conn| Ok(db::access_keys::create_named(conn, &name, now)?))
+                .await
+                .map_err(|e| e.to_string())?;
+            let (name, token) = created.map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
+            eprintln!("created access key `{name}`; its token is shown only this once:");
+            println!("{token}");
+            Ok(())
+        }
+        AccessKeyCommand::List => {
+            let rows = db::run(&state.db, |conn| Ok(db::access_keys::list(conn)?)).await.map_err(|e| e.to_string())?;
+            let fmt = |ms: i64| {
+                chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "NAME\tTOKEN\tCREATED\tLAST USED");
+            for k in rows {
+                let last = k.last_used_at.map(fmt).unwrap_or_else(|| "never".to_owned());
+                let _ = writeln!(out, "{}\t{}\t{}\t{}", k.name, k.token_hint, fmt(k.created_at), last);
+            }
+            Ok(())
+        }
+        AccessKeyCommand::Revoke { name } => {
+            let lookup = name.clone();
+            let removed = db::run(&state.db, move |conn| Ok(db::access_keys::revoke_by_name(conn, &lookup)?))
+                .await
+                .map_err(|e| e.to_string())?;
+            if removed {
+                println!("revoked access key `{name}`");
+                Ok(())
+            } else {
+                Err(format!("no access key is named `{name}`"))
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Start-up configuration from the environment (and `--bind`). Anything malformed is an error that
+//! names the variable; nothing here touches the database.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::domain::clock::Clock;
+
+/// Where the data lives, chosen by the scheme of `DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite file (created when missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL, passed to libpq as given.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Unset or empty means `keypool.db` in the working directory; `sqlite://PATH` (or `sqlite:PATH`)
+    /// an SQLite file; `postgres://` / `postgresql://` PostgreSQL. Anything else is refused.
+    pub fn parse(raw: Option<&str>) -> Result<Self, ConfigError> {
+        let raw = raw.map(str::trim).unwrap_or("");
+        if raw.is_empty() {
+            return Ok(Self::Sqlite(PathBuf::from("keypool.db")));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self::Postgres(raw.to_owned()));
+        }
+        if let Some(path) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                return Err(ConfigError::Invalid("DATABASE_URL", "sqlite:// needs a file path".into()));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        let scheme = raw.split(':').next().unwrap_or(raw);
+        Err(ConfigError::Invalid(
+            "DATABASE_URL",
+            format!("unsupported scheme `{scheme}`: use sqlite://PATH or postgres://USER@HOST/DB"),
+        ))
+    }
+
+    /// The URL without its password, for logs and messages.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(raw) => match url::Url::parse(raw) {
+                Ok(mut parsed) if parsed.password().is_some() => {
+                    let _ = parsed.set_password(Some("***"));
+                    parsed.to_string()
+                }
+                Ok(parsed) => parsed.to_string(),
+                Err(_) => "postgres://(unparsable URL)".to_owned(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}: {1}")]
+    Invalid(&'static str, String),
+}
+
+/// Everything the application needs to start.
+#[derive(Clone)]
+pub struct Config {
+    pub database: DatabaseUrl,
+    pub bind: SocketAddr,
+    /// Create the first admin with these (first start only).
+    pub admin_username: Option<String>,
+    pub admin_password: Option<String>,
+    /// Session signing secret (64+ bytes); generated and stored in the database when absent.
+    pub secret: Option<Vec<u8>>,
+    /// Drop the `Secure` flag of cookies, for plain http.
+    pub insecure_cookies: bool,
+    /// Overrides the upstream base URL setting (tests, private mirrors).
+    pub upstream_override: Option<String>,
+    /// How long an admin session lasts.
+    pub session_ttl: Duration,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted reverse proxy).
+    pub trust_forwarded_for: bool,
+    /// HTTP worker threads (default: one per core).
+    pub workers: Option<usize>,
+    pub clock: Clock,
+}
+
+impl Config {
+    /// Reads the environment; `bind` (from `--bind`) wins over `PORT`.
+    pub fn from_env(bind: Option<&str>) -> Result<Self, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let database = DatabaseUrl::parse(env("DATABASE_URL").as_deref())?;
+        let bind = match bind {
+            Some(addr) => addr
+                .parse()
+                .map_err(|_| ConfigError::Invalid("--bind", format!("`{addr}` is not an address like 0.0.0.0:8080")))?,
+            None => {
+                let port = match env("PORT") {
+                    Some(p) => p
+                        .trim()
+                        .parse::<u16>()
+                        .map_err(|_| ConfigError::Invalid("PORT", format!("`{p}` is not a port number")))?,
+                    None => 8080,
+                };
+                SocketAddr::from(([0, 0, 0, 0], port))
+            }
+        };
+        let secret = match env("KEYPOOL_SECRET") {
+            Some(s) if s.len() < 64 => {
+                return Err(ConfigError::Invalid(
+                    "KEYPOOL_SECRET",
+                    format!("must be at least 64 bytes long (it has {})", s.len()),
+                ));
+            }
+            other => other.map(String::into_bytes),
+        };
+        let session_hours = match env("KEYPOOL_SESSION_HOURS") {
+            Some(h) => h
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|h| (1..=24 * 365).contains(h))
+                .ok_or_else(|| ConfigError::Invalid("KEYPOOL_SESSION_HOURS", format!("`{h}` is not 1–8760")))?,
+            None => 24 * 7,
+        };
+        Ok(Self {
+            database,
+            bind,
+            admin_username: env("KEYPOOL_ADMIN_USERNAME"),
+            admin_password: env("KEYPOOL_ADMIN_PASSWORD"),
+            secret,
+            insecure_cookies: env("KEYPOOL_INSECURE_COOKIES").is_some_and(|v| truthy(&v)),
+            upstream_override: env("KEYPOOL_UPSTREAM_URL"),
+            session_ttl: Duration::from_secs(session_hours * 3600),
+            trust_forwarded_for: env("KEYPOOL_TRUST_FORWARDED_FOR").is_some_and(|v| truthy(&v)),
+            workers: None,
+            clock: Clock::system(),
+        })
+    }
+}
+
+fn truthy(value: &str) -> bool {
+    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_schemes() {
+        assert_eq!(DatabaseUrl::parse(None).ok(), Some(DatabaseUrl::Sqlite("keypool.db".into())));
+        assert_eq!(DatabaseUrl::parse(Some("sqlite:///tmp/a.db")).ok(), Some(DatabaseUrl::Sqlite("/tmp/a.db".into())));
+        assert_eq!(DatabaseUrl::parse(Some("sqlite://data/k.db")).ok(), Some(DatabaseUrl::Sqlite("data/k.db".into())));
+        assert!(matches!(DatabaseUrl::parse(Some("postgresql://u@h/db")), Ok(DatabaseUrl::Postgres(_))));
+        let err = DatabaseUrl::parse(Some("mysql://x")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("DATABASE_URL") && err.contains("mysql"), "{err}");
+        assert!(DatabaseUrl::parse(Some("keypool.db")).is_err());
+        assert!(DatabaseUrl::parse(Some("sqlite://")).is_err());
+    }
+
+    #[test]
+    fn redacts_postgres_password() {
+        let url = DatabaseUrl::Postgres("postgres://bob:hunter2@db:5432/kp".into());
+        let shown = url.redacted();
+        assert!(!shown.contains("hunter2") && shown.contains("bob"), "{shown}");
+    }
+}

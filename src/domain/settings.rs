@@ -1,0 +1,310 @@
+//! The runtime settings (系统设置): their names, defaults, parsing and cross-field rules, shared by the
+//! settings page and `keypool settings set`. Stored as name → text rows; see [`Settings::from_stored`].
+
+use std::collections::HashMap;
+
+use super::{FieldError, FieldErrors};
+
+pub const DEFAULT_UPSTREAM_URL: &str = "https://api.siliconflow.cn";
+pub const DEFAULT_GUEST_PAGE_SIZE: u32 = 12;
+
+/// The names accepted by `keypool settings set NAME=VALUE`, in display order.
+pub const NAMES: &[&str] = &["access_mode", "guest_password", "guest_page_size", "upstream_url", "client_request_mode"];
+
+/// Who may see the guest page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessMode {
+    /// 完全开放: anyone.
+    Open,
+    /// 部分开放: visitors who know the guest password.
+    Restricted,
+    /// 完全私有: admins only (the default until the admin chooses).
+    #[default]
+    Private,
+}
+
+impl AccessMode {
+    pub const ALL: [AccessMode; 3] = [Self::Open, Self::Restricted, Self::Private];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Restricted => "restricted",
+            Self::Private => "private",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == raw.trim())
+    }
+}
+
+/// The current settings, with defaults for anything never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub access_mode: AccessMode,
+    /// argon2 PHC string of the guest password; never shown.
+    pub guest_password_hash: Option<String>,
+    pub guest_page_size: u32,
+    /// Base URL of the SiliconFlow API, without a trailing slash.
+    pub upstream_url: String,
+    /// Checks run from the admin's browser instead of the server (used by the checks feature).
+    pub client_request_mode: bool,
+    /// Bumped whenever the access mode or guest password changes: guest sessions of an older epoch end.
+    pub guest_epoch: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            access_mode: AccessMode::default(),
+            guest_password_hash: None,
+            guest_page_size: DEFAULT_GUEST_PAGE_SIZE,
+            upstream_url: DEFAULT_UPSTREAM_URL.to_owned(),
+            client_request_mode: false,
+            guest_epoch: 0,
+        }
+    }
+}
+
+/// Storage names that are not user-facing settings.
+pub const GUEST_PASSWORD_HASH: &str = "guest_password_hash";
+pub const GUEST_EPOCH: &str = "guest_epoch";
+
+impl Settings {
+    /// Builds settings from stored rows; a value that no longer parses falls back to its default.
+    pub fn from_stored(rows: &HashMap<String, String>) -> Self {
+        let d = Self::default();
+        let get = |name: &str| rows.get(name).map(String::as_str);
+        Self {
+            access_mode: get("access_mode").and_then(AccessMode::parse).unwrap_or(d.access_mode),
+            guest_password_hash: get(GUEST_PASSWORD_HASH).filter(|h| !h.is_empty()).map(str::to_owned),
+            guest_page_size: get("guest_page_size").and_then(|v| parse_page_size(v).ok()).unwrap_or(d.guest_page_size),
+            upstream_url: get("upstream_url").and_then(|v| parse_upstream_url(v).ok()).unwrap_or(d.upstream_url),
+            client_request_mode: get("client_request_mode").and_then(parse_bool).unwrap_or(d.client_request_mode),
+            guest_epoch: get(GUEST_EPOCH).and_then(|v| v.parse().ok()).unwrap_or(0),
+        }
+    }
+
+    /// Checks a change against these settings and returns the rows to store. `hash` turns a new guest
+    /// password into its stored form. Nothing is returned when any field is wrong.
+    pub fn apply(
+        &self,
+        change: &SettingsChange,
+        hash: impl Fn(&str) -> Result<String, String>,
+    ) -> Result<Vec<(String, String)>, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let mode = change.access_mode.unwrap_or(self.access_mode);
+        let has_guest_password = change.guest_password.is_some() || self.guest_password_hash.is_some();
+        if mode == AccessMode::Restricted && !has_guest_password {
+            errors.push(FieldError::new("guest_password", "settings.guest_password_required"));
+        }
+        let mut rows = Vec::new();
+        let mut guest_changed = false;
+        if let Some(m) = change.access_mode {
+            guest_changed |= m != self.access_mode;
+            rows.push(("access_mode".to_owned(), m.as_str().to_owned()));
+        }
+        if let Some(pw) = &change.guest_password {
+            match hash(pw) {
+                Ok(h) => rows.push((GUEST_PASSWORD_HASH.to_owned(), h)),
+                Err(_) => errors.push(FieldError::new("guest_password", "error.internal")),
+            }
+            guest_changed = true;
+        }
+        if let Some(n) = change.guest_page_size {
+            rows.push(("guest_page_size".to_owned(), n.to_string()));
+        }
+        if let Some(u) = &change.upstream_url {
+            rows.push(("upstream_url".to_owned(), u.clone()));
+        }
+        if let Some(b) = change.client_request_mode {
+            rows.push(("client_request_mode".to_owned(), bool_str(b).to_owned()));
+        }
+        if guest_changed {
+            rows.push((GUEST_EPOCH.to_owned(), (self.guest_epoch + 1).to_string()));
+        }
+        errors.into_result(rows)
+    }
+
+    /// `NAME=VALUE` lines for `keypool settings list`; secrets appear only as set / not set.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("access_mode", self.access_mode.as_str().to_owned()),
+            ("guest_password", if self.guest_password_hash.is_some() { "(set)" } else { "(not set)" }.to_owned()),
+            ("guest_page_size", self.guest_page_size.to_string()),
+            ("upstream_url", self.upstream_url.clone()),
+            ("client_request_mode", bool_str(self.client_request_mode).to_owned()),
+        ]
+    }
+}
+
+/// A partial update: `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    pub access_mode: Option<AccessMode>,
+    /// The new guest password in clear (hashed by [`Settings::apply`]).
+    pub guest_password: Option<String>,
+    pub guest_page_size: Option<u32>,
+    pub upstream_url: Option<String>,
+    pub client_request_mode: Option<bool>,
+}
+
+impl SettingsChange {
+    /// Parses one `NAME=VALUE`. An empty guest password means "keep the current one".
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), FieldError> {
+        match name {
+            "access_mode" => {
+                self.access_mode = Some(
+                    AccessMode::parse(value).ok_or_else(|| FieldError::new("access_mode", "settings.access_mode_invalid"))?,
+                );
+            }
+            "guest_password" => {
+                if !value.is_empty() {
+                    self.guest_password = Some(parse_guest_password(value)?);
+                }
+            }
+            "guest_page_size" => self.guest_page_size = Some(parse_page_size(value)?),
+            "upstream_url" => self.upstream_url = Some(parse_upstream_url(value)?),
+            "client_request_mode" => {
+                self.client_request_mode =
+                    Some(parse_bool(value).ok_or_else(|| FieldError::new("client_request_mode", "settings.bool_invalid"))?);
+            }
+            _ => return Err(FieldError::new("name", "settings.unknown_name").with("name", name)),
+        }
+        Ok(())
+    }
+
+    /// Parses many pairs, collecting every error.
+    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, FieldErrors> {
+        let mut change = Self::default();
+        let mut errors = FieldErrors::default();
+        for (name, value) in pairs {
+            if let Err(e) = change.set(name, value) {
+                errors.push(e);
+            }
+        }
+        errors.into_result(change)
+    }
+}
+
+pub fn parse_page_size(raw: &str) -> Result<u32, FieldError> {
+    raw.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=100).contains(n))
+        .ok_or_else(|| FieldError::new("guest_page_size", "settings.page_size_invalid"))
+}
+
+/// An http(s) URL with a host and no query or fragment; the trailing slash is dropped.
+pub fn parse_upstream_url(raw: &str) -> Result<String, FieldError> {
+    let err = || FieldError::new("upstream_url", "settings.upstream_url_invalid");
+    let trimmed = raw.trim().trim_end_matches('/');
+    let parsed = url::Url::parse(trimmed).map_err(|_| err())?;
+    let ok = matches!(parsed.scheme(), "http" | "https")
+        && parsed.host_str().is_some_and(|h| !h.is_empty())
+        && parsed.query().is_none()
+        && parsed.fragment().is_none()
+        && parsed.username().is_empty()
+        && parsed.password().is_none();
+    if ok { Ok(trimmed.to_owned()) } else { Err(err()) }
+}
+
+/// 4–128 characters, no control characters.
+pub fn parse_guest_password(raw: &str) -> Result<String, FieldError> {
+    let len = raw.chars().count();
+    if !(4..=128).contains(&len) || raw.chars().any(char::is_control) {
+        return Err(FieldError::new("guest_password", "settings.guest_password_invalid"));
+    }
+    Ok(raw.to_owned())
+}
+
+pub fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Some(true),
+        "off" | "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_hash(pw: &str) -> Result<String, String> {
+        Ok(format!("hash:{pw}"))
+    }
+
+    #[test]
+    fn defaults_when_nothing_stored() {
+        let s = Settings::from_stored(&HashMap::new());
+        assert_eq!(s.access_mode, AccessMode::Private);
+        assert_eq!(s.guest_page_size, 12);
+        assert_eq!(s.upstream_url, "https://api.siliconflow.cn");
+        assert!(!s.client_request_mode && s.guest_password_hash.is_none());
+    }
+
+    #[test]
+    fn restricted_needs_a_guest_password() {
+        let s = Settings::default();
+        let change = SettingsChange::parse([("access_mode", "restricted")]).unwrap_or_default();
+        let err = s.apply(&change, fake_hash).err().unwrap_or_default();
+        assert_eq!(err.get("guest_password").map(|e| e.key), Some("settings.guest_password_required"));
+
+        let change = SettingsChange::parse([("access_mode", "restricted"), ("guest_password", "letmein")]).unwrap_or_default();
+        let rows = s.apply(&change, fake_hash).unwrap_or_default();
+        assert!(rows.contains(&(GUEST_PASSWORD_HASH.to_owned(), "hash:letmein".to_owned())));
+        assert!(rows.contains(&(GUEST_EPOCH.to_owned(), "1".to_owned())));
+    }
+
+    #[test]
+    fn blank_guest_password_keeps_the_old_one() {
+        let s = Settings { guest_password_hash: Some("h".into()), ..Settings::default() };
+        let change = SettingsChange::parse([("access_mode", "restricted"), ("guest_password", "")]).unwrap_or_default();
+        let rows = s.apply(&change, fake_hash).unwrap_or_default();
+        assert!(!rows.iter().any(|(n, _)| n == GUEST_PASSWORD_HASH));
+        assert!(rows.contains(&("access_mode".to_owned(), "restricted".to_owned())));
+    }
+
+    #[test]
+    fn every_field_is_validated() {
+        let err = SettingsChange::parse([
+            ("access_mode", "public"),
+            ("guest_page_size", "0"),
+            ("upstream_url", "ftp://x"),
+            ("client_request_mode", "maybe"),
+            ("guest_password", "abc"),
+            ("colour", "red"),
+        ])
+        .err()
+        .unwrap_or_default();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["access_mode", "guest_page_size", "upstream_url", "client_request_mode", "guest_password", "name"]);
+    }
+
+    #[test]
+    fn page_size_bounds_and_urls() {
+        assert_eq!(parse_page_size("1").ok(), Some(1));
+        assert_eq!(parse_page_size(" 100 ").ok(), Some(100));
+        assert!(parse_page_size("101").is_err() && parse_page_size("ten").is_err());
+        assert_eq!(parse_upstream_url("http://127.0.0.1:9000/").ok().as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(parse_upstream_url("https://api.example.com/?a=1").is_err());
+        assert!(parse_upstream_url("https://user:pw@api.example.com").is_err());
+        assert!(parse_upstream_url("not a url").is_err());
+    }
+
+    #[test]
+    fn stored_garbage_falls_back_to_defaults() {
+        let rows = HashMap::from([
+            ("access_mode".to_owned(), "weird".to_owned()),
+            ("guest_page_size".to_owned(), "999".to_owned()),
+        ]);
+        let s = Settings::from_stored(&rows);
+        assert_eq!(s.access_mode, AccessMode::Private);
+        assert_eq!(s.guest_page_size, 12);
+    }
+}

@@ -1,0 +1,66 @@
+//! One error type for the web layer. Users see a short, translated message; logs get the cause.
+//! HTML responses are rendered in the caller's language by `web::errors::render_error_pages`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("too many attempts, retry after {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// The catalogue key of the message shown to the user.
+    pub fn message_key(&self) -> &'static str {
+        match self {
+            Self::NotFound => "error.not_found",
+            Self::BadRequest(_) => "error.bad_request",
+            Self::Forbidden(key) => key,
+            Self::TooManyRequests { .. } => "error.too_many_requests",
+            Self::Database(_) => "error.database",
+            Self::Internal(_) => "error.internal",
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Database(e.to_string())
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if matches!(self, Self::Database(_) | Self::Internal(_)) {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            res.insert_header(("Retry-After", retry_after_secs.to_string()));
+        }
+        // Replaced by a localised page in `web::errors`; this text is the fallback.
+        res.content_type("text/plain; charset=utf-8").body(self.message_key())
+    }
+}

@@ -1,0 +1,163 @@
+//! The UI's two languages. Each has one catalogue (`zh-CN.toml`, `en.toml` beside this file), nested
+//! tables flattened to dotted keys (`nav.dashboard`). Views never hold visible text of their own.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Zh,
+    En,
+}
+
+const ZH_SOURCE: &str = include_str!("zh-CN.toml");
+const EN_SOURCE: &str = include_str!("en.toml");
+
+static ZH: LazyLock<HashMap<String, String>> = LazyLock::new(|| flatten_source(ZH_SOURCE));
+static EN: LazyLock<HashMap<String, String>> = LazyLock::new(|| flatten_source(EN_SOURCE));
+
+/// Name of the cookie that keeps the visitor's choice.
+pub const LANG_COOKIE: &str = "keypool_lang";
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::Zh, Lang::En];
+
+    /// The BCP 47 tag, used in `<html lang>` and the language cookie.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Zh => "zh-CN",
+            Self::En => "en",
+        }
+    }
+
+    /// The language's own name, for the switch.
+    pub fn native_name(self) -> &'static str {
+        match self {
+            Self::Zh => "中文",
+            Self::En => "English",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        let primary = code.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "zh" => Some(Self::Zh),
+            "en" => Some(Self::En),
+            _ => None,
+        }
+    }
+
+    /// The best supported language of an `Accept-Language` header (by q-value, then order).
+    pub fn from_accept_language(header: &str) -> Option<Self> {
+        let mut best: Option<(f32, Lang)> = None;
+        for part in header.split(',') {
+            let mut pieces = part.split(';');
+            let tag = pieces.next().unwrap_or("");
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok()))
+                .unwrap_or(1.0);
+            if let Some(lang) = Self::parse(tag) {
+                if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                    best = Some((q, lang));
+                }
+            }
+        }
+        best.map(|(_, l)| l)
+    }
+
+    fn catalogue(self) -> &'static HashMap<String, String> {
+        match self {
+            Self::Zh => &ZH,
+            Self::En => &EN,
+        }
+    }
+
+    /// The text of `key`; a missing key shows itself (and fails the catalogue tests).
+    pub fn t(self, key: &str) -> &str {
+        self.catalogue().get(key).map(String::as_str).unwrap_or(key)
+    }
+
+    /// The text of `key` with `{name}` placeholders filled.
+    pub fn tf(self, key: &str, args: &[(&str, &str)]) -> String {
+        let mut text = self.t(key).to_owned();
+        for (name, value) in args {
+            text = text.replace(&format!("{{{name}}}"), value);
+        }
+        text
+    }
+}
+
+/// Every key of a language's catalogue (for tests and tools).
+pub fn keys(lang: Lang) -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = lang.catalogue().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}
+
+fn flatten_source(source: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    match source.parse::<toml::Table>() {
+        Ok(table) => flatten("", &table, &mut out),
+        Err(e) => tracing::error!(error = %e, "a language catalogue does not parse"),
+    }
+    out
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut HashMap<String, String>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            toml::Value::String(s) => {
+                out.insert(key, s.clone());
+            }
+            other => {
+                out.insert(key, other.to_string());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogues_parse_and_have_the_same_keys() {
+        assert!(ZH_SOURCE.parse::<toml::Table>().is_ok(), "zh-CN.toml does not parse");
+        assert!(EN_SOURCE.parse::<toml::Table>().is_ok(), "en.toml does not parse");
+        let zh = keys(Lang::Zh);
+        let en = keys(Lang::En);
+        let only_zh: Vec<_> = zh.iter().filter(|k| !en.contains(k)).collect();
+        let only_en: Vec<_> = en.iter().filter(|k| !zh.contains(k)).collect();
+        assert!(only_zh.is_empty() && only_en.is_empty(), "only in zh-CN: {only_zh:?}; only in en: {only_en:?}");
+        assert!(zh.len() > 50);
+    }
+
+    #[test]
+    fn placeholders_match_between_languages() {
+        let re = |s: &str| {
+            let mut names: Vec<String> = s.split('{').skip(1).filter_map(|p| p.split_once('}')).map(|(n, _)| n.to_owned()).collect();
+            names.sort();
+            names
+        };
+        for key in keys(Lang::En) {
+            assert_eq!(re(Lang::En.t(key)), re(Lang::Zh.t(key)), "placeholders differ for {key}");
+        }
+    }
+
+    #[test]
+    fn accept_language() {
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9,zh-CN;q=0.8"), Some(Lang::En));
+        assert_eq!(Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"), Some(Lang::Zh));
+        assert_eq!(Lang::from_accept_language("fr-FR, en;q=0.5, zh;q=0.7"), Some(Lang::Zh));
+        assert_eq!(Lang::from_accept_language("fr-FR"), None);
+        assert_eq!(Lang::from_accept_language("en;q=0"), None);
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(Lang::En.tf("error.too_many_requests_retry", &[("seconds", "42")]).contains("42"), true);
+    }
+}

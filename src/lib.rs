@@ -1,0 +1,13 @@
+//! keypool: a self-hosted SiliconFlow API-key pool and OpenAI-compatible gateway.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod i18n;
+pub mod proxy;
+pub mod startup;
+pub mod state;
+pub mod views;
+pub mod web;

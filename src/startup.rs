@@ -1,0 +1,164 @@
+//! `Application::build` opens the store, prepares the admin account and session secret, binds the
+//! listener (port 0 in tests) and wires the routes.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::PersistentSession;
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+
+use crate::config::Config;
+use crate::db::{self, DbPool};
+use crate::domain::password;
+use crate::proxy::auth::AccessKeyIndex;
+use crate::state::AppState;
+use crate::web::throttle::Throttle;
+
+/// Name of the admin session cookie.
+pub const SESSION_COOKIE: &str = "keypool_session";
+/// Name of the stored generated session secret.
+const SESSION_SECRET: &str = "session_secret";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] db::StoreError),
+    #[error("database error during start-up: {0}")]
+    Database(String),
+    #[error("cannot listen on {addr}: {message}")]
+    Bind { addr: String, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let state = prepare(config).await?;
+        let addr = state.config.bind;
+        let listener =
+            TcpListener::bind(addr).map_err(|e| StartError::Bind { addr: addr.to_string(), message: e.to_string() })?;
+        let port = listener.local_addr().map_err(|e| StartError::Other(e.to_string()))?.port();
+        let secret = session_secret(&state).await?;
+        let state = web::Data::new(state);
+        crate::proxy::auth::spawn_last_used_flusher(state.clone());
+
+        let app_state = state.clone();
+        let workers = state.config.workers;
+        let mut server = HttpServer::new(move || {
+            let state = app_state.clone();
+            let sessions = SessionMiddleware::builder(CookieSessionStore::default(), secret.clone())
+                .cookie_name(SESSION_COOKIE.to_owned())
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Strict)
+                .cookie_secure(!state.config.insecure_cookies)
+                .session_lifecycle(PersistentSession::default().session_ttl(
+                    actix_web::cookie::time::Duration::seconds(state.config.session_ttl.as_secs() as i64),
+                ))
+                .build();
+            App::new()
+                .app_data(state)
+                .app_data(web::FormConfig::default().limit(64 * 1024))
+                .configure(crate::web::routes::configure)
+                .default_service(web::to(crate::web::pages::not_found))
+                .wrap(from_fn(crate::web::session::check_origin))
+                .wrap(sessions)
+                .wrap(from_fn(crate::web::errors::render_error_pages))
+        })
+        .shutdown_timeout(10)
+        .listen(listener)
+        .map_err(|e| StartError::Bind { addr: addr.to_string(), message: e.to_string() })?;
+        if let Some(n) = workers {
+            server = server.workers(n);
+        }
+        Ok(Self { port, server: server.run(), state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The running server; await it to serve until stopped.
+    pub fn into_server(self) -> Server {
+        self.server
+    }
+}
+
+/// Opens the store and builds the shared state; also used by the CLI.
+pub async fn prepare(config: Config) -> Result<AppState, StartError> {
+    let url = config.database.clone();
+    let pool: DbPool = tokio::task::spawn_blocking(move || db::open(&url, 10))
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))??;
+    let backend = {
+        let pool = pool.clone();
+        tokio::task::spawn_blocking(move || pool.get().map(|c| db::backend_of(&c)))
+            .await
+            .map_err(|e| StartError::Other(e.to_string()))?
+            .map_err(|e| StartError::Database(e.to_string()))?
+    };
+    let state = AppState {
+        db: pool,
+        backend,
+        login_throttle: Throttle::new(5, Duration::from_secs(15 * 60), Duration::from_secs(5 * 60)),
+        access_keys: Arc::new(AccessKeyIndex::default()),
+        config,
+    };
+    ensure_admin(&state).await?;
+    state.access_keys.reload(&state.db).await.map_err(|e| StartError::Database(e.to_string()))?;
+    Ok(state)
+}
+
+/// First start: creates the admin from the environment, or `admin` with a random password printed once.
+async fn ensure_admin(state: &AppState) -> Result<(), StartError> {
+    let username = state.config.admin_username.clone().unwrap_or_else(|| "admin".to_owned());
+    let given = state.config.admin_password.clone();
+    let now = state.now_ms();
+    let created = db::run(&state.db, move |conn| {
+        if db::admins::count(conn)? > 0 {
+            return Ok(None);
+        }
+        let generated = given.is_none();
+        let password = given.unwrap_or_else(|| password::random_token(20));
+        let hash = password::hash(&password).map_err(crate::error::AppError::Internal)?;
+        db::admins::create(conn, &username, &hash, now)?;
+        Ok(Some((username, generated.then_some(password))))
+    })
+    .await
+    .map_err(|e| StartError::Database(e.to_string()))?;
+    match created {
+        Some((user, Some(password))) => tracing::warn!(
+            "created the admin account `{user}` with the generated password `{password}` \
+             (shown only this once: sign in and change it in 系统设置 / Settings, or run `keypool admin reset-password`)"
+        ),
+        Some((user, None)) => tracing::info!("created the admin account `{user}` from KEYPOOL_ADMIN_PASSWORD"),
+        None => {}
+    }
+    Ok(())
+}
+
+/// `KEYPOOL_SECRET`, or a secret generated on first start and kept in the database.
+async fn session_secret(state: &AppState) -> Result<Key, StartError> {
+    if let Some(secret) = &state.config.secret {
+        return Ok(Key::derive_from(secret));
+    }
+    let candidate = password::random_token(86);
+    let now = state.now_ms();
+    let stored = db::run(&state.db, move |conn| {
+        Ok(db::settings::get_or_insert(conn, SESSION_SECRET, &candidate, now)?)
+    })
+    .await
+    .map_err(|e| StartError::Database(e.to_string()))?;
+    Ok(Key::derive_from(stored.as_bytes()))
+}

@@ -1,0 +1,29 @@
+//! What every request handler shares: the store, the configuration and in-memory indexes.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::db::{Backend, DbPool};
+use crate::proxy::auth::AccessKeyIndex;
+use crate::web::throttle::Throttle;
+
+pub struct AppState {
+    pub db: DbPool,
+    pub backend: Backend,
+    pub config: Config,
+    /// Failed admin sign-ins per client address.
+    pub login_throttle: Throttle,
+    /// The proxy's access keys by hash, in memory.
+    pub access_keys: Arc<AccessKeyIndex>,
+}
+
+impl AppState {
+    pub fn now_ms(&self) -> i64 {
+        self.config.clock.now_ms()
+    }
+
+    /// The upstream base URL in force: `KEYPOOL_UPSTREAM_URL` wins over the stored setting.
+    pub fn effective_upstream<'a>(&'a self, stored: &'a str) -> &'a str {
+        self.config.upstream_override.as_deref().unwrap_or(stored)
+    }
+}

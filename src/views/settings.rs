@@ -1,0 +1,202 @@
+//! 系统设置 / Settings: the admin account, the system settings and the proxy's access keys. Each
+//! section is its own fragment, swapped in place by htmx after a submit.
+
+use maud::{Markup, html};
+
+use super::components::{FlashKind, field_error, flash, time};
+use super::layout::{PageContext, page};
+use crate::domain::FieldErrors;
+use crate::domain::settings::AccessMode;
+use crate::i18n::Lang;
+
+pub type Flash = Option<(FlashKind, String)>;
+
+pub struct AccountView<'a> {
+    pub username: &'a str,
+    pub errors: FieldErrors,
+    pub flash: Flash,
+}
+
+/// The system form's values as shown (stored values, or what was just submitted).
+pub struct SystemValues {
+    pub access_mode: String,
+    pub guest_password_set: bool,
+    pub guest_page_size: String,
+    pub upstream_url: String,
+    pub client_request_mode: bool,
+}
+
+pub struct SystemView<'a> {
+    pub values: SystemValues,
+    /// The `KEYPOOL_UPSTREAM_URL` in force, which wins over the stored URL.
+    pub upstream_override: Option<&'a str>,
+    pub errors: FieldErrors,
+    pub flash: Flash,
+}
+
+pub struct AccessKeyItem {
+    pub id: i64,
+    pub name: String,
+    pub hint: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+pub struct AccessKeysView {
+    pub items: Vec<AccessKeyItem>,
+    /// A key just created: (name, token). The only time the token is ever shown.
+    pub created: Option<(String, String)>,
+    pub name_value: String,
+    pub errors: FieldErrors,
+    pub flash: Flash,
+}
+
+pub fn settings_page(ctx: &PageContext, account: &AccountView, system: &SystemView, keys: &AccessKeysView) -> Markup {
+    let lang = ctx.lang;
+    page(
+        ctx,
+        lang.t("settings.title"),
+        html! {
+            h1 { (lang.t("settings.title")) }
+            div.settings-grid {
+                (system_section(lang, system))
+                (account_section(lang, account))
+                (access_keys_section(lang, keys))
+            }
+        },
+    )
+}
+
+fn section_flash(f: &Flash) -> Markup {
+    html! { @if let Some((kind, text)) = f { (flash(*kind, text)) } }
+}
+
+fn invalid(errors: &FieldErrors, field: &str) -> Option<&'static str> {
+    errors.get(field).map(|_| "true")
+}
+
+pub fn account_section(lang: Lang, v: &AccountView) -> Markup {
+    html! {
+        section.card #account {
+            h2 { (lang.t("settings.account.title")) }
+            (section_flash(&v.flash))
+            form method="post" action="/admin/settings/account" hx-post="/admin/settings/account" hx-target="#account" hx-swap="outerHTML" {
+                label for="account-username" { (lang.t("settings.account.username")) }
+                input #account-username name="username" type="text" autocomplete="username" required value=(v.username) aria-invalid=[invalid(&v.errors, "username")];
+                (field_error(lang, &v.errors, "username"))
+                label for="account-new-password" { (lang.t("settings.account.new_password")) }
+                input #account-new-password name="new_password" type="password" autocomplete="new-password" placeholder=(lang.t("settings.account.new_password_hint")) aria-invalid=[invalid(&v.errors, "new_password")];
+                (field_error(lang, &v.errors, "new_password"))
+                label for="account-confirm-password" { (lang.t("settings.account.confirm_password")) }
+                input #account-confirm-password name="confirm_password" type="password" autocomplete="new-password" aria-invalid=[invalid(&v.errors, "confirm_password")];
+                (field_error(lang, &v.errors, "confirm_password"))
+                label for="account-current-password" { (lang.t("settings.account.current_password")) }
+                input #account-current-password name="current_password" type="password" autocomplete="current-password" required aria-invalid=[invalid(&v.errors, "current_password")];
+                (field_error(lang, &v.errors, "current_password"))
+                p.help { (lang.t("settings.account.help")) }
+                button.primary type="submit" { (lang.t("settings.account.save")) }
+            }
+        }
+    }
+}
+
+pub fn system_section(lang: Lang, v: &SystemView) -> Markup {
+    let vals = &v.values;
+    html! {
+        section.card #system {
+            h2 { (lang.t("settings.system.title")) }
+            (section_flash(&v.flash))
+            form method="post" action="/admin/settings" hx-post="/admin/settings" hx-target="#system" hx-swap="outerHTML" {
+                fieldset.modes {
+                    legend { (lang.t("settings.access_mode.label")) }
+                    @for mode in AccessMode::ALL {
+                        label.mode {
+                            input type="radio" name="access_mode" value=(mode.as_str()) checked[vals.access_mode == mode.as_str()];
+                            span.mode-name { (lang.t(&format!("settings.access_mode.{}", mode.as_str()))) }
+                            span.help { (lang.t(&format!("settings.access_mode.{}_help", mode.as_str()))) }
+                        }
+                    }
+                    (field_error(lang, &v.errors, "access_mode"))
+                }
+                label for="guest-password" { (lang.t("settings.guest_password.label")) }
+                input #guest-password name="guest_password" type="password" autocomplete="new-password"
+                    placeholder=(if vals.guest_password_set { lang.t("settings.guest_password.set") } else { lang.t("settings.guest_password.unset") })
+                    aria-invalid=[invalid(&v.errors, "guest_password")];
+                (field_error(lang, &v.errors, "guest_password"))
+                p.help { (lang.t("settings.guest_password.help")) }
+                label for="guest-page-size" { (lang.t("settings.guest_page_size.label")) }
+                input #guest-page-size name="guest_page_size" type="number" min="1" max="100" required value=(vals.guest_page_size) aria-invalid=[invalid(&v.errors, "guest_page_size")];
+                (field_error(lang, &v.errors, "guest_page_size"))
+                label for="upstream-url" { (lang.t("settings.upstream_url.label")) }
+                input #upstream-url name="upstream_url" type="url" required value=(vals.upstream_url) aria-invalid=[invalid(&v.errors, "upstream_url")];
+                (field_error(lang, &v.errors, "upstream_url"))
+                @if let Some(url) = v.upstream_override {
+                    p.help.warn { (lang.tf("settings.upstream_url.overridden", &[("url", url)])) }
+                }
+                label.switch {
+                    input name="client_request_mode" type="checkbox" value="on" checked[vals.client_request_mode];
+                    span { (lang.t("settings.client_request_mode.label")) }
+                }
+                p.help { (lang.t("settings.client_request_mode.help")) }
+                button.primary type="submit" { (lang.t("settings.system.save")) }
+            }
+        }
+    }
+}
+
+pub fn access_keys_section(lang: Lang, v: &AccessKeysView) -> Markup {
+    html! {
+        section.card.wide #access-keys {
+            h2 { (lang.t("access_keys.title")) }
+            p.help { (lang.t("access_keys.help")) }
+            (section_flash(&v.flash))
+            @if let Some((name, token)) = &v.created {
+                div.new-token role="status" {
+                    p { (lang.tf("access_keys.created", &[("name", name)])) }
+                    div.token-row {
+                        code #new-token { (token) }
+                        button type="button" data-copy="#new-token" data-copied=(lang.t("common.copied")) { (lang.t("common.copy")) }
+                    }
+                }
+            }
+            @if v.items.is_empty() {
+                p.muted { (lang.t("access_keys.empty")) }
+            } @else {
+                div.table-wrap {
+                    table {
+                        thead { tr {
+                            th { (lang.t("access_keys.name")) }
+                            th { (lang.t("access_keys.token")) }
+                            th { (lang.t("access_keys.created_at")) }
+                            th { (lang.t("access_keys.last_used")) }
+                            th { span.sr-only { (lang.t("access_keys.actions")) } }
+                        } }
+                        tbody {
+                            @for k in &v.items {
+                                tr {
+                                    td { (k.name) }
+                                    td { code { (k.hint) } }
+                                    td { (time(k.created_at)) }
+                                    td { @match k.last_used_at { Some(t) => (time(t)), None => span.muted { (lang.t("access_keys.never")) } } }
+                                    td {
+                                        form method="post" action={ "/admin/access-keys/" (k.id) "/revoke" }
+                                            hx-post={ "/admin/access-keys/" (k.id) "/revoke" } hx-target="#access-keys" hx-swap="outerHTML"
+                                            hx-confirm=(lang.tf("access_keys.revoke_confirm", &[("name", &k.name)])) {
+                                            button.danger type="submit" { (lang.t("access_keys.revoke")) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form.inline method="post" action="/admin/access-keys" hx-post="/admin/access-keys" hx-target="#access-keys" hx-swap="outerHTML" {
+                label for="access-key-name" { (lang.t("access_keys.new_name")) }
+                input #access-key-name name="name" type="text" maxlength="64" required value=(v.name_value) aria-invalid=[invalid(&v.errors, "name")];
+                button.primary type="submit" { (lang.t("access_keys.create")) }
+                (field_error(lang, &v.errors, "name"))
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `GET /login`, `POST /login`, `POST /logout`.
+
+use actix_session::Session;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::lang::RequestLang;
+use super::session;
+use crate::db;
+use crate::domain::password;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::views::login::{LoginView, login_page};
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+pub async fn get_login(
+    req: HttpRequest,
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    session: Session,
+    q: web::Query<LoginQuery>,
+) -> Result<HttpResponse, AppError> {
+    let next = super::safe_next(q.next.as_deref(), "/admin");
+    if session::current_admin(&state, &session).await?.is_some() {
+        return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, next)).finish());
+    }
+    let view = LoginView { username: "", next: &next, message: None };
+    Ok(html(StatusCode::OK, login_page(lang, &super::path_and_query(&req), &view)))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn post_login(
+    req: HttpRequest,
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let next = super::safe_next(form.next.as_deref(), "/admin");
+    let addr = super::client_addr(&req, &state);
+    let now = state.now_ms();
+    if let Err(retry_after_secs) = state.login_throttle.check(&addr, now) {
+        return Err(AppError::TooManyRequests { retry_after_secs });
+    }
+    let username = form.username.trim().to_owned();
+    let password = form.password;
+    let lookup = username.clone();
+    let admin = db::run(&state.db, move |conn| {
+        let admin = db::admins::find_by_username(conn, &lookup)?;
+        Ok(match admin {
+            Some(a) if password::verify(&password, &a.password_hash) => Some(a),
+            Some(_) => None,
+            None => {
+                password::verify_dummy(&password);
+                None
+            }
+        })
+    })
+    .await?;
+    match admin {
+        Some(admin) => {
+            state.login_throttle.succeed(&addr);
+            session::sign_in(&session, &admin, now)?;
+            tracing::info!(admin = %admin.username, %addr, "admin signed in");
+            Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, next)).finish())
+        }
+        None => {
+            state.login_throttle.fail(&addr, now);
+            tracing::warn!(%addr, "failed admin sign-in");
+            let view = LoginView { username: &username, next: &next, message: Some(lang.t("login.failed").to_owned()) };
+            Ok(html(StatusCode::UNAUTHORIZED, login_page(lang, "/login", &view)))
+        }
+    }
+}
+
+pub async fn post_logout(session: Session) -> HttpResponse {
+    session.purge();
+    HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish()
+}
+
+pub fn html(status: StatusCode, markup: maud::Markup) -> HttpResponse {
+    HttpResponse::build(status).content_type("text/html; charset=utf-8").body(markup.into_string())
+}

@@ -1,0 +1,79 @@
+//! The one route table. Each entry says who may call it; every `Access::Admin` route is wrapped in
+//! the admin-session guard, and the tests walk this table to prove it.
+
+use actix_web::http::Method;
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{Route, web};
+
+use super::{assets, auth, lang, pages, session, settings};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (pages that enforce their own access mode included).
+    Public,
+    /// A signed-in admin only.
+    Admin,
+    /// A proxy access key (checked by the proxy).
+    AccessKey,
+}
+
+pub struct RouteDef {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    handler: fn() -> Route,
+}
+
+fn def(method: Method, path: &'static str, access: Access, handler: fn() -> Route) -> RouteDef {
+    RouteDef { method, path, access, handler }
+}
+
+/// Every route of the application except static assets.
+pub fn table() -> Vec<RouteDef> {
+    use Access::*;
+    vec![
+        def(Method::GET, "/", Public, || web::route().to(pages::get_guest)),
+        def(Method::GET, "/docs", Public, || web::route().to(pages::get_docs)),
+        def(Method::GET, "/login", Public, || web::route().to(auth::get_login)),
+        def(Method::POST, "/login", Public, || web::route().to(auth::post_login)),
+        def(Method::POST, "/logout", Public, || web::route().to(auth::post_logout)),
+        def(Method::GET, "/lang/{code}", Public, || web::route().to(lang::get_lang)),
+        def(Method::GET, "/healthz", Public, || web::route().to(pages::get_healthz)),
+        def(Method::GET, "/metrics", Public, || web::route().to(pages::get_metrics)),
+        def(Method::GET, "/admin", Admin, || web::route().to(pages::get_dashboard)),
+        def(Method::GET, "/admin/keys", Admin, || web::route().to(pages::get_keys)),
+        def(Method::GET, "/admin/settings", Admin, || web::route().to(settings::get_settings)),
+        def(Method::POST, "/admin/settings", Admin, || web::route().to(settings::post_settings)),
+        def(Method::POST, "/admin/settings/account", Admin, || web::route().to(settings::post_account)),
+        def(Method::POST, "/admin/access-keys", Admin, || web::route().to(settings::post_access_key)),
+        def(Method::POST, "/admin/access-keys/{id}/revoke", Admin, || web::route().to(settings::post_access_key_revoke)),
+    ]
+}
+
+/// Mounts the table, the assets and the proxy.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let mut paths: Vec<&'static str> = Vec::new();
+    let defs = table();
+    for d in &defs {
+        if !paths.contains(&d.path) {
+            paths.push(d.path);
+        }
+    }
+    for path in paths {
+        let here: Vec<&RouteDef> = defs.iter().filter(|d| d.path == path).collect();
+        let admin = here.iter().any(|d| d.access == Access::Admin);
+        let mut resource = web::resource(path);
+        for d in &here {
+            resource = resource.route((d.handler)().method(d.method.clone()));
+        }
+        resource = resource.default_service(web::to(pages::method_not_allowed));
+        if admin {
+            cfg.service(resource.wrap(from_fn(session::require_admin)));
+        } else {
+            cfg.service(resource);
+        }
+    }
+    cfg.service(web::scope("/assets").wrap(Compress::default()).route("/{path:.*}", web::get().to(assets::get_asset)));
+    cfg.service(web::resource("/v1/{tail:.*}").to(crate::proxy::forward));
+}
+

@@ -1,0 +1,365 @@
+//! 系统设置 / Settings: `GET /admin/settings`, the system form, the account form and access keys.
+//! htmx submits get their section back; plain form posts get the whole page.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::auth::html;
+use super::lang::RequestLang;
+use super::session::{self, CurrentAdmin};
+use crate::db;
+use crate::domain::settings::{Settings, SettingsChange};
+use crate::domain::{FieldError, FieldErrors, access_token, account, password};
+use crate::error::AppError;
+use crate::i18n::Lang;
+use crate::state::AppState;
+use crate::views::components::FlashKind;
+use crate::views::layout::{Nav, PageContext};
+use crate::views::settings::{
+    AccessKeyItem, AccessKeysView, AccountView, SystemValues, SystemView, access_keys_section, account_section,
+    settings_page, system_section,
+};
+
+async fn load_settings(state: &AppState) -> Result<Settings, AppError> {
+    db::run(&state.db, |conn| Ok(Settings::from_stored(&db::settings::load_all(conn)?))).await
+}
+
+async fn load_access_keys(state: &AppState) -> Result<Vec<AccessKeyItem>, AppError> {
+    let rows = db::run(&state.db, |conn| Ok(db::access_keys::list(conn)?)).await?;
+    Ok(rows
+        .into_iter()
+        .map(|k| AccessKeyItem {
+            id: k.id,
+            name: k.name,
+            hint: k.token_hint,
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+        })
+        .collect())
+}
+
+fn stored_values(s: &Settings) -> SystemValues {
+    SystemValues {
+        access_mode: s.access_mode.as_str().to_owned(),
+        guest_password_set: s.guest_password_hash.is_some(),
+        guest_page_size: s.guest_page_size.to_string(),
+        upstream_url: s.upstream_url.clone(),
+        client_request_mode: s.client_request_mode,
+    }
+}
+
+/// The three sections; any of them may be replaced by the outcome of a submit.
+struct Sections<'a> {
+    account: Option<AccountView<'a>>,
+    system: Option<SystemView<'a>>,
+    keys: Option<AccessKeysView>,
+}
+
+async fn full_page(
+    lang: &Lang,
+    state: &'_ AppState,
+    admin: &CurrentAdmin,
+    sections: Sections<'_>,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let system = match sections.system {
+        Some(s) => s,
+        None => SystemView {
+            values: stored_values(&load_settings(state).await?),
+            upstream_override: state.config.upstream_override.as_deref(),
+            errors: FieldErrors::default(),
+            flash: None,
+        },
+    };
+    let keys = match sections.keys {
+        Some(k) => k,
+        None => AccessKeysView {
+            items: load_access_keys(state).await?,
+            created: None,
+            name_value: String::new(),
+            errors: FieldErrors::default(),
+            flash: None,
+        },
+    };
+    let account = sections.account.unwrap_or(AccountView {
+        username: &admin.username,
+        errors: FieldErrors::default(),
+        flash: None,
+    });
+    let ctx = PageContext { lang: *lang, nav: Nav::Settings, admin: Some(&admin.username), path: "/admin/settings" };
+    Ok(html(status, settings_page(&ctx, &account, &system, &keys)))
+}
+
+pub async fn get_settings(
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+) -> Result<HttpResponse, AppError> {
+    let sections = Sections { account: None, system: None, keys: None };
+    full_page(&lang, &state, &admin, sections, StatusCode::OK).await
+}
+
+#[derive(Deserialize)]
+pub struct SystemForm {
+    #[serde(default)]
+    access_mode: String,
+    #[serde(default)]
+    guest_password: String,
+    #[serde(default)]
+    guest_page_size: String,
+    #[serde(default)]
+    upstream_url: String,
+    /// A checkbox: present when on.
+    client_request_mode: Option<String>,
+}
+
+pub async fn post_settings(
+    req: HttpRequest,
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+    form: web::Form<SystemForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let checkbox = if form.client_request_mode.is_some() { "on" } else { "off" };
+    let parsed = SettingsChange::parse([
+        ("access_mode", form.access_mode.as_str()),
+        ("guest_password", form.guest_password.as_str()),
+        ("guest_page_size", form.guest_page_size.as_str()),
+        ("upstream_url", form.upstream_url.as_str()),
+        ("client_request_mode", checkbox),
+    ]);
+    let now = state.now_ms();
+    let outcome: Result<Settings, (FieldErrors, Option<bool>)> = match parsed {
+        Err(errors) => Err((errors, None)),
+        Ok(change) => {
+            db::run(&state.db, move |conn| {
+                let current = Settings::from_stored(&db::settings::load_all(conn)?);
+                match current.apply(&change, password::hash) {
+                    Ok(rows) => {
+                        db::settings::put_many(conn, &rows, now)?;
+                        Ok(Ok(Settings::from_stored(&db::settings::load_all(conn)?)))
+                    }
+                    Err(errors) => Ok(Err((errors, Some(current.guest_password_hash.is_some())))),
+                }
+            })
+            .await?
+        }
+    };
+    let upstream_override = state.config.upstream_override.as_deref();
+    let (view, status) = match outcome {
+        Ok(saved) => {
+            tracing::info!(admin = %admin.username, "settings saved");
+            (
+                SystemView {
+                    values: stored_values(&saved),
+                    upstream_override,
+                    errors: FieldErrors::default(),
+                    flash: Some((FlashKind::Success, lang.t("settings.saved").to_owned())),
+                },
+                StatusCode::OK,
+            )
+        }
+        Err((errors, had_password)) => {
+            let had_password = match had_password {
+                Some(h) => h,
+                None => load_settings(&state).await?.guest_password_hash.is_some(),
+            };
+            (
+                SystemView {
+                    values: SystemValues {
+                        access_mode: form.access_mode,
+                        guest_password_set: had_password,
+                        guest_page_size: form.guest_page_size,
+                        upstream_url: form.upstream_url,
+                        client_request_mode: form.client_request_mode.is_some(),
+                    },
+                    upstream_override,
+                    errors,
+                    flash: Some((FlashKind::Error, lang.t("settings.not_saved").to_owned())),
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        }
+    };
+    let fragment = || system_section(lang, &view);
+    if super::is_htmx(&req) {
+        return Ok(html(status, fragment()));
+    }
+    let sections = Sections { account: None, system: Some(view), keys: None };
+    full_page(&lang, &state, &admin, sections, status).await
+}
+
+#[derive(Deserialize)]
+pub struct AccountForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+pub async fn post_account(
+    req: HttpRequest,
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+    session: Session,
+    form: web::Form<AccountForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let addr = super::client_addr(&req, &state);
+    let now = state.now_ms();
+    if let Err(retry_after_secs) = state.login_throttle.check(&addr, now) {
+        return Err(AppError::TooManyRequests { retry_after_secs });
+    }
+    let mut errors = FieldErrors::default();
+    let username = account::parse_username(&form.username).map_err(|e| errors.push(e)).ok();
+    let new_password = if form.new_password.is_empty() && form.confirm_password.is_empty() {
+        Some(None)
+    } else {
+        account::parse_new_password(&form.new_password, &form.confirm_password).map(Some).map_err(|e| errors.push(e)).ok()
+    };
+    let admin_id = admin.id;
+    let current = form.current_password;
+    let result = match (username, new_password) {
+        (Some(username), Some(new_password)) if errors.is_empty() => {
+            db::run(&state.db, move |conn| {
+                let Some(stored) = db::admins::find(conn, admin_id)? else {
+                    return Err(AppError::NotFound);
+                };
+                if !password::verify(&current, &stored.password_hash) {
+                    return Ok(Err(FieldError::new("current_password", "settings.account.current_wrong")));
+                }
+                if username != stored.username && db::admins::find_by_username(conn, &username)?.is_some() {
+                    return Ok(Err(FieldError::new("username", "settings.account.username_taken")));
+                }
+                let hash = match new_password {
+                    Some(pw) => password::hash(&pw).map_err(AppError::Internal)?,
+                    None => stored.password_hash,
+                };
+                db::admins::update_credentials(conn, admin_id, &username, &hash, now)?;
+                Ok(Ok((username, stored.credentials_version + 1)))
+            })
+            .await?
+        }
+        _ => Err(FieldError::new("", "")),
+    };
+    let (view_username, view_errors, flash, status) = match result {
+        Ok((username, version)) => {
+            state.login_throttle.succeed(&addr);
+            session::refresh_credentials(&session, version)?;
+            tracing::info!(admin = %username, "admin credentials changed; other sessions ended");
+            (username, FieldErrors::default(), (FlashKind::Success, lang.t("settings.account.saved")), StatusCode::OK)
+        }
+        Err(e) => {
+            if e.field == "current_password" {
+                state.login_throttle.fail(&addr, now);
+            }
+            if !e.field.is_empty() {
+                errors.push(e);
+            }
+            (form.username, errors, (FlashKind::Error, lang.t("settings.not_saved")), StatusCode::UNPROCESSABLE_ENTITY)
+        }
+    };
+    let view = AccountView { username: &view_username, errors: view_errors, flash: Some((flash.0, flash.1.to_owned())) };
+    if super::is_htmx(&req) {
+        return Ok(html(status, account_section(lang, &view)));
+    }
+    // The header shows the new name after a change.
+    let shown = CurrentAdmin { id: admin.id, username: if status == StatusCode::OK { view_username.clone() } else { admin.username.clone() } };
+    let sections = Sections { account: Some(view), system: None, keys: None };
+    full_page(&lang, &state, &shown, sections, status).await
+}
+
+#[derive(Deserialize)]
+pub struct AccessKeyForm {
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn post_access_key(
+    req: HttpRequest,
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+    form: web::Form<AccessKeyForm>,
+) -> Result<HttpResponse, AppError> {
+    let raw = form.into_inner().name;
+    let now = state.now_ms();
+    let created = match access_token::parse_name(&raw) {
+        Err(e) => Err(e),
+        Ok(name) => db::run(&state.db, move |conn| Ok(db::access_keys::create_named(conn, &name, now)?)).await?,
+    };
+    let (view, status) = match created {
+        Ok((name, token)) => {
+            state.access_keys.reload(&state.db).await?;
+            tracing::info!(admin = %admin.username, access_key = %name, "access key created");
+            let view = AccessKeysView {
+                items: load_access_keys(&state).await?,
+                created: Some((name, token)),
+                name_value: String::new(),
+                errors: FieldErrors::default(),
+                flash: None,
+            };
+            (view, StatusCode::OK)
+        }
+        Err(e) => {
+            let mut errors = FieldErrors::default();
+            errors.push(e);
+            let view = AccessKeysView {
+                items: load_access_keys(&state).await?,
+                created: None,
+                name_value: raw,
+                errors,
+                flash: None,
+            };
+            (view, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+    };
+    keys_response(&req, lang, &state, &admin, status, view).await
+}
+
+pub async fn post_access_key_revoke(
+    req: HttpRequest,
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let removed = db::run(&state.db, move |conn| Ok(db::access_keys::revoke(conn, id)?)).await?;
+    state.access_keys.reload(&state.db).await?;
+    if removed {
+        tracing::info!(admin = %admin.username, access_key_id = id, "access key revoked");
+    }
+    let flash_key = if removed { "access_keys.revoked" } else { "access_keys.already_gone" };
+    let view = AccessKeysView {
+        items: load_access_keys(&state).await?,
+        created: None,
+        name_value: String::new(),
+        errors: FieldErrors::default(),
+        flash: Some((FlashKind::Success, lang.t(flash_key).to_owned())),
+    };
+    keys_response(&req, lang, &state, &admin, StatusCode::OK, view).await
+}
+
+async fn keys_response(
+    req: &HttpRequest,
+    lang: Lang,
+    state: &AppState,
+    admin: &CurrentAdmin,
+    status: StatusCode,
+    view: AccessKeysView,
+) -> Result<HttpResponse, AppError> {
+    if super::is_htmx(req) {
+        return Ok(html(status, access_keys_section(lang, &view)));
+    }
+    let sections = Sections { account: None, system: None, keys: Some(view) };
+    full_page(&lang, state, admin, sections, status).await
+}
