@@ -96,7 +96,11 @@ pub fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -105,7 +109,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Migrate => {
             let config = Config::from_env(None).map_err(|e| e.to_string())?;
             let target = config.database.redacted();
-            startup::prepare(config).await.map_err(|e| e.to_string())?;
+            startup::prepare(config, false).await.map_err(|e| e.to_string())?;
             println!("migrations applied to {target}");
             Ok(())
         }
@@ -125,7 +129,7 @@ async fn serve(bind: Option<String>) -> Result<(), String> {
 
 async fn open() -> Result<crate::state::AppState, String> {
     let config = Config::from_env(None).map_err(|e| e.to_string())?;
-    startup::prepare(config).await.map_err(|e| e.to_string())
+    startup::prepare(config, true).await.map_err(|e| e.to_string())
 }
 
 fn read_password(prompt: &str) -> Result<String, String> {

@@ -45,7 +45,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let state = prepare(config).await?;
+        let state = prepare(config, true).await?;
         let addr = state.config.bind;
         let listener =
             TcpListener::bind(addr).map_err(|e| StartError::Bind { addr: addr.to_string(), message: e.to_string() })?;
@@ -95,8 +95,9 @@ impl Application {
     }
 }
 
-/// Opens the store and builds the shared state; also used by the CLI.
-pub async fn prepare(config: Config) -> Result<AppState, StartError> {
+/// Opens the store (applying migrations) and builds the shared state; also used by the CLI.
+/// `first_start` also creates the admin account when there is none (everything but `migrate`).
+pub async fn prepare(config: Config, first_start: bool) -> Result<AppState, StartError> {
     let url = config.database.clone();
     let pool: DbPool = tokio::task::spawn_blocking(move || db::open(&url, 10))
         .await
@@ -115,7 +116,9 @@ pub async fn prepare(config: Config) -> Result<AppState, StartError> {
         access_keys: Arc::new(AccessKeyIndex::default()),
         config,
     };
-    ensure_admin(&state).await?;
+    if first_start {
+        ensure_admin(&state).await?;
+    }
     state.access_keys.reload(&state.db).await.map_err(|e| StartError::Database(e.to_string()))?;
     Ok(state)
 }

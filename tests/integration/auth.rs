@@ -1,0 +1,255 @@
+//! Sign-in, sign-out, throttling, session expiry, the admin guard and the Origin check.
+
+use std::time::Duration;
+
+use keypool::web::routes::{Access, table};
+
+use crate::support::{self, ADMIN_PASSWORD, ADMIN_USER, header, location, new_client};
+
+#[actix_web::test]
+async fn login_page_and_anonymous_admin_redirects() {
+    let app = support::spawn().await;
+    let res = app.get("/login").await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains(r#"name="username""#) && body.contains(r#"name="password""#));
+    assert!(body.contains("Sign in"), "English from Accept-Language");
+
+    let res = app.get("/admin").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/login");
+    let res = app.get("/admin/keys?page=2").await;
+    assert_eq!(location(&res), "/login?next=%2Fadmin%2Fkeys%3Fpage%3D2");
+}
+
+#[actix_web::test]
+async fn login_logout_round_trip() {
+    let app = support::spawn().await;
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("username", ADMIN_USER), ("password", ADMIN_PASSWORD), ("next", "/admin/settings")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/admin/settings", "goes where it was asked");
+
+    let res = app.get("/admin/settings").await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("Admin account") && body.contains(ADMIN_USER));
+    assert!(!body.contains("argon2"), "no hash is rendered");
+
+    let res = app.post_form("/logout", &[]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/login");
+    assert_eq!(app.get("/admin").await.status(), 303, "signed out");
+}
+
+#[actix_web::test]
+async fn login_refuses_an_offsite_next() {
+    let app = support::spawn().await;
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("username", ADMIN_USER), ("password", ADMIN_PASSWORD), ("next", "//evil.example/x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/admin");
+}
+
+#[actix_web::test]
+async fn wrong_password_and_unknown_user_are_refused_alike() {
+    let app = support::spawn().await;
+    for (user, password) in [(ADMIN_USER, "wrong-password"), ("nobody", ADMIN_PASSWORD), (ADMIN_USER, "")] {
+        let res = app.login_with(&app.client, user, password).await;
+        assert_eq!(res.status(), 401, "{user}/{password}");
+        let body = res.text().await.unwrap();
+        assert!(body.contains("Wrong username or password."), "{body}");
+    }
+    assert_eq!(app.get("/admin").await.status(), 303, "still anonymous");
+}
+
+#[actix_web::test]
+async fn repeated_failures_are_throttled_then_released() {
+    let app = support::spawn().await;
+    for _ in 0..5 {
+        assert_eq!(app.login_with(&app.client, ADMIN_USER, "nope-nope").await.status(), 401);
+    }
+    // Locked: even the right password is refused, with the time to wait.
+    let res = app.login_with(&app.client, ADMIN_USER, ADMIN_PASSWORD).await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(header(&res, "retry-after"), "300");
+    let body = res.text().await.unwrap();
+    assert!(body.contains("Try again in 300 seconds"), "{body}");
+
+    app.clock.advance(Duration::from_secs(299));
+    assert_eq!(app.login_with(&app.client, ADMIN_USER, ADMIN_PASSWORD).await.status(), 429);
+    app.clock.advance(Duration::from_secs(1));
+    app.login().await;
+}
+
+#[actix_web::test]
+async fn throttling_is_per_client_address_behind_a_trusted_proxy() {
+    let app = support::spawn_with(|c| c.trust_forwarded_for = true).await;
+    let attempt = |ip: &'static str, password: &'static str| {
+        app.client
+            .post(app.url("/login"))
+            .header("x-forwarded-for", ip)
+            .form(&[("username", ADMIN_USER), ("password", password)])
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("203.0.113.9", "bad-password").await.unwrap().status(), 401);
+    }
+    assert_eq!(attempt("203.0.113.9", ADMIN_PASSWORD).await.unwrap().status(), 429);
+    assert_eq!(attempt("198.51.100.7", ADMIN_PASSWORD).await.unwrap().status(), 303, "another address is not locked");
+}
+
+#[actix_web::test]
+async fn sessions_expire_after_their_lifetime() {
+    let app = support::spawn().await;
+    app.login().await;
+    app.clock.advance(Duration::from_secs(7 * 24 * 3600 - 60));
+    assert_eq!(app.get("/admin/settings").await.status(), 200, "still inside 7 days");
+    app.clock.advance(Duration::from_secs(120));
+    let res = app.get("/admin/settings").await;
+    assert_eq!(res.status(), 303, "expired after 7 days");
+    assert!(location(&res).starts_with("/login"));
+}
+
+#[actix_web::test]
+async fn session_lifetime_is_configurable() {
+    let app = support::spawn_with(|c| c.session_ttl = Duration::from_secs(3600)).await;
+    app.login().await;
+    app.clock.advance(Duration::from_secs(3601));
+    assert_eq!(app.get("/admin").await.status(), 303);
+}
+
+#[actix_web::test]
+async fn session_cookie_is_httponly_samesite_strict_and_secure_by_default() {
+    let app = support::spawn_with(|c| c.insecure_cookies = false).await;
+    let res = app.login_with(&app.client, ADMIN_USER, ADMIN_PASSWORD).await;
+    let cookie = header(&res, "set-cookie");
+    assert!(cookie.starts_with("keypool_session="), "{cookie}");
+    for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Max-Age=604800"] {
+        assert!(cookie.contains(flag), "{flag} missing in {cookie}");
+    }
+}
+
+#[actix_web::test]
+async fn htmx_requests_get_hx_redirect() {
+    let app = support::spawn().await;
+    let res = app
+        .client
+        .post(app.url("/admin/settings"))
+        .header("hx-request", "true")
+        .header("hx-current-url", format!("{}/admin/settings", app.base))
+        .form(&[("access_mode", "open")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(header(&res, "hx-redirect"), "/login?next=%2Fadmin%2Fsettings");
+}
+
+#[actix_web::test]
+async fn every_admin_route_refuses_anonymous_requests() {
+    let app = support::spawn().await;
+    let routes = table();
+    let admin: Vec<_> = routes.iter().filter(|r| r.access == Access::Admin).collect();
+    assert!(admin.len() >= 7, "the table lists the admin routes");
+    for r in &routes {
+        assert_eq!(r.path.starts_with("/admin"), r.access == Access::Admin, "{} must be guarded exactly when under /admin", r.path);
+    }
+    // A signed-in client proves each path exists (so the refusal below is the guard, not a 404).
+    let signed_in = new_client();
+    assert_eq!(app.login_with(&signed_in, ADMIN_USER, ADMIN_PASSWORD).await.status(), 303);
+    for r in admin {
+        let path = r.path.replace("{id}", "999");
+        let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
+        let anonymous = new_client();
+        let res = anonymous.request(method.clone(), app.url(&path)).form(&[("x", "1")]).send().await.unwrap();
+        assert_eq!(res.status(), 303, "{} {path} must redirect anonymous browsers", r.method);
+        assert!(location(&res).starts_with("/login"), "{} {path}", r.method);
+
+        let res = anonymous.request(method.clone(), app.url(&path)).header("hx-request", "true").send().await.unwrap();
+        assert_eq!(res.status(), 401, "{} {path} (htmx)", r.method);
+        assert!(header(&res, "hx-redirect").starts_with("/login"), "{} {path} (htmx)", r.method);
+
+        let res = signed_in.request(method.clone(), app.url(&path)).form(&[("x", "1")]).send().await.unwrap();
+        assert!(res.status() != 404 && res.status() != 303, "{} {path} as admin gave {}", r.method, res.status());
+    }
+}
+
+#[actix_web::test]
+async fn foreign_origin_is_refused_for_state_changes() {
+    let app = support::spawn().await;
+    app.login().await;
+    let res = app
+        .client
+        .post(app.url("/admin/access-keys"))
+        .header("origin", "https://evil.example")
+        .header("accept-language", "en")
+        .form(&[("name", "sneaky")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("came from another site"));
+    let names = support::with_db(&app, |c| keypool::db::access_keys::list(c).unwrap()).await;
+    assert!(names.is_empty(), "nothing was created");
+
+    // The same request from our own page goes through.
+    let res = app
+        .client
+        .post(app.url("/admin/access-keys"))
+        .header("origin", app.base.clone())
+        .form(&[("name", "legit")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Logging in from a foreign page is refused too.
+    let res = new_client()
+        .post(app.url("/login"))
+        .header("origin", "null")
+        .form(&[("username", ADMIN_USER), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
+
+#[actix_web::test]
+async fn changing_credentials_ends_other_sessions_but_keeps_this_one() {
+    let app = support::spawn().await;
+    app.login().await;
+    let other = new_client();
+    assert_eq!(app.login_with(&other, ADMIN_USER, ADMIN_PASSWORD).await.status(), 303);
+
+    let res = app
+        .hx_post(
+            "/admin/settings/account",
+            &[
+                ("username", "root"),
+                ("current_password", ADMIN_PASSWORD),
+                ("new_password", "a-new-long-password"),
+                ("confirm_password", "a-new-long-password"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Account updated"));
+
+    assert_eq!(app.get("/admin/settings").await.status(), 200, "this session continues");
+    let res = other.get(app.url("/admin/settings")).send().await.unwrap();
+    assert_eq!(res.status(), 303, "the other session ended");
+
+    let fresh = new_client();
+    assert_eq!(app.login_with(&fresh, ADMIN_USER, ADMIN_PASSWORD).await.status(), 401, "old credentials");
+    assert_eq!(app.login_with(&fresh, "root", "a-new-long-password").await.status(), 303, "new credentials");
+}

@@ -1,0 +1,263 @@
+//! The `keypool` binary: start-up failures, first start, `migrate`, `settings`, `access-key` and
+//! `admin reset-password`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use keypool::config::DatabaseUrl;
+
+use crate::support::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_keypool");
+
+fn keypool(dir: &std::path::Path, database: Option<&str>) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("PORT")
+        .env_remove("KEYPOOL_ADMIN_USERNAME")
+        .env_remove("KEYPOOL_ADMIN_PASSWORD")
+        .env_remove("KEYPOOL_SECRET")
+        .env_remove("KEYPOOL_UPSTREAM_URL")
+        .env("RUST_LOG", "info");
+    if let Some(url) = database {
+        cmd.env("DATABASE_URL", url);
+    }
+    cmd
+}
+
+/// Waits for the child to exit, killing it (and failing) if it is still running at the deadline.
+fn wait_with_deadline(mut child: Child, deadline: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("still running after {deadline:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(input) = stdin {
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    wait_with_deadline(child, Duration::from_secs(60))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn unsupported_database_url_exits_quickly_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = keypool(dir.path(), Some("mysql://x"))
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_with_deadline(child, Duration::from_secs(5));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("DATABASE_URL") && err.contains("mysql"), "{err}");
+    assert!(!dir.path().join("keypool.db").exists(), "no SQLite file was created by mistake");
+}
+
+#[test]
+fn unreachable_postgres_exits_quickly_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = keypool(dir.path(), Some("postgres://postgres:secret-pw@127.0.0.1:1/keypool"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_with_deadline(child, Duration::from_secs(5));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot open the database") && err.contains("127.0.0.1"), "{err}");
+    assert!(!err.contains("secret-pw"), "password redacted: {err}");
+}
+
+#[test]
+fn bad_secret_and_bad_port_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(keypool(dir.path(), None).env("KEYPOOL_SECRET", "too-short"), None);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("KEYPOOL_SECRET"));
+    let out = run(keypool(dir.path(), None).env("PORT", "eighty"), None);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("PORT"));
+}
+
+/// Starts `keypool` (no subcommand) on a random port; returns the child, its port and its first log lines.
+fn start_server(dir: &std::path::Path, database: Option<&str>) -> (Child, u16, Vec<String>) {
+    let mut child = keypool(dir, database)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("KEYPOOL_INSECURE_COOKIES", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            if let Some(port) = line.split("port=").nth(1) {
+                let port: String = port.chars().filter(char::is_ascii_digit).collect();
+                lines.push(line);
+                return (child, port.parse().unwrap(), lines);
+            }
+            lines.push(line);
+        }
+    }
+    let _ = child.kill();
+    panic!("server did not report its port: {lines:?}");
+}
+
+#[test]
+fn first_start_on_the_sqlite_default_serves_login_and_prints_a_generated_password_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _, lines) = start_server(dir.path(), None);
+    let log = lines.join("\n");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(dir.path().join("keypool.db").exists(), "keypool.db in the working directory");
+    let password = log.split("generated password `").nth(1).and_then(|r| r.split('`').next()).unwrap_or_default().to_owned();
+    assert_eq!(password.len(), 20, "{log}");
+    assert!(log.contains("account `admin`"));
+
+    let (mut child, port2, lines) = start_server(dir.path(), None);
+    let (body, login) = actix_web::rt::System::new().block_on(async {
+        let client = crate::support::new_client();
+        let base = format!("http://127.0.0.1:{port2}");
+        let body = client.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+        let form = [("username", "admin"), ("password", password.as_str())];
+        let login = client.post(format!("{base}/login")).form(&form).send().await.unwrap().status();
+        (body, login)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!lines.join("\n").contains("generated password"), "printed only on first start");
+    assert!(body.contains(r#"name="password""#));
+    assert_eq!(login, 303, "the printed password works");
+}
+
+#[test]
+fn environment_creates_the_admin_and_migrate_runs_alone() {
+    let (db, url) = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let env_url = TestDb::env_url(&url);
+    let out = run(keypool(dir.path(), Some(&env_url)).arg("migrate"), None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("migrations applied"));
+
+    let out = run(
+        keypool(dir.path(), Some(&env_url))
+            .env("KEYPOOL_ADMIN_USERNAME", "boss")
+            .env("KEYPOOL_ADMIN_PASSWORD", "from-the-environment")
+            .args(["settings", "list"]),
+        None,
+    );
+    assert!(out.status.success());
+    let admin = admin_row(&url);
+    assert_eq!(admin.username, "boss");
+    assert!(keypool::domain::password::verify("from-the-environment", &admin.password_hash));
+    drop(db);
+}
+
+fn admin_row(url: &DatabaseUrl) -> keypool::db::admins::Admin {
+    let mut conn = keypool::db::connect(url).unwrap();
+    keypool::db::admins::first(&mut conn).unwrap().unwrap()
+}
+
+#[test]
+fn settings_cli_validates_like_the_page() {
+    let (db, url) = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let env_url = TestDb::env_url(&url);
+    let cli = |args: &[&str]| run(keypool(dir.path(), Some(&env_url)).arg("settings").args(args), None);
+
+    let out = cli(&["set", "access_mode=restricted"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("guest password"), "{}", text(&out.stderr));
+    let out = cli(&["set", "guest_page_size=500", "colour=red"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("guest_page_size") && err.contains("colour"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1);
+
+    let out = cli(&["set", "access_mode=restricted", "guest_password=club-secret", "guest_page_size=24", "client_request_mode=on"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli(&["list"]);
+    let listed = text(&out.stdout);
+    for line in ["access_mode=restricted", "guest_password=(set)", "guest_page_size=24", "client_request_mode=on", "upstream_url=https://api.siliconflow.cn"] {
+        assert!(listed.lines().any(|l| l == line), "{line} in {listed}");
+    }
+    assert!(!listed.contains("club-secret") && !listed.contains("argon2"));
+    drop(db);
+}
+
+#[test]
+fn access_key_cli_creates_lists_and_revokes() {
+    let (db, url) = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let env_url = TestDb::env_url(&url);
+    let cli = |args: &[&str]| run(keypool(dir.path(), Some(&env_url)).arg("access-key").args(args), None);
+
+    let out = cli(&["create", "ci"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    assert!(token.starts_with("kp-") && token.len() == 43, "{token}");
+    assert!(!cli(&["create", "ci"]).status.success(), "names are unique");
+
+    let listed = text(&cli(&["list"]).stdout);
+    assert!(listed.contains("ci\tkp-") && listed.contains("never") && !listed.contains(&token), "{listed}");
+
+    assert!(cli(&["revoke", "ci"]).status.success());
+    let out = cli(&["revoke", "ci"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no access key is named `ci`"));
+    drop(db);
+}
+
+#[test]
+fn reset_password_reads_stdin_and_ends_sessions() {
+    let (db, url) = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let env_url = TestDb::env_url(&url);
+    // Any command but `migrate` is a first start: it creates the admin.
+    assert!(run(keypool(dir.path(), Some(&env_url)).args(["settings", "list"]), None).status.success());
+    let before = admin_row(&url);
+
+    let out = run(keypool(dir.path(), Some(&env_url)).args(["admin", "reset-password"]), Some("short\n"));
+    assert!(!out.status.success(), "too short is refused");
+
+    let out = run(keypool(dir.path(), Some(&env_url)).args(["admin", "reset-password"]), Some("brand-new-password\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let after = admin_row(&url);
+    assert!(keypool::domain::password::verify("brand-new-password", &after.password_hash));
+    assert_eq!(after.credentials_version, before.credentials_version + 1, "sessions end");
+    drop(db);
+}
+

@@ -1,0 +1,242 @@
+//! The settings page (validation, saving, secrets never shown), the account form, access keys and
+//! the `/v1` authentication that uses them, plus the small system routes.
+
+use keypool::domain::settings::{AccessMode, Settings};
+
+use crate::support::{self, ADMIN_PASSWORD, TestApp, header};
+
+async fn stored_settings(app: &TestApp) -> Settings {
+    support::with_db(app, |c| Settings::from_stored(&keypool::db::settings::load_all(c).unwrap())).await
+}
+
+fn system_form<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![
+        ("access_mode", "private"),
+        ("guest_password", ""),
+        ("guest_page_size", "12"),
+        ("upstream_url", "https://api.siliconflow.cn"),
+    ];
+    for (k, v) in overrides {
+        form.retain(|(name, _)| name != k);
+        form.push((k, v));
+    }
+    form
+}
+
+#[actix_web::test]
+async fn defaults_are_private_and_shown_on_the_page() {
+    let app = support::spawn().await;
+    app.login().await;
+    let body = app.get("/admin/settings").await.text().await.unwrap();
+    assert!(body.contains(r#"value="private" checked"#), "private is the default");
+    assert!(body.contains(r#"name="guest_page_size" type="number" min="1" max="100" required value="12""#));
+    assert!(body.contains("https://api.siliconflow.cn"));
+}
+
+#[actix_web::test]
+async fn invalid_settings_save_nothing_and_say_why_next_to_the_field() {
+    let app = support::spawn().await;
+    app.login().await;
+    let before = stored_settings(&app).await;
+    let cases: [(&[(&str, &str)], &str, &str); 5] = [
+        (&[("access_mode", "public")], "access_mode", "Choose open, restricted or private."),
+        (&[("guest_page_size", "0")], "guest_page_size", "Enter a whole number from 1 to 100."),
+        (&[("guest_page_size", "101"), ("access_mode", "open")], "guest_page_size", "Enter a whole number from 1 to 100."),
+        (&[("upstream_url", "ftp://mirror")], "upstream_url", "Enter an http:// or https:// address"),
+        (&[("access_mode", "restricted")], "guest_password", "Restricted mode needs a guest password"),
+    ];
+    for (overrides, field, message) in cases {
+        let res = app.hx_post("/admin/settings", &system_form(overrides)).await;
+        assert_eq!(res.status(), 422, "{overrides:?}");
+        let body = res.text().await.unwrap();
+        let at = body.find(&format!(r#"id="error-{field}""#)).unwrap_or_else(|| panic!("no error for {field}: {body}"));
+        assert!(body[at..].contains(message), "{field}: {body}");
+        assert!(body.contains("Nothing was saved"));
+        assert!(body.starts_with("<section"), "htmx gets the section fragment");
+        assert_eq!(stored_settings(&app).await, before, "{overrides:?} saved nothing");
+    }
+}
+
+#[actix_web::test]
+async fn valid_settings_are_saved_and_the_guest_password_never_shown() {
+    let app = support::spawn().await;
+    app.login().await;
+    let res = app
+        .hx_post(
+            "/admin/settings",
+            &system_form(&[
+                ("access_mode", "restricted"),
+                ("guest_password", "friends-only"),
+                ("guest_page_size", "30"),
+                ("upstream_url", "http://127.0.0.1:9/"),
+                ("client_request_mode", "on"),
+            ]),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("Settings saved."));
+    let s = stored_settings(&app).await;
+    assert_eq!(s.access_mode, AccessMode::Restricted);
+    assert_eq!(s.guest_page_size, 30);
+    assert_eq!(s.upstream_url, "http://127.0.0.1:9");
+    assert!(s.client_request_mode);
+    let hash = s.guest_password_hash.clone().unwrap();
+    assert!(hash.starts_with("$argon2id$"), "hashed");
+
+    let page = app.get("/admin/settings").await.text().await.unwrap();
+    assert!(!page.contains("friends-only") && !page.contains(&hash), "secret not rendered back");
+    assert!(page.contains("Set (hidden); leave blank to keep it"));
+
+    // Blank keeps the old password; unchecking the checkbox turns the mode off.
+    let res = app.hx_post("/admin/settings", &system_form(&[("access_mode", "restricted")])).await;
+    assert_eq!(res.status(), 200);
+    let s2 = stored_settings(&app).await;
+    assert_eq!(s2.guest_password_hash.as_deref(), Some(hash.as_str()));
+    assert!(!s2.client_request_mode);
+    assert_eq!(s2.guest_epoch, s.guest_epoch, "nothing about guests changed");
+
+    // Changing the mode moves the guest epoch (ends guest sessions).
+    app.hx_post("/admin/settings", &system_form(&[("access_mode", "open")])).await;
+    assert_eq!(stored_settings(&app).await.guest_epoch, s.guest_epoch + 1);
+}
+
+#[actix_web::test]
+async fn plain_form_posts_get_the_whole_page() {
+    let app = support::spawn().await;
+    app.login().await;
+    let res = app.post_form("/admin/settings", &system_form(&[("guest_page_size", "abc")])).await;
+    assert_eq!(res.status(), 422);
+    let body = res.text().await.unwrap();
+    assert!(body.starts_with("<!DOCTYPE html>") && body.contains(r#"value="abc""#), "keeps what was typed");
+}
+
+#[actix_web::test]
+async fn upstream_override_is_shown() {
+    let app = support::spawn_with(|c| c.upstream_override = Some("http://127.0.0.1:4010".into())).await;
+    app.login().await;
+    let body = app.get("/admin/settings").await.text().await.unwrap();
+    assert!(body.contains("KEYPOOL_UPSTREAM_URL is set and wins over this value: http://127.0.0.1:4010"));
+}
+
+#[actix_web::test]
+async fn account_form_validates_every_field() {
+    let app = support::spawn().await;
+    app.login().await;
+    let cases: [(&[(&str, &str)], &str, &str); 4] = [
+        (&[("username", "admin"), ("current_password", "wrong")], "current_password", "The current password is wrong."),
+        (
+            &[("username", "admin"), ("current_password", ADMIN_PASSWORD), ("new_password", "short"), ("confirm_password", "short")],
+            "new_password",
+            "Use at least 8 characters.",
+        ),
+        (
+            &[("username", "admin"), ("current_password", ADMIN_PASSWORD), ("new_password", "long-enough-1"), ("confirm_password", "long-enough-2")],
+            "confirm_password",
+            "The two passwords differ.",
+        ),
+        (&[("username", "two words"), ("current_password", ADMIN_PASSWORD)], "username", "without spaces"),
+    ];
+    for (form, field, message) in cases {
+        let res = app.hx_post("/admin/settings/account", form).await;
+        assert_eq!(res.status(), 422, "{form:?}");
+        let body = res.text().await.unwrap();
+        let at = body.find(&format!(r#"id="error-{field}""#)).unwrap_or_else(|| panic!("no error for {field}: {body}"));
+        assert!(body[at..].contains(message), "{body}");
+    }
+    // Nothing changed: the original credentials still work.
+    let fresh = support::new_client();
+    assert_eq!(app.login_with(&fresh, "admin", ADMIN_PASSWORD).await.status(), 303);
+}
+
+#[actix_web::test]
+async fn access_keys_are_created_shown_once_used_and_revoked() {
+    let app = support::spawn().await;
+    app.login().await;
+
+    let res = app.hx_post("/admin/access-keys", &[("name", "team laptop")]).await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    let start = body.find(r#"<code id="new-token">"#).expect("token shown") + r#"<code id="new-token">"#.len();
+    let token = body[start..start + 43].to_owned();
+    assert!(token.starts_with("kp-"), "{token}");
+
+    let page = app.get("/admin/settings").await.text().await.unwrap();
+    assert!(page.contains("team laptop") && !page.contains(&token), "listed, token never shown again");
+    assert!(page.contains("never"), "not used yet");
+
+    let v1 = |auth: Option<String>| {
+        let mut req = app.client.post(app.url("/v1/chat/completions")).body("{}");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send()
+    };
+    let res = v1(None).await.unwrap();
+    assert_eq!(res.status(), 401);
+    let json: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(json["error"]["code"], "missing_api_key");
+    assert!(json["error"]["message"].is_string() && json["error"]["type"].is_string());
+
+    let res = v1(Some("Bearer kp-not-a-real-key".into())).await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"]["code"], "invalid_api_key");
+
+    for auth in [format!("Bearer {token}"), token.clone()] {
+        let res = v1(Some(auth)).await.unwrap();
+        assert_eq!(res.status(), 503, "authenticated; no upstream key yet");
+        assert_eq!(header(&res, "retry-after"), "30");
+        assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"]["code"], "no_available_key");
+    }
+
+    app.state.access_keys.flush(&app.state.db).await.unwrap();
+    let keys = support::with_db(&app, |c| keypool::db::access_keys::list(c).unwrap()).await;
+    assert!(keys[0].last_used_at.is_some(), "last use recorded");
+    assert_ne!(keys[0].token_hash, token, "only a hash is stored");
+
+    let res = app.hx_post("/admin/access-keys", &[("name", "team laptop")]).await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("already exists"));
+    let res = app.hx_post("/admin/access-keys", &[("name", "   ")]).await;
+    assert_eq!(res.status(), 422);
+
+    let id = keys[0].id;
+    let res = app.hx_post(&format!("/admin/access-keys/{id}/revoke"), &[]).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Access key revoked."));
+    assert_eq!(v1(Some(format!("Bearer {token}"))).await.unwrap().status(), 401, "revoked keys stop working at once");
+}
+
+#[actix_web::test]
+async fn health_assets_language_and_placeholders() {
+    let app = support::spawn().await;
+    let res = app.get("/healthz").await;
+    assert_eq!(res.status(), 200);
+
+    let res = app.get(keypool::views::layout::HTMX_PATH).await;
+    assert_eq!(res.status(), 200);
+    assert!(header(&res, "content-type").contains("javascript"));
+    let etag = header(&res, "etag");
+    assert!(!etag.is_empty());
+    let res = app.client.get(app.url(keypool::views::layout::HTMX_PATH)).header("if-none-match", etag).send().await.unwrap();
+    assert_eq!(res.status(), 304);
+    assert_eq!(app.get("/assets/nope.js").await.status(), 404);
+
+    // Chinese by default, English by header, the switch kept in a cookie.
+    let zh = support::new_client().get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(zh.contains(r#"<html lang="zh-CN">"#) && zh.contains("登录"));
+    let res = app.client.get(app.url("/lang/zh-CN?next=/docs")).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(crate::support::location(&res), "/docs");
+    let body = app.get("/docs").await.text().await.unwrap();
+    assert!(body.contains("API 文档"), "cookie wins over Accept-Language");
+
+    for path in ["/", "/docs"] {
+        assert_eq!(app.get(path).await.status(), 200, "{path}");
+    }
+    let res = app.get("/no/such/page").await;
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.unwrap().contains("页面不存在"), "in the language chosen above");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("keypool_database_up 1"));
+}

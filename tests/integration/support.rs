@@ -1,0 +1,175 @@
+//! The real app on port 0 with a fresh database per test (SQLite in a temp dir, or a new PostgreSQL
+//! database when `KEYPOOL_TEST_POSTGRES_URL` is set), a manual clock and a cookie-keeping client.
+
+use std::time::Duration;
+
+use actix_web::web;
+use diesel::{Connection, RunQueryDsl};
+use keypool::config::{Config, DatabaseUrl};
+use keypool::domain::clock::{Clock, ManualClock};
+use keypool::startup::Application;
+use keypool::state::AppState;
+
+pub const ADMIN_USER: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
+
+/// A database that exists for one test.
+pub enum TestDb {
+    Sqlite { _dir: tempfile::TempDir },
+    Postgres { server_url: String, name: String },
+}
+
+impl TestDb {
+    pub fn new() -> (Self, DatabaseUrl) {
+        match std::env::var("KEYPOOL_TEST_POSTGRES_URL").ok().filter(|v| !v.is_empty()) {
+            Some(server_url) => {
+                let name = format!("keypool_test_{}", keypool::domain::password::random_token(12).to_lowercase());
+                let mut conn = diesel::PgConnection::establish(&server_url).expect("KEYPOOL_TEST_POSTGRES_URL must connect");
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create test database");
+                let mut url = url::Url::parse(&server_url).expect("KEYPOOL_TEST_POSTGRES_URL must be a URL");
+                url.set_path(&name);
+                (Self::Postgres { server_url, name }, DatabaseUrl::Postgres(url.to_string()))
+            }
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("keypool.db");
+                (Self::Sqlite { _dir: dir }, DatabaseUrl::Sqlite(path))
+            }
+        }
+    }
+
+    /// `DATABASE_URL` for a child process.
+    pub fn env_url(url: &DatabaseUrl) -> String {
+        match url {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DatabaseUrl::Postgres(u) => u.clone(),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Self::Postgres { server_url, name } = self {
+            if let Ok(mut conn) = diesel::PgConnection::establish(server_url) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
+            }
+        }
+    }
+}
+
+pub fn test_config(database: DatabaseUrl, clock: Clock) -> Config {
+    Config {
+        database,
+        bind: "127.0.0.1:0".parse().expect("address"),
+        admin_username: Some(ADMIN_USER.to_owned()),
+        admin_password: Some(ADMIN_PASSWORD.to_owned()),
+        secret: Some(vec![7u8; 64]),
+        insecure_cookies: true,
+        upstream_override: None,
+        session_ttl: Duration::from_secs(7 * 24 * 3600),
+        trust_forwarded_for: false,
+        workers: Some(1),
+        clock,
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub state: web::Data<AppState>,
+    // Dropped last: the database outlives the server.
+    _db: TestDb,
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let (db, url) = TestDb::new();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let (clock, manual) = Clock::manual(now);
+    let mut config = test_config(url, clock);
+    adjust(&mut config);
+    let app = Application::build(config).await.expect("application starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state.clone();
+    let server = app.into_server();
+    actix_web::rt::spawn(server);
+    TestApp { base, client: new_client(), clock: manual, state, _db: db }
+}
+
+/// A client with its own cookie jar that does not follow redirects (tests look at them).
+pub fn new_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).header("accept-language", "en").send().await.expect("GET")
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client.post(self.url(path)).header("accept-language", "en").form(form).send().await.expect("POST")
+    }
+
+    /// A form post as htmx sends it.
+    pub async fn hx_post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("accept-language", "en")
+            .header("hx-request", "true")
+            .form(form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn login_with(&self, client: &reqwest::Client, user: &str, password: &str) -> reqwest::Response {
+        client
+            .post(self.url("/login"))
+            .header("accept-language", "en")
+            .form(&[("username", user), ("password", password)])
+            .send()
+            .await
+            .expect("POST /login")
+    }
+
+    /// Signs the default client in, asserting success.
+    pub async fn login(&self) {
+        let res = self.login_with(&self.client, ADMIN_USER, ADMIN_PASSWORD).await;
+        assert_eq!(res.status(), 303, "login should redirect");
+        assert_eq!(location(&res), "/admin");
+    }
+}
+
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+pub fn header(res: &reqwest::Response, name: &str) -> String {
+    res.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+/// Runs a closure on a pooled connection of the app's database.
+pub async fn with_db<T: Send + 'static>(
+    app: &TestApp,
+    f: impl FnOnce(&mut keypool::db::AnyConnection) -> T + Send + 'static,
+) -> T {
+    let pool = app.state.db.clone();
+    web::block(move || {
+        let mut conn = pool.get().expect("db connection");
+        f(&mut conn)
+    })
+    .await
+    .expect("blocking task")
+}
