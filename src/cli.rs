@@ -150,7 +150,8 @@ async fn reset_password(username: Option<String>) -> Result<(), String> {
     };
     let first = read_password("New admin password: ")?;
     let again = if std::io::stdin().is_terminal() { read_password("Again: ")? } else { first.clone() };
-    let pw = account::parse_new_password(&first, &again).map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
+    let pw = account::parse_new_password(&first, &again)
+        .map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
     let now = state.now_ms();
     let name = db::run(&state.db, move |conn| {
         let Some(admin) = db::admins::first(conn)? else {
@@ -201,7 +202,10 @@ async fn settings(command: SettingsCommand) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
             outcome.map_err(|e| describe_errors(&e))?;
-            println!("saved: {}", pairs.iter().map(|p| p.split('=').next().unwrap_or("")).collect::<Vec<_>>().join(", "));
+            println!(
+                "saved: {}",
+                pairs.iter().map(|p| p.split('=').next().unwrap_or("")).collect::<Vec<_>>().join(", ")
+            );
             Ok(())
         }
     }
@@ -221,7 +225,8 @@ async fn access_key(command: AccessKeyCommand) -> Result<(), String> {
     let now = state.now_ms();
     match command {
         AccessKeyCommand::Create { name } => {
-            let name = access_token::parse_name(&name).map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
+            let name =
+                access_token::parse_name(&name).map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
             let created = db::run(&state.db, move |conn| Ok(db::access_keys::create_named(conn, &name, now)?))
                 .await
                 .map_err(|e| e.to_string())?;
@@ -233,7 +238,9 @@ async fn access_key(command: AccessKeyCommand) -> Result<(), String> {
         AccessKeyCommand::List => {
             let rows = db::run(&state.db, |conn| Ok(db::access_keys::list(conn)?)).await.map_err(|e| e.to_string())?;
             let fmt = |ms: i64| {
-                chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
+                chrono::DateTime::from_timestamp_millis(ms)
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default()
             };
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "NAME\tTOKEN\tCREATED\tLAST USED");

@@ -58,15 +58,16 @@ impl Application {
         let workers = state.config.workers;
         let mut server = HttpServer::new(move || {
             let state = app_state.clone();
-            let sessions = SessionMiddleware::builder(CookieSessionStore::default(), secret.clone())
-                .cookie_name(SESSION_COOKIE.to_owned())
-                .cookie_http_only(true)
-                .cookie_same_site(SameSite::Strict)
-                .cookie_secure(!state.config.insecure_cookies)
-                .session_lifecycle(PersistentSession::default().session_ttl(
-                    actix_web::cookie::time::Duration::seconds(state.config.session_ttl.as_secs() as i64),
-                ))
-                .build();
+            let sessions =
+                SessionMiddleware::builder(CookieSessionStore::default(), secret.clone())
+                    .cookie_name(SESSION_COOKIE.to_owned())
+                    .cookie_http_only(true)
+                    .cookie_same_site(SameSite::Strict)
+                    .cookie_secure(!state.config.insecure_cookies)
+                    .session_lifecycle(PersistentSession::default().session_ttl(
+                        actix_web::cookie::time::Duration::seconds(state.config.session_ttl.as_secs() as i64),
+                    ))
+                    .build();
             App::new()
                 .app_data(state)
                 .app_data(web::FormConfig::default().limit(64 * 1024))
@@ -158,10 +159,9 @@ async fn session_secret(state: &AppState) -> Result<Key, StartError> {
     }
     let candidate = password::random_token(86);
     let now = state.now_ms();
-    let stored = db::run(&state.db, move |conn| {
-        Ok(db::settings::get_or_insert(conn, SESSION_SECRET, &candidate, now)?)
-    })
-    .await
-    .map_err(|e| StartError::Database(e.to_string()))?;
+    let stored =
+        db::run(&state.db, move |conn| Ok(db::settings::get_or_insert(conn, SESSION_SECRET, &candidate, now)?))
+            .await
+            .map_err(|e| StartError::Database(e.to_string()))?;
     Ok(Key::derive_from(stored.as_bytes()))
 }

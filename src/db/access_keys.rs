@@ -3,8 +3,8 @@
 use diesel::prelude::*;
 
 use super::AnyConnection;
-use crate::domain::{FieldError, access_token};
 use super::schema::access_keys;
+use crate::domain::{FieldError, access_token};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = access_keys)]
@@ -35,13 +35,7 @@ pub fn name_exists(conn: &mut AnyConnection, name: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(access_keys::table.filter(access_keys::name.eq(name)))).get_result(conn)
 }
 
-pub fn create(
-    conn: &mut AnyConnection,
-    name: &str,
-    token_hash: &str,
-    token_hint: &str,
-    now: i64,
-) -> QueryResult<i64> {
+pub fn create(conn: &mut AnyConnection, name: &str, token_hash: &str, token_hint: &str, now: i64) -> QueryResult<i64> {
     diesel::insert_into(access_keys::table)
         .values(&NewAccessKey { name, token_hash, token_hint, created_at: now })
         .returning(access_keys::id)
@@ -50,7 +44,11 @@ pub fn create(
 
 /// Mints a token and stores an access key named `name` (already parsed). Returns (name, token), or
 /// a field error when the name is taken. The token exists only in this return value.
-pub fn create_named(conn: &mut AnyConnection, name: &str, now: i64) -> QueryResult<Result<(String, String), FieldError>> {
+pub fn create_named(
+    conn: &mut AnyConnection,
+    name: &str,
+    now: i64,
+) -> QueryResult<Result<(String, String), FieldError>> {
     if name_exists(conn, name)? {
         return Ok(Err(FieldError::new("name", "access_keys.name_taken").with("name", name)));
     }
@@ -72,9 +70,7 @@ pub fn revoke_by_name(conn: &mut AnyConnection, name: &str) -> QueryResult<bool>
 pub fn record_last_used(conn: &mut AnyConnection, uses: &[(i64, i64)]) -> QueryResult<()> {
     conn.transaction(|conn| {
         for (id, at) in uses {
-            diesel::update(access_keys::table.find(id))
-                .set(access_keys::last_used_at.eq(at))
-                .execute(conn)?;
+            diesel::update(access_keys::table.find(id)).set(access_keys::last_used_at.eq(at)).execute(conn)?;
         }
         Ok(())
     })

@@ -36,11 +36,7 @@ pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Admin>> {
 }
 
 pub fn find_by_username(conn: &mut AnyConnection, username: &str) -> QueryResult<Option<Admin>> {
-    admins::table
-        .filter(admins::username.eq(username))
-        .select(Admin::as_select())
-        .first(conn)
-        .optional()
+    admins::table.filter(admins::username.eq(username)).select(Admin::as_select()).first(conn).optional()
 }
 
 /// The first admin account (the one `keypool admin reset-password` resets by default).

@@ -98,14 +98,10 @@ impl r2d2::ManageConnection for AnyManager {
 /// Connects once (fast, clear failure), applies pending migrations, then builds the pool.
 pub fn open(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, StoreError> {
     let target = url.redacted();
-    let mut first = connect(url).map_err(|e| StoreError::Connect {
-        target: target.clone(),
-        message: one_line(&e.to_string()),
-    })?;
-    migrate(&mut first).map_err(|e| StoreError::Migrate {
-        target: target.clone(),
-        message: one_line(&e.to_string()),
-    })?;
+    let mut first =
+        connect(url).map_err(|e| StoreError::Connect { target: target.clone(), message: one_line(&e.to_string()) })?;
+    migrate(&mut first)
+        .map_err(|e| StoreError::Migrate { target: target.clone(), message: one_line(&e.to_string()) })?;
     drop(first);
     r2d2::Pool::builder()
         .max_size(max_size)

@@ -10,18 +10,13 @@ use super::schema::settings;
 
 /// Every stored row, by name.
 pub fn load_all(conn: &mut AnyConnection) -> QueryResult<HashMap<String, String>> {
-    let rows: Vec<(String, String)> =
-        settings::table.select((settings::name, settings::value)).load(conn)?;
+    let rows: Vec<(String, String)> = settings::table.select((settings::name, settings::value)).load(conn)?;
     Ok(rows.into_iter().collect())
 }
 
 /// One value, if stored.
 pub fn get(conn: &mut AnyConnection, name: &str) -> QueryResult<Option<String>> {
-    settings::table
-        .select(settings::value)
-        .filter(settings::name.eq(name))
-        .first(conn)
-        .optional()
+    settings::table.select(settings::value).filter(settings::name.eq(name)).first(conn).optional()
 }
 
 /// Writes several values in one transaction (insert or replace each).

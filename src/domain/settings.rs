@@ -156,7 +156,8 @@ impl SettingsChange {
         match name {
             "access_mode" => {
                 self.access_mode = Some(
-                    AccessMode::parse(value).ok_or_else(|| FieldError::new("access_mode", "settings.access_mode_invalid"))?,
+                    AccessMode::parse(value)
+                        .ok_or_else(|| FieldError::new("access_mode", "settings.access_mode_invalid"))?,
                 );
             }
             "guest_password" => {
@@ -167,8 +168,9 @@ impl SettingsChange {
             "guest_page_size" => self.guest_page_size = Some(parse_page_size(value)?),
             "upstream_url" => self.upstream_url = Some(parse_upstream_url(value)?),
             "client_request_mode" => {
-                self.client_request_mode =
-                    Some(parse_bool(value).ok_or_else(|| FieldError::new("client_request_mode", "settings.bool_invalid"))?);
+                self.client_request_mode = Some(
+                    parse_bool(value).ok_or_else(|| FieldError::new("client_request_mode", "settings.bool_invalid"))?,
+                );
             }
             _ => return Err(FieldError::new("name", "settings.unknown_name").with("name", name)),
         }
@@ -255,7 +257,8 @@ mod tests {
         let err = s.apply(&change, fake_hash).err().unwrap_or_default();
         assert_eq!(err.get("guest_password").map(|e| e.key), Some("settings.guest_password_required"));
 
-        let change = SettingsChange::parse([("access_mode", "restricted"), ("guest_password", "letmein")]).unwrap_or_default();
+        let change =
+            SettingsChange::parse([("access_mode", "restricted"), ("guest_password", "letmein")]).unwrap_or_default();
         let rows = s.apply(&change, fake_hash).unwrap_or_default();
         assert!(rows.contains(&(GUEST_PASSWORD_HASH.to_owned(), "hash:letmein".to_owned())));
         assert!(rows.contains(&(GUEST_EPOCH.to_owned(), "1".to_owned())));
@@ -283,7 +286,10 @@ mod tests {
         .err()
         .unwrap_or_default();
         let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["access_mode", "guest_page_size", "upstream_url", "client_request_mode", "guest_password", "name"]);
+        assert_eq!(
+            fields,
+            ["access_mode", "guest_page_size", "upstream_url", "client_request_mode", "guest_password", "name"]
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub async fn forward(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
         "service_unavailable",
         "no_available_key",
     );
-    res.headers_mut().insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("30"));
+    res.headers_mut()
+        .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("30"));
     res
 }

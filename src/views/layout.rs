@@ -48,6 +48,7 @@ pub fn page(ctx: &PageContext, title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="htmx-config" content=(HTMX_CONFIG);
                 title { (title) " · keypool" }
+                link rel="icon" href="/assets/favicon.svg" type="image/svg+xml";
                 link rel="stylesheet" href="/assets/css/app.css";
                 script src=(HTMX_PATH) defer {}
                 script src="/assets/js/app.js" defer {}

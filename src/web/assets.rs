@@ -24,7 +24,11 @@ pub async fn get_asset(req: HttpRequest, path: web::Path<String>) -> HttpRespons
         return HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish();
     }
     // Vendored files carry their version in the name and never change: cache them for a year.
-    let cache = if path.starts_with("vendor/") { "public, max-age=31536000, immutable" } else { "public, max-age=0, must-revalidate" };
+    let cache = if path.starts_with("vendor/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=0, must-revalidate"
+    };
     let body = match file.data {
         Cow::Borrowed(b) => web::Bytes::from_static(b),
         Cow::Owned(v) => web::Bytes::from(v),

@@ -21,10 +21,10 @@ pub fn is_htmx(req: &HttpRequest) -> bool {
 
 /// The client's address for throttling: the socket peer, or `X-Forwarded-For` when trusted.
 pub fn client_addr(req: &HttpRequest, state: &AppState) -> String {
-    if state.config.trust_forwarded_for {
-        if let Some(ip) = req.connection_info().realip_remote_addr() {
-            return ip.to_owned();
-        }
+    if state.config.trust_forwarded_for
+        && let Some(ip) = req.connection_info().realip_remote_addr()
+    {
+        return ip.to_owned();
     }
     req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
 }
@@ -37,7 +37,9 @@ pub fn path_and_query(req: &HttpRequest) -> String {
 /// A local path to go to next, or `fallback` for anything that could leave the site.
 pub fn safe_next(next: Option<&str>, fallback: &str) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.contains("://") => n.to_owned(),
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.contains("://") => {
+            n.to_owned()
+        }
         _ => fallback.to_owned(),
     }
 }

@@ -27,11 +27,19 @@ fn admin_page(
     html(StatusCode::OK, coming_page(&ctx, title, note))
 }
 
-pub async fn get_dashboard(req: HttpRequest, RequestLang(lang): RequestLang, admin: web::ReqData<CurrentAdmin>) -> HttpResponse {
+pub async fn get_dashboard(
+    req: HttpRequest,
+    RequestLang(lang): RequestLang,
+    admin: web::ReqData<CurrentAdmin>,
+) -> HttpResponse {
     admin_page(&req, lang, &admin, Nav::Dashboard, "dashboard.title", "dashboard.coming")
 }
 
-pub async fn get_keys(req: HttpRequest, RequestLang(lang): RequestLang, admin: web::ReqData<CurrentAdmin>) -> HttpResponse {
+pub async fn get_keys(
+    req: HttpRequest,
+    RequestLang(lang): RequestLang,
+    admin: web::ReqData<CurrentAdmin>,
+) -> HttpResponse {
     admin_page(&req, lang, &admin, Nav::Keys, "keys.title", "keys.coming")
 }
 
@@ -74,7 +82,8 @@ pub async fn get_healthz(state: web::Data<AppState>) -> HttpResponse {
     if db::ping(&state.db).await {
         HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "database": "ok" }))
     } else {
-        HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "unavailable", "database": "unreachable" }))
+        HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "status": "unavailable", "database": "unreachable" }))
     }
 }
 

@@ -46,7 +46,9 @@ pub fn table() -> Vec<RouteDef> {
         def(Method::POST, "/admin/settings", Admin, || web::route().to(settings::post_settings)),
         def(Method::POST, "/admin/settings/account", Admin, || web::route().to(settings::post_account)),
         def(Method::POST, "/admin/access-keys", Admin, || web::route().to(settings::post_access_key)),
-        def(Method::POST, "/admin/access-keys/{id}/revoke", Admin, || web::route().to(settings::post_access_key_revoke)),
+        def(Method::POST, "/admin/access-keys/{id}/revoke", Admin, || {
+            web::route().to(settings::post_access_key_revoke)
+        }),
     ]
 }
 
@@ -76,4 +78,3 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::scope("/assets").wrap(Compress::default()).route("/{path:.*}", web::get().to(assets::get_asset)));
     cfg.service(web::resource("/v1/{tail:.*}").to(crate::proxy::forward));
 }
-

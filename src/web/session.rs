@@ -124,10 +124,8 @@ pub async fn check_origin(
 
 fn same_origin(req: &HttpRequest) -> bool {
     let headers = req.headers();
-    let claimed = headers
-        .get(header::ORIGIN)
-        .or_else(|| headers.get(header::REFERER))
-        .map(|v| v.to_str().unwrap_or("null"));
+    let claimed =
+        headers.get(header::ORIGIN).or_else(|| headers.get(header::REFERER)).map(|v| v.to_str().unwrap_or("null"));
     let Some(claimed) = claimed else { return true };
     let Ok(url) = url::Url::parse(claimed) else { return false };
     let Some(host) = url.host_str() else { return false };

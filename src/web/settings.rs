@@ -223,7 +223,10 @@ pub async fn post_account(
     let new_password = if form.new_password.is_empty() && form.confirm_password.is_empty() {
         Some(None)
     } else {
-        account::parse_new_password(&form.new_password, &form.confirm_password).map(Some).map_err(|e| errors.push(e)).ok()
+        account::parse_new_password(&form.new_password, &form.confirm_password)
+            .map(Some)
+            .map_err(|e| errors.push(e))
+            .ok()
     };
     let admin_id = admin.id;
     let current = form.current_password;
@@ -267,12 +270,16 @@ pub async fn post_account(
             (form.username, errors, (FlashKind::Error, lang.t("settings.not_saved")), StatusCode::UNPROCESSABLE_ENTITY)
         }
     };
-    let view = AccountView { username: &view_username, errors: view_errors, flash: Some((flash.0, flash.1.to_owned())) };
+    let view =
+        AccountView { username: &view_username, errors: view_errors, flash: Some((flash.0, flash.1.to_owned())) };
     if super::is_htmx(&req) {
         return Ok(html(status, account_section(lang, &view)));
     }
     // The header shows the new name after a change.
-    let shown = CurrentAdmin { id: admin.id, username: if status == StatusCode::OK { view_username.clone() } else { admin.username.clone() } };
+    let shown = CurrentAdmin {
+        id: admin.id,
+        username: if status == StatusCode::OK { view_username.clone() } else { admin.username.clone() },
+    };
     let sections = Sections { account: Some(view), system: None, keys: None };
     full_page(&lang, &state, &shown, sections, status).await
 }

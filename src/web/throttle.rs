@@ -29,13 +29,11 @@ impl Throttle {
         while times.front().is_some_and(|t| *t <= now - self.window_ms) {
             times.pop_front();
         }
-        if times.len() >= self.max_failures {
-            if let Some(last) = times.back() {
-                let until = last + self.lockout_ms;
-                if now < until {
-                    return Err(((until - now) as u64).div_ceil(1000));
-                }
-            }
+        if times.len() >= self.max_failures
+            && let Some(last) = times.back()
+            && now < last + self.lockout_ms
+        {
+            return Err(((last + self.lockout_ms - now) as u64).div_ceil(1000));
         }
         Ok(())
     }

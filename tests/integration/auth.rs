@@ -162,7 +162,12 @@ async fn every_admin_route_refuses_anonymous_requests() {
     let admin: Vec<_> = routes.iter().filter(|r| r.access == Access::Admin).collect();
     assert!(admin.len() >= 7, "the table lists the admin routes");
     for r in &routes {
-        assert_eq!(r.path.starts_with("/admin"), r.access == Access::Admin, "{} must be guarded exactly when under /admin", r.path);
+        assert_eq!(
+            r.path.starts_with("/admin"),
+            r.access == Access::Admin,
+            "{} must be guarded exactly when under /admin",
+            r.path
+        );
     }
     // A signed-in client proves each path exists (so the refusal below is the guard, not a 404).
     let signed_in = new_client();

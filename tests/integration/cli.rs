@@ -113,10 +113,9 @@ fn start_server(dir: &std::path::Path, database: Option<&str>) -> (Child, u16, V
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Keep draining after the caller stops listening, or the server would write to a closed pipe.
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let mut lines = Vec::new();
@@ -143,7 +142,8 @@ fn first_start_on_the_sqlite_default_serves_login_and_prints_a_generated_passwor
     let _ = child.kill();
     let _ = child.wait();
     assert!(dir.path().join("keypool.db").exists(), "keypool.db in the working directory");
-    let password = log.split("generated password `").nth(1).and_then(|r| r.split('`').next()).unwrap_or_default().to_owned();
+    let password =
+        log.split("generated password `").nth(1).and_then(|r| r.split('`').next()).unwrap_or_default().to_owned();
     assert_eq!(password.len(), 20, "{log}");
     assert!(log.contains("account `admin`"));
 
@@ -207,11 +207,23 @@ fn settings_cli_validates_like_the_page() {
     assert!(err.contains("guest_page_size") && err.contains("colour"), "{err}");
     assert_eq!(err.trim().lines().count(), 1);
 
-    let out = cli(&["set", "access_mode=restricted", "guest_password=club-secret", "guest_page_size=24", "client_request_mode=on"]);
+    let out = cli(&[
+        "set",
+        "access_mode=restricted",
+        "guest_password=club-secret",
+        "guest_page_size=24",
+        "client_request_mode=on",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = cli(&["list"]);
     let listed = text(&out.stdout);
-    for line in ["access_mode=restricted", "guest_password=(set)", "guest_page_size=24", "client_request_mode=on", "upstream_url=https://api.siliconflow.cn"] {
+    for line in [
+        "access_mode=restricted",
+        "guest_password=(set)",
+        "guest_page_size=24",
+        "client_request_mode=on",
+        "upstream_url=https://api.siliconflow.cn",
+    ] {
         assert!(listed.lines().any(|l| l == line), "{line} in {listed}");
     }
     assert!(!listed.contains("club-secret") && !listed.contains("argon2"));
@@ -260,4 +272,3 @@ fn reset_password_reads_stdin_and_ends_sessions() {
     assert_eq!(after.credentials_version, before.credentials_version + 1, "sessions end");
     drop(db);
 }
-

@@ -1,7 +1,8 @@
 //! Integration tests: the real application over HTTP, and the real binary.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity, clippy::zombie_processes)]
 
 mod auth;
+mod browser;
 mod cli;
 mod schema;
 mod settings;

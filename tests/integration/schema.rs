@@ -65,5 +65,8 @@ fn both_backends_build_the_same_tables_and_columns() {
     let postgres = columns(&url);
     let only_sqlite: Vec<_> = sqlite.difference(&postgres).collect();
     let only_postgres: Vec<_> = postgres.difference(&sqlite).collect();
-    assert!(only_sqlite.is_empty() && only_postgres.is_empty(), "only in SQLite: {only_sqlite:?}\nonly in PostgreSQL: {only_postgres:?}");
+    assert!(
+        only_sqlite.is_empty() && only_postgres.is_empty(),
+        "only in SQLite: {only_sqlite:?}\nonly in PostgreSQL: {only_postgres:?}"
+    );
 }

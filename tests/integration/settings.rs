@@ -41,7 +41,11 @@ async fn invalid_settings_save_nothing_and_say_why_next_to_the_field() {
     let cases: [(&[(&str, &str)], &str, &str); 5] = [
         (&[("access_mode", "public")], "access_mode", "Choose open, restricted or private."),
         (&[("guest_page_size", "0")], "guest_page_size", "Enter a whole number from 1 to 100."),
-        (&[("guest_page_size", "101"), ("access_mode", "open")], "guest_page_size", "Enter a whole number from 1 to 100."),
+        (
+            &[("guest_page_size", "101"), ("access_mode", "open")],
+            "guest_page_size",
+            "Enter a whole number from 1 to 100.",
+        ),
         (&[("upstream_url", "ftp://mirror")], "upstream_url", "Enter an http:// or https:// address"),
         (&[("access_mode", "restricted")], "guest_password", "Restricted mode needs a guest password"),
     ];
@@ -126,12 +130,22 @@ async fn account_form_validates_every_field() {
     let cases: [(&[(&str, &str)], &str, &str); 4] = [
         (&[("username", "admin"), ("current_password", "wrong")], "current_password", "The current password is wrong."),
         (
-            &[("username", "admin"), ("current_password", ADMIN_PASSWORD), ("new_password", "short"), ("confirm_password", "short")],
+            &[
+                ("username", "admin"),
+                ("current_password", ADMIN_PASSWORD),
+                ("new_password", "short"),
+                ("confirm_password", "short"),
+            ],
             "new_password",
             "Use at least 8 characters.",
         ),
         (
-            &[("username", "admin"), ("current_password", ADMIN_PASSWORD), ("new_password", "long-enough-1"), ("confirm_password", "long-enough-2")],
+            &[
+                ("username", "admin"),
+                ("current_password", ADMIN_PASSWORD),
+                ("new_password", "long-enough-1"),
+                ("confirm_password", "long-enough-2"),
+            ],
             "confirm_password",
             "The two passwords differ.",
         ),
@@ -218,7 +232,8 @@ async fn health_assets_language_and_placeholders() {
     assert!(header(&res, "content-type").contains("javascript"));
     let etag = header(&res, "etag");
     assert!(!etag.is_empty());
-    let res = app.client.get(app.url(keypool::views::layout::HTMX_PATH)).header("if-none-match", etag).send().await.unwrap();
+    let res =
+        app.client.get(app.url(keypool::views::layout::HTMX_PATH)).header("if-none-match", etag).send().await.unwrap();
     assert_eq!(res.status(), 304);
     assert_eq!(app.get("/assets/nope.js").await.status(), 404);
 

@@ -24,7 +24,8 @@ impl TestDb {
         match std::env::var("KEYPOOL_TEST_POSTGRES_URL").ok().filter(|v| !v.is_empty()) {
             Some(server_url) => {
                 let name = format!("keypool_test_{}", keypool::domain::password::random_token(12).to_lowercase());
-                let mut conn = diesel::PgConnection::establish(&server_url).expect("KEYPOOL_TEST_POSTGRES_URL must connect");
+                let mut conn =
+                    diesel::PgConnection::establish(&server_url).expect("KEYPOOL_TEST_POSTGRES_URL must connect");
                 diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create test database");
                 let mut url = url::Url::parse(&server_url).expect("KEYPOOL_TEST_POSTGRES_URL must be a URL");
                 url.set_path(&name);
@@ -49,10 +50,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Self::Postgres { server_url, name } = self {
-            if let Ok(mut conn) = diesel::PgConnection::establish(server_url) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
-            }
+        if let Self::Postgres { server_url, name } = self
+            && let Ok(mut conn) = diesel::PgConnection::establish(server_url)
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
         }
     }
 }
@@ -102,11 +103,7 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 
 /// A client with its own cookie jar that does not follow redirects (tests look at them).
 pub fn new_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
 impl TestApp {

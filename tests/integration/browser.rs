@@ -1,0 +1,294 @@
+//! The admin in a real browser: headless Chromium driven over WebDriver (chromedriver), against the
+//! real app. Skipped with a notice when chromedriver is not installed, unless `KEYPOOL_REQUIRE_BROWSER`
+//! is set (CI sets it, and installs Chromium).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{self, ADMIN_PASSWORD, ADMIN_USER, TestApp};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Browser<'a> {
+    driver: &'a Driver,
+    session: String,
+}
+
+fn browser_available() -> bool {
+    let present = std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists();
+    if !present {
+        assert!(
+            std::env::var_os("KEYPOOL_REQUIRE_BROWSER").is_none(),
+            "KEYPOOL_REQUIRE_BROWSER is set but {CHROMEDRIVER} or {CHROMIUM} is missing"
+        );
+        eprintln!("SKIPPED: browser test needs `apt-get install chromium chromium-driver`");
+    }
+    present
+}
+
+async fn start_driver() -> Driver {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::new(),
+        _profile: tempfile::tempdir().unwrap(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(res) = driver.http.get(format!("{}/status", driver.base)).send().await
+            && res.json::<Value>().await.is_ok_and(|v| v["value"]["ready"] == true)
+        {
+            return driver;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not become ready");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Driver {
+    async fn session(&self, width: u32, height: u32) -> Browser<'_> {
+        let profile = self._profile.path().join(format!("profile-{width}"));
+        let mut options = json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--disable-quic", "--lang=en-US",
+                format!("--window-size={width},{height}"),
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": { "intl.accept_languages": "en-US,en" }
+        });
+        if width < 500 {
+            // Headless windows are at least 500 px wide: emulate the phone's viewport instead.
+            options["mobileEmulation"] =
+                json!({ "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0 } });
+        }
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:loggingPrefs": { "browser": "ALL" },
+            "goog:chromeOptions": options
+        } } });
+        let res: Value =
+            self.http.post(format!("{}/session", self.base)).json(&caps).send().await.unwrap().json().await.unwrap();
+        let session = res["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {res}")).to_owned();
+        Browser { driver: self, session }
+    }
+}
+
+impl Browser<'_> {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.driver.base, self.session);
+        let mut req = self.driver.http.request(method.clone(), url);
+        if method != reqwest::Method::GET {
+            req = req.json(&body);
+        }
+        req.send().await.unwrap().json::<Value>().await.unwrap()["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", json!({ "url": url })).await;
+    }
+
+    async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", json!({})).await.as_str().unwrap_or("").to_owned()
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.call(reqwest::Method::POST, "/execute/sync", json!({ "script": script, "args": [] })).await
+    }
+
+    /// Polls until the CSS selector matches, then returns the element id.
+    async fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v =
+                self.call(reqwest::Method::POST, "/element", json!({ "using": "css selector", "value": css })).await;
+            if let Some(id) = v[ELEMENT].as_str() {
+                return id.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no element matches {css} on {}", self.url().await);
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.call(reqwest::Method::POST, &format!("/element/{id}/click"), json!({})).await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.call(reqwest::Method::POST, &format!("/element/{id}/clear"), json!({})).await;
+        self.call(reqwest::Method::POST, &format!("/element/{id}/value"), json!({ "text": text })).await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let id = self.find(css).await;
+        self.call(reqwest::Method::GET, &format!("/element/{id}/text"), json!({}))
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    async fn wait_for_url(&self, suffix: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.url().await.ends_with(suffix) {
+            assert!(Instant::now() < deadline, "URL {} never ended with {suffix}", self.url().await);
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn accept_alert(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.call(reqwest::Method::POST, "/alert/accept", json!({})).await;
+            if v.is_null() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no confirmation dialog appeared: {v}");
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Console messages at SEVERE level (JavaScript errors, failed loads).
+    async fn console_errors(&self) -> Vec<String> {
+        let logs = self.call(reqwest::Method::POST, "/se/log", json!({ "type": "browser" })).await;
+        logs.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|l| l["level"] == "SEVERE")
+                    .map(|l| l["message"].as_str().unwrap_or("").to_owned())
+                    // The deliberate 422 of a refused form is logged by Chromium as a failed resource.
+                    .filter(|m| !m.contains("422"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn no_horizontal_scroll(&self) -> bool {
+        self.script("return document.documentElement.scrollWidth <= window.innerWidth;").await == true
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let data = self.call(reqwest::Method::GET, "/screenshot", json!({})).await;
+        if let Some(b64) = data.as_str() {
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(dir.join(format!("{name}.png.b64")), b64);
+        }
+    }
+
+    async fn login(&self, app: &TestApp) {
+        self.goto(&app.url("/admin/settings")).await;
+        assert!(self.url().await.contains("/login?next="), "anonymous visit goes to the login page");
+        self.type_into("#username", ADMIN_USER).await;
+        self.type_into("#password", ADMIN_PASSWORD).await;
+        self.click("form[action='/login'] button[type=submit]").await;
+        self.wait_for_url("/admin/settings").await;
+    }
+
+    async fn quit(self) {
+        let url = format!("{}/session/{}", self.driver.base, self.session);
+        let _ = self.driver.http.delete(url).send().await;
+    }
+}
+
+#[actix_web::test]
+async fn admin_signs_in_changes_settings_and_manages_access_keys_in_a_browser() {
+    if !browser_available() {
+        return;
+    }
+    let app = support::spawn().await;
+    let driver = start_driver().await;
+    let b = driver.session(1280, 900).await;
+    b.login(&app).await;
+
+    // Restricted without a guest password: refused in place by an htmx swap, nothing saved.
+    b.click("input[name=access_mode][value=restricted]").await;
+    b.click("#system button[type=submit]").await;
+    let message = b.text("#error-guest_password").await;
+    assert!(message.contains("guest password"), "{message}");
+    assert!(b.url().await.ends_with("/admin/settings"), "no navigation: the section was swapped");
+
+    b.type_into("#guest-password", "friends-only").await;
+    b.click("#system button[type=submit]").await;
+    assert!(b.text("#system .flash-success").await.contains("Settings saved"));
+    let stored = support::with_db(&app, |c| {
+        keypool::domain::settings::Settings::from_stored(&keypool::db::settings::load_all(c).unwrap())
+    })
+    .await;
+    assert_eq!(stored.access_mode, keypool::domain::settings::AccessMode::Restricted);
+
+    // Create an access key, see its token once, then revoke it through the confirmation dialog.
+    b.type_into("#access-key-name", "browser key").await;
+    b.click("#access-keys form.inline button[type=submit]").await;
+    let token = b.text("#new-token").await;
+    assert!(token.starts_with("kp-"), "{token}");
+    b.click("#access-keys button.danger").await;
+    b.accept_alert().await;
+    assert!(b.text("#access-keys .flash-success").await.contains("revoked"));
+    b.screenshot("settings-desktop").await;
+
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+
+    b.click("form.signout button").await;
+    b.wait_for_url("/login").await;
+    b.quit().await;
+}
+
+#[actix_web::test]
+async fn pages_fit_a_375_px_phone() {
+    if !browser_available() {
+        return;
+    }
+    let app = support::spawn().await;
+    let driver = start_driver().await;
+    let b = driver.session(375, 812).await;
+    b.goto(&app.url("/login")).await;
+    b.find("#username").await;
+    assert_eq!(b.script("return window.innerWidth;").await, 375, "viewport width");
+    assert!(b.no_horizontal_scroll().await, "login page scrolls sideways");
+    b.screenshot("login-375").await;
+    b.login(&app).await;
+    b.type_into("#access-key-name", "phone").await;
+    b.click("#access-keys form.inline button[type=submit]").await;
+    b.find("#new-token").await;
+    for path in ["/admin/settings", "/admin", "/admin/keys", "/", "/docs"] {
+        b.goto(&app.url(path)).await;
+        b.find("main").await;
+        assert!(b.no_horizontal_scroll().await, "{path} scrolls sideways at 375 px");
+    }
+    b.goto(&app.url("/admin/settings")).await;
+    b.find("#system").await;
+    b.screenshot("settings-375").await;
+    b.quit().await;
+}
