@@ -11,6 +11,8 @@ pub struct LoginView<'a> {
     pub next: &'a str,
     /// An already translated message (wrong password, throttled, session ended …).
     pub message: Option<String>,
+    /// Why signing in cannot work from here (plain http with `Secure` cookies).
+    pub warning: Option<String>,
 }
 
 pub fn login_page(lang: Lang, path: &str, view: &LoginView) -> Markup {
@@ -21,6 +23,9 @@ pub fn login_page(lang: Lang, path: &str, view: &LoginView) -> Markup {
         html! {
             section.card.narrow {
                 h1 { (lang.t("login.title")) }
+                @if let Some(msg) = &view.warning {
+                    div.flash.flash-error role="alert" { (msg) }
+                }
                 @if let Some(msg) = &view.message {
                     div.flash.flash-error role="alert" { (msg) }
                 }

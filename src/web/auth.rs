@@ -29,8 +29,24 @@ pub async fn get_login(
     if session::current_admin(&state, &session).await?.is_some() {
         return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, next)).finish());
     }
-    let view = LoginView { username: "", next: &next, message: None };
+    let warning = cookies_would_be_dropped(&req, &state).then(|| lang.t("login.insecure_cookies").to_owned());
+    let view = LoginView { username: "", next: &next, message: None, warning };
     Ok(html(StatusCode::OK, login_page(lang, &super::path_and_query(&req), &view)))
+}
+
+/// Browsers keep `Secure` cookies only over https (and on localhost): over plain http elsewhere the
+/// sign-in would silently bounce back here, so the page says why.
+fn cookies_would_be_dropped(req: &HttpRequest, state: &AppState) -> bool {
+    if state.config.insecure_cookies {
+        return false;
+    }
+    let conn = req.connection_info();
+    let host = conn
+        .host()
+        .rsplit_once(':')
+        .map_or(conn.host(), |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { conn.host() });
+    let local = host == "localhost" || host.starts_with("127.") || host == "[::1]";
+    conn.scheme() == "http" && !local
 }
 
 #[derive(Deserialize)]
@@ -79,7 +95,12 @@ pub async fn post_login(
         None => {
             state.login_throttle.fail(&addr, now);
             tracing::warn!(%addr, "failed admin sign-in");
-            let view = LoginView { username: &username, next: &next, message: Some(lang.t("login.failed").to_owned()) };
+            let view = LoginView {
+                username: &username,
+                next: &next,
+                message: Some(lang.t("login.failed").to_owned()),
+                warning: None,
+            };
             Ok(html(StatusCode::UNAUTHORIZED, login_page(lang, "/login", &view)))
         }
     }

@@ -258,3 +258,13 @@ async fn changing_credentials_ends_other_sessions_but_keeps_this_one() {
     assert_eq!(app.login_with(&fresh, ADMIN_USER, ADMIN_PASSWORD).await.status(), 401, "old credentials");
     assert_eq!(app.login_with(&fresh, "root", "a-new-long-password").await.status(), 303, "new credentials");
 }
+
+#[actix_web::test]
+async fn login_page_warns_when_secure_cookies_cannot_work() {
+    let app = support::spawn_with(|c| c.insecure_cookies = false).await;
+    let lan = app.client.get(app.url("/login")).header("host", "192.168.1.20:8080").header("accept-language", "en");
+    let body = lan.send().await.unwrap().text().await.unwrap();
+    assert!(body.contains("KEYPOOL_INSECURE_COOKIES=1"), "plain http on a LAN address is explained");
+    let body = app.get("/login").await.text().await.unwrap();
+    assert!(!body.contains("KEYPOOL_INSECURE_COOKIES"), "127.0.0.1 keeps secure cookies");
+}
