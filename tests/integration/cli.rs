@@ -57,19 +57,20 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-#[test]
-fn unsupported_database_url_exits_quickly_with_one_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let child = keypool(dir.path(), Some("mysql://x"))
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Runs `keypool` (serve) on `database`; it must fail within 5 s with one line on stderr, returned.
+fn fails_fast(dir: &std::path::Path, database: &str) -> String {
+    let child = keypool(dir, Some(database)).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let out = wait_with_deadline(child, Duration::from_secs(5));
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    err
+}
+
+#[test]
+fn unsupported_database_url_exits_quickly_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails_fast(dir.path(), "mysql://x");
     assert!(err.contains("DATABASE_URL") && err.contains("mysql"), "{err}");
     assert!(!dir.path().join("keypool.db").exists(), "no SQLite file was created by mistake");
 }
@@ -77,17 +78,20 @@ fn unsupported_database_url_exits_quickly_with_one_line() {
 #[test]
 fn unreachable_postgres_exits_quickly_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let child = keypool(dir.path(), Some("postgres://postgres:secret-pw@127.0.0.1:1/keypool"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_with_deadline(child, Duration::from_secs(5));
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let err = fails_fast(dir.path(), "postgres://postgres:secret-pw@127.0.0.1:1/keypool");
     assert!(err.contains("cannot open the database") && err.contains("127.0.0.1"), "{err}");
     assert!(!err.contains("secret-pw"), "password redacted: {err}");
+}
+
+#[test]
+fn silent_postgres_exits_within_the_connect_timeout() {
+    // A socket that accepts connections but never answers: libpq's connect_timeout must end the wait.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails_fast(dir.path(), &format!("postgres://postgres@127.0.0.1:{port}/keypool"));
+    assert!(err.contains("cannot open the database"), "{err}");
+    drop(silent);
 }
 
 #[test]
