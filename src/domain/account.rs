@@ -1,6 +1,6 @@
 //! Rules for the admin account's username and password.
 
-use super::FieldError;
+use super::{FieldError, FieldErrors};
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_PASSWORD_LEN: usize = 128;
@@ -32,6 +32,30 @@ pub fn parse_new_password(password: &str, confirm: &str) -> Result<String, Field
     Ok(password.to_owned())
 }
 
+/// A parsed account form: the username to keep or set, and a new password if one was typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountChange {
+    pub username: String,
+    pub new_password: Option<String>,
+}
+
+impl AccountChange {
+    /// Blank new-password fields keep the current password.
+    pub fn parse(username: &str, new_password: &str, confirm: &str) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let username = parse_username(username).map_err(|e| errors.push(e)).ok();
+        let new_password = if new_password.is_empty() && confirm.is_empty() {
+            Some(None)
+        } else {
+            parse_new_password(new_password, confirm).map(Some).map_err(|e| errors.push(e)).ok()
+        };
+        match (username, new_password) {
+            (Some(username), Some(new_password)) if errors.is_empty() => Ok(Self { username, new_password }),
+            _ => Err(errors),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,6 +67,17 @@ mod tests {
         assert!(parse_username("two words").is_err());
         assert!(parse_username(&"a".repeat(65)).is_err());
         assert_eq!(parse_username("管理员").ok(), Some("管理员".to_owned()));
+    }
+
+    #[test]
+    fn account_change_collects_every_error() {
+        let errors = AccountChange::parse("a b", "short", "short").err().unwrap_or_default();
+        let fields: Vec<_> = errors.0.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["username", "new_password"]);
+        assert_eq!(
+            AccountChange::parse("root", "", "").ok(),
+            Some(AccountChange { username: "root".into(), new_password: None })
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The page frame: header with navigation, language switch and sign-out; vendored htmx and styles.
 
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 
 use crate::i18n::Lang;
 
@@ -102,9 +102,4 @@ fn language_switch(ctx: &PageContext) -> Markup {
 /// Percent-encodes a path for a query value.
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// A JSON value safe to put inside `<script>`.
-pub fn script_json(json: &str) -> PreEscaped<String> {
-    PreEscaped(json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026"))
 }

@@ -38,7 +38,7 @@ pub struct SwitchQuery {
 }
 
 /// `GET /lang/{code}?next=PATH`: keeps the choice in a cookie for a year and goes back.
-pub async fn get_lang(req: HttpRequest, code: web::Path<String>, q: web::Query<SwitchQuery>) -> HttpResponse {
+pub async fn get_lang(code: web::Path<String>, q: web::Query<SwitchQuery>) -> HttpResponse {
     let next = super::safe_next(q.next.as_deref(), "/");
     let Some(lang) = Lang::parse(&code) else {
         return HttpResponse::SeeOther().insert_header((header::LOCATION, next)).finish();
@@ -48,6 +48,5 @@ pub async fn get_lang(req: HttpRequest, code: web::Path<String>, q: web::Query<S
         .same_site(SameSite::Lax)
         .max_age(actix_web::cookie::time::Duration::days(365))
         .finish();
-    let _ = req;
     HttpResponse::SeeOther().cookie(cookie).insert_header((header::LOCATION, next)).finish()
 }

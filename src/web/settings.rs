@@ -10,8 +10,9 @@ use super::auth::html;
 use super::lang::RequestLang;
 use super::session::{self, CurrentAdmin};
 use crate::db;
+use crate::domain::account::AccountChange;
 use crate::domain::settings::{Settings, SettingsChange};
-use crate::domain::{FieldError, FieldErrors, access_token, account, password};
+use crate::domain::{FieldError, FieldErrors, access_token, password};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
@@ -218,54 +219,42 @@ pub async fn post_account(
     if let Err(retry_after_secs) = state.login_throttle.check(&addr, now) {
         return Err(AppError::TooManyRequests { retry_after_secs });
     }
-    let mut errors = FieldErrors::default();
-    let username = account::parse_username(&form.username).map_err(|e| errors.push(e)).ok();
-    let new_password = if form.new_password.is_empty() && form.confirm_password.is_empty() {
-        Some(None)
-    } else {
-        account::parse_new_password(&form.new_password, &form.confirm_password)
-            .map(Some)
-            .map_err(|e| errors.push(e))
-            .ok()
-    };
     let admin_id = admin.id;
     let current = form.current_password;
-    let result = match (username, new_password) {
-        (Some(username), Some(new_password)) if errors.is_empty() => {
-            db::run(&state.db, move |conn| {
+    let outcome: Result<(String, i64), FieldErrors> =
+        match AccountChange::parse(&form.username, &form.new_password, &form.confirm_password) {
+            Err(errors) => Err(errors),
+            Ok(change) => db::run(&state.db, move |conn| {
                 let Some(stored) = db::admins::find(conn, admin_id)? else {
                     return Err(AppError::NotFound);
                 };
                 if !password::verify(&current, &stored.password_hash) {
                     return Ok(Err(FieldError::new("current_password", "settings.account.current_wrong")));
                 }
-                if username != stored.username && db::admins::find_by_username(conn, &username)?.is_some() {
+                if change.username != stored.username && db::admins::find_by_username(conn, &change.username)?.is_some()
+                {
                     return Ok(Err(FieldError::new("username", "settings.account.username_taken")));
                 }
-                let hash = match new_password {
+                let hash = match change.new_password {
                     Some(pw) => password::hash(&pw).map_err(AppError::Internal)?,
                     None => stored.password_hash,
                 };
-                db::admins::update_credentials(conn, admin_id, &username, &hash, now)?;
-                Ok(Ok((username, stored.credentials_version + 1)))
+                db::admins::update_credentials(conn, admin_id, &change.username, &hash, now)?;
+                Ok(Ok((change.username, stored.credentials_version + 1)))
             })
             .await?
-        }
-        _ => Err(FieldError::new("", "")),
-    };
-    let (view_username, view_errors, flash, status) = match result {
+            .map_err(|e| FieldErrors(vec![e])),
+        };
+    let (view_username, view_errors, flash, status) = match outcome {
         Ok((username, version)) => {
             state.login_throttle.succeed(&addr);
             session::refresh_credentials(&session, version)?;
             tracing::info!(admin = %username, "admin credentials changed; other sessions ended");
             (username, FieldErrors::default(), (FlashKind::Success, lang.t("settings.account.saved")), StatusCode::OK)
         }
-        Err(e) => {
-            if e.field == "current_password" {
+        Err(errors) => {
+            if errors.get("current_password").is_some() {
                 state.login_throttle.fail(&addr, now);
-            }
-            if !e.field.is_empty() {
-                errors.push(e);
             }
             (form.username, errors, (FlashKind::Error, lang.t("settings.not_saved")), StatusCode::UNPROCESSABLE_ENTITY)
         }
