@@ -124,7 +124,10 @@ async fn serve(bind: Option<String>) -> Result<(), String> {
     let backend = config.database.redacted();
     let app = Application::build(config).await.map_err(|e| e.to_string())?;
     tracing::info!(database = %backend, port = app.port(), "keypool is listening");
-    app.into_server().await.map_err(|e| e.to_string())
+    let state = app.state.clone();
+    app.into_server().await.map_err(|e| e.to_string())?;
+    // The server has stopped (SIGTERM/SIGINT): write what is still only in memory.
+    state.access_keys.flush(&state.db).await.map_err(|e| e.to_string())
 }
 
 async fn open() -> Result<crate::state::AppState, String> {

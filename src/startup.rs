@@ -163,5 +163,8 @@ async fn session_secret(state: &AppState) -> Result<Key, StartError> {
         db::run(&state.db, move |conn| Ok(db::settings::get_or_insert(conn, SESSION_SECRET, &candidate, now)?))
             .await
             .map_err(|e| StartError::Database(e.to_string()))?;
+    if stored.len() < 64 {
+        return Err(StartError::Other(format!("the stored `{SESSION_SECRET}` setting is shorter than 64 bytes")));
+    }
     Ok(Key::derive_from(stored.as_bytes()))
 }
