@@ -31,6 +31,32 @@ enum Command {
     },
     /// Apply the database migrations and exit.
     Migrate,
+    /// Add keys from a file (or `-` for stdin), split like the page's import; prints the counts.
+    Import {
+        /// A text file of keys, or `-` to read stdin.
+        file: String,
+        /// A source label stored with the new keys.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Write keys to stdout or a file.
+    Export {
+        /// all, valid (active), or min-balance.
+        #[arg(long, default_value = "all")]
+        scope: String,
+        /// Threshold for --scope min-balance (inclusive).
+        #[arg(long)]
+        min_balance: Option<String>,
+        /// Write key|balance.
+        #[arg(long)]
+        with_balance: bool,
+        /// newline, comma, space, semicolon, tab, or any text up to 10 characters.
+        #[arg(long, default_value = "newline")]
+        sep: String,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Manage the admin account.
     Admin {
         #[command(subcommand)]
@@ -112,6 +138,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             startup::prepare(config, false).await.map_err(|e| e.to_string())?;
             println!("migrations applied to {target}");
             Ok(())
+        }
+        Command::Import { file, source } => import(&file, source).await,
+        Command::Export { scope, min_balance, with_balance, sep, out } => {
+            export(&scope, min_balance.as_deref(), with_balance, &sep, out).await
         }
         Command::Admin { command: AdminCommand::ResetPassword { username } } => reset_password(username).await,
         Command::Settings { command } => settings(command).await,
@@ -266,4 +296,79 @@ async fn access_key(command: AccessKeyCommand) -> Result<(), String> {
             }
         }
     }
+}
+
+async fn import(file: &str, source: Option<String>) -> Result<(), String> {
+    use std::io::Read;
+    let limit = crate::domain::keys::MAX_IMPORT_BYTES as u64;
+    let mut text = String::new();
+    let read = if file == "-" {
+        std::io::stdin().lock().take(limit + 1).read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(limit + 1).read_to_string(&mut text))
+    };
+    read.map_err(|e| format!("cannot read {file}: {e}"))?;
+    if text.len() as u64 > limit {
+        return Err(format!("{file} is larger than 20 MB: split it into several imports"));
+    }
+    let state = open().await?;
+    let source = source.or_else(|| (file != "-").then(|| file.to_owned()));
+    let now = state.now_ms();
+    let summary = db::run(&state.db, move |conn| {
+        Ok(db::keys::import(conn, crate::domain::keys::parse_import(&text), source.as_deref(), now)?)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    println!(
+        "added {}, already present {}, duplicates in input {}, rejected {}",
+        summary.added,
+        summary.present,
+        summary.duplicates,
+        summary.rejected.len()
+    );
+    for r in &summary.rejected {
+        eprintln!("line {}: {} ({})", r.line, r.text, Lang::En.t(r.reason.message_key()));
+    }
+    Ok(())
+}
+
+async fn export(
+    scope: &str,
+    min_balance: Option<&str>,
+    with_balance: bool,
+    sep: &str,
+    out: Option<std::path::PathBuf>,
+) -> Result<(), String> {
+    if matches!(scope, "selection" | "selected") {
+        return Err("--scope selection exists only in the admin page: use all, valid or min-balance".into());
+    }
+    let request =
+        crate::domain::export::ExportRequest::parse(scope, min_balance, with_balance.then_some("1"), Some(sep))
+            .map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
+    let state = open().await?;
+    let pool = state.db.clone();
+    let written = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        let mut sink: Box<dyn Write> = match &out {
+            Some(path) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+            )),
+            None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        };
+        let mut failure = None;
+        let count = db::keys::export_each(&mut conn, &request, 0, |piece| match sink.write_all(piece.as_bytes()) {
+            Ok(()) => true,
+            Err(e) => {
+                failure = Some(e.to_string());
+                false
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        sink.flush().map_err(|e| e.to_string())?;
+        failure.map_or(Ok(count), Err)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    eprintln!("exported {written} keys");
+    Ok(())
 }

@@ -50,6 +50,60 @@
     });
   });
 
+  function flashLabel(btn, text) {
+    var label = btn.textContent;
+    btn.textContent = text || label;
+    setTimeout(function () { btn.textContent = label; }, 1500);
+  }
+
+  document.addEventListener("click", function (ev) {
+    // A key's full text, from the button's data-copy-text.
+    var copyBtn = ev.target.closest("[data-copy-text]");
+    if (copyBtn) {
+      copyText(copyBtn.getAttribute("data-copy-text")).then(function () {
+        flashLabel(copyBtn, copyBtn.getAttribute("data-copied"));
+      });
+      return;
+    }
+    // Reveal or mask the key in the same cell.
+    var reveal = ev.target.closest("[data-reveal]");
+    if (reveal) {
+      var code = reveal.parentNode.querySelector("code[data-key]");
+      if (code) {
+        var masked = code.textContent === code.getAttribute("data-masked");
+        code.textContent = code.getAttribute(masked ? "data-key" : "data-masked");
+      }
+      return;
+    }
+    // Copy an export: fetch the same URL the download uses, then write it to the clipboard.
+    var exportBtn = ev.target.closest("[data-copy-export]");
+    if (exportBtn) {
+      var form = document.querySelector(exportBtn.getAttribute("data-copy-export"));
+      var url = form.getAttribute("action") + "?" + new URLSearchParams(new FormData(form)).toString();
+      fetch(url, { credentials: "same-origin" })
+        .then(function (res) { if (!res.ok) throw new Error(res.status); return res.text(); })
+        .then(copyText)
+        .then(function () { flashLabel(exportBtn, exportBtn.getAttribute("data-copied")); })
+        .catch(function () { toast(exportBtn.getAttribute("data-failed")); });
+    }
+  });
+
+  // A chosen .txt file fills the import textarea (the import then posts it as text).
+  document.addEventListener("change", function (ev) {
+    var input = ev.target.closest("input[type=file][data-load-into]");
+    if (input && input.files && input.files[0]) {
+      input.files[0].text().then(function (text) {
+        var target = document.querySelector(input.getAttribute("data-load-into"));
+        if (target) target.value = text;
+      });
+    }
+    var sep = ev.target.closest("select[data-custom-separator]");
+    if (sep) {
+      var custom = sep.form.querySelector(".custom-sep");
+      if (custom) custom.hidden = sep.value !== "custom";
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () { localTimes(document); });
   document.addEventListener("htmx:afterSwap", function (ev) { localTimes(ev.detail.target.parentNode || document); });
   document.addEventListener("htmx:responseError", function () {

@@ -31,4 +31,36 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(settings, admins, access_keys);
+diesel::table! {
+    keys (id) {
+        id -> BigInt,
+        key -> Text,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        status_changed_at -> Nullable<BigInt>,
+        previous_status -> Nullable<Text>,
+        total_balance -> Nullable<Double>,
+        charge_balance -> Nullable<Double>,
+        gift_balance -> Nullable<Double>,
+        added_at -> BigInt,
+        checked_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        source -> Nullable<Text>,
+        request_count -> BigInt,
+        failure_count -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        cooling_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    key_selections (admin_id, key_id) {
+        admin_id -> BigInt,
+        key_id -> BigInt,
+    }
+}
+
+diesel::joinable!(key_selections -> keys (key_id));
+diesel::joinable!(key_selections -> admins (admin_id));
+
+diesel::allow_tables_to_appear_in_same_query!(settings, admins, access_keys, keys, key_selections);

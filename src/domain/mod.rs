@@ -3,6 +3,8 @@
 pub mod access_token;
 pub mod account;
 pub mod clock;
+pub mod export;
+pub mod keys;
 pub mod password;
 pub mod settings;
 

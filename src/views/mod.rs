@@ -3,6 +3,7 @@
 
 pub mod components;
 pub mod error;
+pub mod keys;
 pub mod layout;
 pub mod login;
 pub mod placeholder;

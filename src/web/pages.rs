@@ -35,14 +35,6 @@ pub async fn get_dashboard(
     admin_page(&req, lang, &admin, Nav::Dashboard, "dashboard.title", "dashboard.coming")
 }
 
-pub async fn get_keys(
-    req: HttpRequest,
-    RequestLang(lang): RequestLang,
-    admin: web::ReqData<CurrentAdmin>,
-) -> HttpResponse {
-    admin_page(&req, lang, &admin, Nav::Keys, "keys.title", "keys.coming")
-}
-
 /// Public pages show the admin's name in the header when one is signed in.
 async fn public_page(
     req: &HttpRequest,

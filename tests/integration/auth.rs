@@ -173,7 +173,7 @@ async fn every_admin_route_refuses_anonymous_requests() {
     let signed_in = new_client();
     assert_eq!(app.login_with(&signed_in, ADMIN_USER, ADMIN_PASSWORD).await.status(), 303);
     for r in admin {
-        let path = r.path.replace("{id}", "999");
+        let path = r.path.replace("{id}", "999").replace("{action}", "disable");
         let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
         let anonymous = new_client();
         let res = anonymous.request(method.clone(), app.url(&path)).form(&[("x", "1")]).send().await.unwrap();

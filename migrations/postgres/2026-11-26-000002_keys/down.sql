@@ -1,0 +1,2 @@
+DROP TABLE key_selections;
+DROP TABLE keys;

@@ -1,0 +1,365 @@
+//! Queries of the `keys` and `key_selections` tables. Listing, counting, selecting and exporting all
+//! share one WHERE-clause builder, so a filter means the same thing everywhere; statements are built
+//! from fixed fragments with every user value bound.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
+
+use super::{AnyConnection, Backend, backend_of};
+use crate::domain::export::ExportScope;
+use crate::domain::keys::{KeyFilter, KeyListQuery, KeyStatus, SortField};
+
+/// A row of the keys table as the admin sees it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct KeyRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub key: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub status_reason: Option<String>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub total_balance: Option<f64>,
+    #[diesel(sql_type = BigInt)]
+    pub added_at: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub checked_at: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_error: Option<String>,
+    #[diesel(sql_type = Bool)]
+    pub selected: bool,
+}
+
+type AnyBackend = <AnyConnection as Connection>::Backend;
+
+enum Value {
+    Text(String),
+    Int(i64),
+    Float(f64),
+}
+
+/// SQL text with `$n` placeholders numbered in order of appearance (as SQLite needs).
+#[derive(Default)]
+struct Statement {
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Statement {
+    fn sql(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    fn bind(&mut self, v: Value) -> &mut Self {
+        self.values.push(v);
+        let n = self.values.len();
+        self.text.push_str(&format!("${n}"));
+        self
+    }
+
+    fn query(self) -> diesel::query_builder::BoxedSqlQuery<'static, AnyBackend, diesel::query_builder::SqlQuery> {
+        let mut q = diesel::sql_query(self.text).into_boxed();
+        for v in self.values {
+            q = match v {
+                Value::Text(s) => q.bind::<Text, _>(s),
+                Value::Int(i) => q.bind::<BigInt, _>(i),
+                Value::Float(f) => q.bind::<Double, _>(f),
+            };
+        }
+        q
+    }
+
+    fn execute(self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        self.query().execute(conn)
+    }
+}
+
+/// ` WHERE …` for a filter on table alias `k` (always present, so callers can append ` AND …`).
+fn where_filter(st: &mut Statement, filter: &KeyFilter) {
+    st.sql(" WHERE 1 = 1");
+    if let Some(status) = filter.status {
+        st.sql(" AND k.status = ").bind(Value::Text(status.as_str().to_owned()));
+    }
+    if let Some(search) = &filter.search {
+        let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        st.sql(" AND LOWER(k.key) LIKE ").bind(Value::Text(format!("%{escaped}%"))).sql(" ESCAPE '\\'");
+    }
+}
+
+fn order_by(backend: Backend, sort: SortField, descending: bool) -> &'static str {
+    // NULL balances (never checked) sort as the smallest value on both backends.
+    match (sort, descending, backend) {
+        (SortField::Balance, false, Backend::Sqlite) => " ORDER BY k.total_balance ASC, k.id ASC",
+        (SortField::Balance, true, Backend::Sqlite) => " ORDER BY k.total_balance DESC, k.id DESC",
+        (SortField::Balance, false, Backend::Postgres) => " ORDER BY k.total_balance ASC NULLS FIRST, k.id ASC",
+        (SortField::Balance, true, Backend::Postgres) => " ORDER BY k.total_balance DESC NULLS LAST, k.id DESC",
+        (SortField::Checked, false, _) => " ORDER BY COALESCE(k.checked_at, k.added_at) ASC, k.id ASC",
+        (SortField::Checked, true, _) => " ORDER BY COALESCE(k.checked_at, k.added_at) DESC, k.id DESC",
+        (SortField::Added, false, _) => " ORDER BY k.added_at ASC, k.id ASC",
+        (SortField::Added, true, _) => " ORDER BY k.added_at DESC, k.id DESC",
+    }
+}
+
+/// One page of the keys table, with whether each row is in `admin_id`'s selection.
+pub fn list_page(conn: &mut AnyConnection, admin_id: i64, q: &KeyListQuery) -> QueryResult<Vec<KeyRow>> {
+    let backend = backend_of(conn);
+    let mut st = Statement::default();
+    st.sql(
+        "SELECT k.id, k.key, k.status, k.status_reason, k.total_balance, k.added_at, k.checked_at, k.last_error, \
+         (s.key_id IS NOT NULL) AS selected FROM keys k \
+         LEFT JOIN key_selections s ON s.key_id = k.id AND s.admin_id = ",
+    )
+    .bind(Value::Int(admin_id));
+    where_filter(&mut st, &q.filter);
+    st.sql(order_by(backend, q.sort, q.descending));
+    st.sql(" LIMIT ").bind(Value::Int(q.size as i64)).sql(" OFFSET ").bind(Value::Int(q.offset()));
+    st.query().load(conn)
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// How many keys match a filter.
+pub fn count_matching(conn: &mut AnyConnection, filter: &KeyFilter) -> QueryResult<i64> {
+    let mut st = Statement::default();
+    st.sql("SELECT COUNT(*) AS n FROM keys k");
+    where_filter(&mut st, filter);
+    Ok(st.query().get_result::<Count>(conn)?.n)
+}
+
+#[derive(QueryableByName)]
+struct StatusCount {
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Keys per status (every status present, zero when none).
+pub fn count_by_status(conn: &mut AnyConnection) -> QueryResult<Vec<(KeyStatus, i64)>> {
+    let rows: Vec<StatusCount> =
+        diesel::sql_query("SELECT status, COUNT(*) AS n FROM keys GROUP BY status").load(conn)?;
+    Ok(KeyStatus::ALL
+        .into_iter()
+        .map(|s| (s, rows.iter().find(|r| r.status == s.as_str()).map_or(0, |r| r.n)))
+        .collect())
+}
+
+/// Inserts the keys that are not there yet, in one transaction; returns how many were added.
+/// Existing keys are left untouched (balance, dates and state kept).
+pub fn insert_new(conn: &mut AnyConnection, keys: &[String], source: Option<&str>, now: i64) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        let mut added = 0;
+        for chunk in keys.chunks(500) {
+            let mut st = Statement::default();
+            st.sql("INSERT INTO keys (key, added_at, source) VALUES ");
+            for (i, key) in chunk.iter().enumerate() {
+                st.sql(if i == 0 { "(" } else { ", (" });
+                st.bind(Value::Text(key.clone())).sql(", ").bind(Value::Int(now)).sql(", ");
+                match source {
+                    Some(s) => st.bind(Value::Text(s.to_owned())),
+                    None => st.sql("NULL"),
+                };
+                st.sql(")");
+            }
+            st.sql(" ON CONFLICT (key) DO NOTHING");
+            added += st.execute(conn)?;
+        }
+        Ok(added)
+    })
+}
+
+/// Stores a parsed import in one transaction and says what happened.
+pub fn import(
+    conn: &mut AnyConnection,
+    parsed: crate::domain::keys::ParsedImport,
+    source: Option<&str>,
+    now: i64,
+) -> QueryResult<crate::domain::keys::ImportOutcome> {
+    let added = insert_new(conn, &parsed.keys, source, now)?;
+    Ok(crate::domain::keys::ImportOutcome {
+        added,
+        present: parsed.keys.len() - added,
+        duplicates: parsed.duplicates,
+        rejected: parsed.rejected,
+    })
+}
+
+/// Adds or removes these keys from the admin's selection.
+pub fn set_selected(conn: &mut AnyConnection, admin_id: i64, ids: &[i64], selected: bool) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut st = Statement::default();
+    if selected {
+        st.sql("INSERT INTO key_selections (admin_id, key_id) SELECT ").bind(Value::Int(admin_id));
+        st.sql(", k.id FROM keys k WHERE k.id IN (");
+    } else {
+        st.sql("DELETE FROM key_selections WHERE admin_id = ").bind(Value::Int(admin_id)).sql(" AND key_id IN (");
+    }
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            st.sql(", ");
+        }
+        st.bind(Value::Int(*id));
+    }
+    st.sql(")");
+    if selected {
+        st.sql(" ON CONFLICT DO NOTHING");
+    }
+    st.execute(conn)
+}
+
+/// Selects every key matching the filter, across all pages, in one statement.
+pub fn select_matching(conn: &mut AnyConnection, admin_id: i64, filter: &KeyFilter) -> QueryResult<usize> {
+    let mut st = Statement::default();
+    st.sql("INSERT INTO key_selections (admin_id, key_id) SELECT ")
+        .bind(Value::Int(admin_id))
+        .sql(", k.id FROM keys k");
+    where_filter(&mut st, filter);
+    st.sql(" ON CONFLICT DO NOTHING");
+    st.execute(conn)
+}
+
+pub fn clear_selection(conn: &mut AnyConnection, admin_id: i64) -> QueryResult<usize> {
+    diesel::sql_query("DELETE FROM key_selections WHERE admin_id = $1").bind::<BigInt, _>(admin_id).execute(conn)
+}
+
+pub fn count_selected(conn: &mut AnyConnection, admin_id: i64) -> QueryResult<i64> {
+    Ok(diesel::sql_query("SELECT COUNT(*) AS n FROM key_selections WHERE admin_id = $1")
+        .bind::<BigInt, _>(admin_id)
+        .get_result::<Count>(conn)?
+        .n)
+}
+
+/// Deletes the admin's selected keys in one transaction; returns how many went.
+pub fn delete_selected(conn: &mut AnyConnection, admin_id: i64) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        diesel::sql_query("DELETE FROM keys WHERE id IN (SELECT key_id FROM key_selections WHERE admin_id = $1)")
+            .bind::<BigInt, _>(admin_id)
+            .execute(conn)
+    })
+}
+
+/// Deletes every key in the `invalid` state, in one transaction.
+pub fn delete_invalid(conn: &mut AnyConnection) -> QueryResult<usize> {
+    conn.transaction(|conn| diesel::sql_query("DELETE FROM keys WHERE status = 'invalid'").execute(conn))
+}
+
+pub fn delete_one(conn: &mut AnyConnection, id: i64) -> QueryResult<usize> {
+    diesel::sql_query("DELETE FROM keys WHERE id = $1").bind::<BigInt, _>(id).execute(conn)
+}
+
+/// Disables (remembering the state to return to) or re-enables keys: one key, or the selection.
+pub fn set_disabled(
+    conn: &mut AnyConnection,
+    target: KeyTarget,
+    disabled: bool,
+    reason: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    let mut st = Statement::default();
+    if disabled {
+        st.sql("UPDATE keys SET previous_status = status, status = 'disabled', status_reason = ")
+            .bind(Value::Text(reason.to_owned()))
+            .sql(", status_changed_at = ")
+            .bind(Value::Int(now))
+            .sql(" WHERE status <> 'disabled'");
+    } else {
+        st.sql(
+            "UPDATE keys SET status = COALESCE(previous_status, 'unchecked'), previous_status = NULL, status_reason = ",
+        )
+        .bind(Value::Text(reason.to_owned()))
+        .sql(", status_changed_at = ")
+        .bind(Value::Int(now))
+        .sql(" WHERE status = 'disabled'");
+    }
+    match target {
+        KeyTarget::One(id) => st.sql(" AND id = ").bind(Value::Int(id)),
+        KeyTarget::SelectionOf(admin) => {
+            st.sql(" AND id IN (SELECT key_id FROM key_selections WHERE admin_id = ").bind(Value::Int(admin)).sql(")")
+        }
+    };
+    st.execute(conn)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum KeyTarget {
+    One(i64),
+    SelectionOf(i64),
+}
+
+/// One slice of an export, in id order, after `after_id`: (id, key, total balance).
+pub fn export_chunk(
+    conn: &mut AnyConnection,
+    scope: ExportScope,
+    admin_id: i64,
+    after_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<(i64, String, Option<f64>)>> {
+    #[derive(QueryableByName)]
+    struct Item {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = Text)]
+        key: String,
+        #[diesel(sql_type = Nullable<Double>)]
+        total_balance: Option<f64>,
+    }
+    let mut st = Statement::default();
+    st.sql("SELECT k.id, k.key, k.total_balance FROM keys k WHERE k.id > ").bind(Value::Int(after_id));
+    match scope {
+        ExportScope::All => {}
+        ExportScope::Valid => {
+            st.sql(" AND k.status = 'active'");
+        }
+        ExportScope::Selection => {
+            st.sql(" AND k.id IN (SELECT key_id FROM key_selections WHERE admin_id = ")
+                .bind(Value::Int(admin_id))
+                .sql(")");
+        }
+        ExportScope::MinBalance(min) => {
+            st.sql(" AND k.total_balance >= ")
+                .bind(Value::Float(min))
+                .sql(" AND k.status NOT IN ('invalid', 'disabled')");
+        }
+    }
+    st.sql(" ORDER BY k.id ASC LIMIT ").bind(Value::Int(limit));
+    let items: Vec<Item> = st.query().load(conn)?;
+    Ok(items.into_iter().map(|i| (i.id, i.key, i.total_balance)).collect())
+}
+
+/// Runs an export in slices of 5,000 keys, handing each encoded slice to `write` (which returns
+/// false to stop, e.g. when the client went away). Returns how many keys were written.
+pub fn export_each(
+    conn: &mut AnyConnection,
+    request: &crate::domain::export::ExportRequest,
+    admin_id: i64,
+    mut write: impl FnMut(String) -> bool,
+) -> QueryResult<usize> {
+    let sep = request.separator.text();
+    let mut after = 0;
+    let mut written = 0;
+    loop {
+        let chunk = export_chunk(conn, request.scope, admin_id, after, 5_000)?;
+        let Some((last, _, _)) = chunk.last() else { return Ok(written) };
+        after = *last;
+        let mut piece = String::with_capacity(chunk.len() * 64);
+        for (_, key, balance) in &chunk {
+            if written > 0 {
+                piece.push_str(sep);
+            }
+            piece.push_str(&request.item(key, *balance));
+            written += 1;
+        }
+        if !write(piece) {
+            return Ok(written);
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! 密钥管理 / Keys: import, export, and the keys table (a fragment swapped by htmx on every sort,
+//! filter, page, selection and bulk action).
+
+use maud::{Markup, html};
+
+use super::components::{FlashKind, flash, time};
+use super::layout::{PageContext, page};
+use crate::domain::keys::{ImportOutcome, KeyListQuery, KeyStatus, PAGE_SIZES, SortField, format_balance, mask};
+use crate::i18n::Lang;
+
+/// One row as shown.
+pub struct KeyItem {
+    pub id: i64,
+    pub key: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub last_error: Option<String>,
+    pub total_balance: Option<f64>,
+    pub added_at: i64,
+    pub checked_at: Option<i64>,
+    pub selected: bool,
+}
+
+/// Everything the table fragment shows.
+pub struct KeyTable {
+    pub query: KeyListQuery,
+    pub rows: Vec<KeyItem>,
+    /// Keys matching the filter.
+    pub matching: i64,
+    pub total: i64,
+    pub per_status: Vec<(KeyStatus, i64)>,
+    pub selected: i64,
+    pub flash: Option<(FlashKind, String)>,
+}
+
+/// Rejected lines listed at most; the rest are counted.
+const REJECTED_SHOWN: usize = 200;
+
+fn status_label(lang: Lang, status: &str) -> String {
+    match KeyStatus::parse(status) {
+        Some(s) => lang.t(&format!("keys.status.{}", s.as_str())).to_owned(),
+        None => status.to_owned(),
+    }
+}
+
+pub fn keys_page(ctx: &PageContext, table: &KeyTable) -> Markup {
+    let lang = ctx.lang;
+    let q = &table.query;
+    page(
+        ctx,
+        lang.t("keys.title"),
+        html! {
+            h1 { (lang.t("keys.title")) }
+            div.keys-tools {
+                (import_form(lang))
+                (export_form(lang))
+            }
+            section.card.wide {
+                form #key-filters.filters method="get" action="/admin/keys"
+                    hx-get="/admin/keys" hx-target="#keys-table" hx-swap="outerHTML" hx-push-url="true"
+                    hx-trigger="change, input changed delay:400ms from:#key-search, submit" {
+                    input type="hidden" name="sort" value=(q.sort.as_str());
+                    input type="hidden" name="dir" value=(if q.descending { "desc" } else { "asc" });
+                    label { (lang.t("keys.filter.status"))
+                        select name="status" {
+                            option value="" selected[q.filter.status.is_none()] { (lang.t("keys.filter.any")) }
+                            @for s in KeyStatus::ALL {
+                                option value=(s.as_str()) selected[q.filter.status == Some(s)] { (status_label(lang, s.as_str())) }
+                            }
+                        }
+                    }
+                    label.grow { (lang.t("keys.filter.search"))
+                        input #key-search type="search" name="q" value=(q.filter.search.clone().unwrap_or_default())
+                            placeholder=(lang.t("keys.filter.search_hint")) autocomplete="off";
+                    }
+                    label { (lang.t("keys.filter.page_size"))
+                        select name="size" {
+                            @for n in PAGE_SIZES { option value=(n) selected[q.size == n] { (n) } }
+                        }
+                    }
+                    noscript { button type="submit" { (lang.t("keys.filter.apply")) } }
+                }
+                (keys_table(lang, table))
+            }
+        },
+    )
+}
+
+fn import_form(lang: Lang) -> Markup {
+    html! {
+        section.card #import {
+            h2 { (lang.t("keys.import.title")) }
+            form method="post" action="/admin/keys/import" hx-post="/admin/keys/import" hx-target="#import-result" hx-swap="innerHTML"
+                hx-disabled-elt="find button[type=submit]" {
+                label for="import-keys" { (lang.t("keys.import.label")) }
+                textarea #import-keys name="keys" rows="6" spellcheck="false" placeholder=(lang.t("keys.import.placeholder")) {}
+                p.help { (lang.t("keys.import.help")) }
+                div.row {
+                    label.file { (lang.t("keys.import.file"))
+                        input type="file" accept=".txt,text/plain" data-load-into="#import-keys";
+                    }
+                    label.grow { (lang.t("keys.import.source"))
+                        input type="text" name="source" maxlength="64" placeholder=(lang.t("keys.import.source_hint"));
+                    }
+                }
+                button.primary type="submit" { (lang.t("keys.import.submit")) }
+            }
+            div #import-result aria-live="polite" {}
+        }
+    }
+}
+
+pub fn import_result(lang: Lang, s: &ImportOutcome) -> Markup {
+    let args = [
+        ("added", s.added.to_string()),
+        ("present", s.present.to_string()),
+        ("duplicates", s.duplicates.to_string()),
+        ("rejected", s.rejected.len().to_string()),
+    ];
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let kind = if s.rejected.is_empty() { FlashKind::Success } else { FlashKind::Error };
+    html! {
+        (flash(kind, &lang.tf("keys.import.summary", &args)))
+        @if !s.rejected.is_empty() {
+            details.rejected open {
+                summary { (lang.t("keys.import.rejected_title")) }
+                ol.rejected-lines {
+                    @for r in s.rejected.iter().take(REJECTED_SHOWN) {
+                        li {
+                            span.line { (lang.tf("keys.import.line", &[("line", &r.line.to_string())])) }
+                            code { (r.text) }
+                            span.reason { (lang.t(r.reason.message_key())) }
+                        }
+                    }
+                }
+                @if s.rejected.len() > REJECTED_SHOWN {
+                    p.muted { (lang.tf("keys.import.more_rejected", &[("count", &(s.rejected.len() - REJECTED_SHOWN).to_string())])) }
+                }
+            }
+        }
+    }
+}
+
+/// The import error for input over the size limit.
+pub fn import_too_large(lang: Lang) -> Markup {
+    flash(FlashKind::Error, lang.t("keys.import.too_large"))
+}
+
+fn export_form(lang: Lang) -> Markup {
+    html! {
+        section.card #export {
+            h2 { (lang.t("keys.export.title")) }
+            form #export-form method="get" action="/admin/keys/export" {
+                label { (lang.t("keys.export.scope"))
+                    select name="scope" {
+                        option value="selection" { (lang.t("keys.export.scope_selection")) }
+                        option value="valid" { (lang.t("keys.export.scope_valid")) }
+                        option value="all" { (lang.t("keys.export.scope_all")) }
+                        option value="min_balance" { (lang.t("keys.export.scope_min_balance")) }
+                    }
+                }
+                label { (lang.t("keys.export.min_balance"))
+                    input type="number" name="min_balance" value="10" step="0.01";
+                }
+                label { (lang.t("keys.export.separator"))
+                    select name="sep" data-custom-separator {
+                        option value="newline" { (lang.t("keys.export.sep_newline")) }
+                        option value="comma" { (lang.t("keys.export.sep_comma")) }
+                        option value="space" { (lang.t("keys.export.sep_space")) }
+                        option value="semicolon" { (lang.t("keys.export.sep_semicolon")) }
+                        option value="tab" { (lang.t("keys.export.sep_tab")) }
+                        option value="custom" { (lang.t("keys.export.sep_custom")) }
+                    }
+                }
+                label.custom-sep hidden { (lang.t("keys.export.custom"))
+                    input type="text" name="custom_sep" maxlength="10";
+                }
+                label.switch {
+                    input type="checkbox" name="with_balance" value="1";
+                    span { (lang.t("keys.export.with_balance")) }
+                }
+                div.row {
+                    button.primary type="submit" { (lang.t("keys.export.download")) }
+                    button type="button" data-copy-export="#export-form" data-copied=(lang.t("common.copied")) data-failed=(lang.t("error.request_failed")) { (lang.t("keys.export.copy")) }
+                }
+            }
+        }
+    }
+}
+
+fn sort_header(lang: Lang, q: &KeyListQuery, field: SortField, label_key: &str) -> Markup {
+    let next = q.toggled(field);
+    let href = format!("/admin/keys?{}", next.to_query_string());
+    let arrow = match (q.sort == field, q.descending) {
+        (true, true) => " ↓",
+        (true, false) => " ↑",
+        _ => "",
+    };
+    let aria = match (q.sort == field, q.descending) {
+        (true, true) => "descending",
+        (true, false) => "ascending",
+        _ => "none",
+    };
+    html! {
+        th aria-sort=(aria) {
+            a.sort href=(href) hx-get=(href) hx-target="#keys-table" hx-swap="outerHTML" hx-push-url="true" {
+                (lang.t(label_key)) (arrow)
+            }
+        }
+    }
+}
+
+fn state_fields(q: &KeyListQuery) -> Markup {
+    html! {
+        form #keys-state hidden {
+            @if let Some(s) = q.filter.status { input type="hidden" name="status" value=(s.as_str()); }
+            @if let Some(search) = &q.filter.search { input type="hidden" name="q" value=(search); }
+            input type="hidden" name="sort" value=(q.sort.as_str());
+            input type="hidden" name="dir" value=(if q.descending { "desc" } else { "asc" });
+            input type="hidden" name="page" value=(q.page);
+            input type="hidden" name="size" value=(q.size);
+        }
+    }
+}
+
+/// A button posting an action with the table's state.
+fn action_button(path: &str, vals: &str, label: &str, class: &str, confirm: Option<&str>, disabled: bool) -> Markup {
+    html! {
+        button type="button" class=(class) hx-post=(path) hx-vals=(vals) hx-include="#keys-state"
+            hx-target="#keys-table" hx-swap="outerHTML" hx-confirm=[confirm] disabled[disabled] { (label) }
+    }
+}
+
+pub fn keys_table(lang: Lang, t: &KeyTable) -> Markup {
+    let q = &t.query;
+    let pages = q.page_count(t.matching);
+    let refresh = format!("/admin/keys?{}", q.to_query_string());
+    let page_ids: Vec<String> = t.rows.iter().map(|r| r.id.to_string()).collect();
+    let page_all_selected = !t.rows.is_empty() && t.rows.iter().all(|r| r.selected);
+    let invalid = t.per_status.iter().find(|(s, _)| *s == KeyStatus::Invalid).map_or(0, |(_, n)| *n);
+    let n = |v: i64| v.to_string();
+    html! {
+        div #keys-table hx-get=(refresh) hx-trigger="keys-changed from:body" hx-swap="outerHTML" {
+            (state_fields(q))
+            div.counts {
+                span.count-total { (lang.tf("keys.counts.total", &[("count", &n(t.total))])) }
+                @for (status, count) in &t.per_status {
+                    @if *count > 0 {
+                        @let href = format!("/admin/keys?{}", KeyListQuery { filter: crate::domain::keys::KeyFilter { status: Some(*status), search: None }, ..q.with_page(1) }.to_query_string());
+                        a class={ "badge status-" (status.as_str()) } href=(href) hx-get=(href) hx-target="#keys-table" hx-swap="outerHTML" hx-push-url="true" {
+                            (status_label(lang, status.as_str())) " " (count)
+                        }
+                    }
+                }
+                span #selected-count.count-selected { (lang.tf("keys.counts.selected", &[("count", &n(t.selected))])) }
+            }
+            div.bulk {
+                (action_button("/admin/keys/selection", r#"{"action":"select_all"}"#, &lang.tf("keys.select.all_matching", &[("count", &n(t.matching))]), "", None, t.matching == 0))
+                (action_button("/admin/keys/selection", r#"{"action":"clear"}"#, lang.t("keys.select.clear"), "", None, t.selected == 0))
+                (action_button("/admin/keys/bulk", r#"{"action":"enable"}"#, lang.t("keys.bulk.enable"), "", None, t.selected == 0))
+                (action_button("/admin/keys/bulk", r#"{"action":"disable"}"#, lang.t("keys.bulk.disable"), "", None, t.selected == 0))
+                (action_button("/admin/keys/bulk", r#"{"action":"delete"}"#, lang.t("keys.bulk.delete"), "danger",
+                    Some(&lang.tf("keys.bulk.delete_confirm", &[("count", &n(t.selected))])), t.selected == 0))
+                (action_button("/admin/keys/bulk", r#"{"action":"delete_invalid"}"#, &lang.tf("keys.bulk.delete_invalid", &[("count", &n(invalid))]), "danger",
+                    Some(&lang.tf("keys.bulk.delete_invalid_confirm", &[("count", &n(invalid))])), invalid == 0))
+                button type="button" disabled title=(lang.t("keys.check_later")) { (lang.t("keys.bulk.check")) }
+            }
+            @if let Some((kind, text)) = &t.flash { (flash(*kind, text)) }
+            @if t.rows.is_empty() {
+                p.muted.empty { (if t.total == 0 { lang.t("keys.empty") } else { lang.t("keys.no_match") }) }
+            } @else {
+                div.table-wrap {
+                    table.keys {
+                        thead { tr {
+                            th.num { "#" }
+                            th.check {
+                                @let action = if page_all_selected { "unselect_page" } else { "select_page" };
+                                input type="checkbox" aria-label=(lang.t("keys.select.page")) checked[page_all_selected]
+                                    hx-post="/admin/keys/selection" hx-vals=(format!(r#"{{"action":"{action}","ids":"{}"}}"#, page_ids.join(",")))
+                                    hx-include="#keys-state" hx-target="#keys-table" hx-swap="outerHTML";
+                            }
+                            th { (lang.t("keys.col.key")) }
+                            (sort_header(lang, q, SortField::Balance, "keys.col.balance"))
+                            (sort_header(lang, q, SortField::Checked, "keys.col.checked"))
+                            (sort_header(lang, q, SortField::Added, "keys.col.added"))
+                            th { (lang.t("keys.col.status")) }
+                            th { span.sr-only { (lang.t("keys.col.actions")) } }
+                        } }
+                        tbody {
+                            @for (i, r) in t.rows.iter().enumerate() {
+                                (key_row(lang, q.offset() + i as i64 + 1, r))
+                            }
+                        }
+                    }
+                }
+                nav.pager aria-label=(lang.t("keys.pager.label")) {
+                    @let link = |p: u32, label: &str, enabled: bool| {
+                        let href = format!("/admin/keys?{}", q.with_page(p).to_query_string());
+                        html! {
+                            @if enabled {
+                                a href=(href) hx-get=(href) hx-target="#keys-table" hx-swap="outerHTML" hx-push-url="true" { (label) }
+                            } @else { span.disabled { (label) } }
+                        }
+                    };
+                    (link(1, lang.t("keys.pager.first"), q.page > 1))
+                    (link(q.page.saturating_sub(1).max(1), lang.t("keys.pager.prev"), q.page > 1))
+                    span.where { (lang.tf("keys.pager.position", &[("page", &q.page.to_string()), ("pages", &pages.to_string()), ("count", &n(t.matching))])) }
+                    (link((q.page + 1).min(pages), lang.t("keys.pager.next"), q.page < pages))
+                    (link(pages, lang.t("keys.pager.last"), q.page < pages))
+                }
+            }
+        }
+    }
+}
+
+fn key_row(lang: Lang, number: i64, r: &KeyItem) -> Markup {
+    let select_action = if r.selected { "unselect" } else { "select" };
+    let reason = r.last_error.as_deref().or(r.status_reason.as_deref());
+    let disabled = r.status == KeyStatus::Disabled.as_str();
+    html! {
+        tr.selected[r.selected] {
+            td.num { (number) }
+            td.check {
+                input type="checkbox" aria-label=(lang.t("keys.select.row")) checked[r.selected]
+                    hx-post="/admin/keys/selection" hx-vals=(format!(r#"{{"action":"{select_action}","ids":"{}"}}"#, r.id))
+                    hx-include="#keys-state" hx-target="#keys-table" hx-swap="outerHTML";
+            }
+            td.key {
+                code data-key=(r.key) data-masked=(mask(&r.key)) { (mask(&r.key)) }
+                button.icon type="button" data-reveal title=(lang.t("keys.reveal")) aria-label=(lang.t("keys.reveal")) { "👁" }
+                button.icon type="button" data-copy-text=(r.key) data-copied="✓" title=(lang.t("common.copy")) aria-label=(lang.t("common.copy")) { "⧉" }
+            }
+            td.balance { @match r.total_balance { Some(b) => (format_balance(b)), None => span.muted { "—" } } }
+            td { @match r.checked_at { Some(t) => (time(t)), None => span.muted { (lang.t("keys.never_checked")) } } }
+            td { (time(r.added_at)) }
+            td { span class={ "badge status-" (r.status) } title=[reason] { (status_label(lang, &r.status)) } }
+            td.actions {
+                button type="button" disabled title=(lang.t("keys.check_later")) { (lang.t("keys.row.check")) }
+                @if disabled {
+                    (action_button(&format!("/admin/keys/{}/enable", r.id), "{}", lang.t("keys.row.enable"), "", None, false))
+                } @else {
+                    (action_button(&format!("/admin/keys/{}/disable", r.id), "{}", lang.t("keys.row.disable"), "", None, false))
+                }
+                (action_button(&format!("/admin/keys/{}/delete", r.id), "{}", lang.t("keys.row.delete"), "danger", Some(lang.t("keys.row.delete_confirm")), false))
+            }
+        }
+    }
+}

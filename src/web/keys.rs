@@ -1,0 +1,276 @@
+//! 密钥管理 / Keys: the table (page or htmx fragment), import, selection, bulk actions and export.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::auth::html;
+use super::lang::RequestLang;
+use super::session::CurrentAdmin;
+use crate::db;
+use crate::domain::export::ExportRequest;
+use crate::domain::keys::{ImportOutcome, KeyListQuery, MAX_IMPORT_BYTES, RawKeyListQuery, parse_import};
+use crate::error::AppError;
+use crate::i18n::Lang;
+use crate::state::AppState;
+use crate::views::components::{FlashKind, field_message};
+use crate::views::keys::{KeyItem, KeyTable, import_result, import_too_large, keys_page, keys_table};
+use crate::views::layout::{Nav, PageContext};
+
+async fn load_table(
+    state: &AppState,
+    admin_id: i64,
+    query: KeyListQuery,
+    flash: Option<(FlashKind, String)>,
+) -> Result<KeyTable, AppError> {
+    db::run(&state.db, move |conn| {
+        let mut query = query;
+        let matching = db::keys::count_matching(conn, &query.filter)?;
+        // A page past the end (after a delete, or an old link) shows the last page instead.
+        query.page = query.page.min(query.page_count(matching));
+        let rows = db::keys::list_page(conn, admin_id, &query)?
+            .into_iter()
+            .map(|r| KeyItem {
+                id: r.id,
+                key: r.key,
+                status: r.status,
+                status_reason: r.status_reason,
+                last_error: r.last_error,
+                total_balance: r.total_balance,
+                added_at: r.added_at,
+                checked_at: r.checked_at,
+                selected: r.selected,
+            })
+            .collect();
+        let per_status = db::keys::count_by_status(conn)?;
+        let total = per_status.iter().map(|(_, n)| n).sum();
+        let selected = db::keys::count_selected(conn, admin_id)?;
+        Ok(KeyTable { query, rows, matching, total, per_status, selected, flash })
+    })
+    .await
+}
+
+fn table_response(lang: Lang, table: &KeyTable) -> HttpResponse {
+    html(StatusCode::OK, keys_table(lang, table))
+}
+
+/// `GET /admin/keys`: the page, or the table fragment for htmx (but the full page when htmx restores
+/// history it has not cached).
+pub async fn get_keys(
+    req: HttpRequest,
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+    raw: web::Query<RawKeyListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let table = load_table(&state, admin.id, KeyListQuery::parse(&raw), None).await?;
+    let restoring = req.headers().contains_key("hx-history-restore-request");
+    if super::is_htmx(&req) && !restoring {
+        return Ok(table_response(lang, &table));
+    }
+    let path = super::path_and_query(&req);
+    let ctx = PageContext { lang, nav: Nav::Keys, admin: Some(&admin.username), path: &path };
+    Ok(html(StatusCode::OK, keys_page(&ctx, &table)))
+}
+
+#[derive(Deserialize)]
+pub struct SelectionForm {
+    action: String,
+    #[serde(default)]
+    ids: String,
+    #[serde(flatten)]
+    view: RawKeyListQuery,
+}
+
+/// `POST /admin/keys/selection`: select or unselect rows, the page, every matching key, or nothing.
+pub async fn post_selection(
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+    form: web::Form<SelectionForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let query = KeyListQuery::parse(&form.view);
+    let ids: Vec<i64> = form.ids.split(',').filter_map(|s| s.trim().parse().ok()).take(1000).collect();
+    let admin_id = admin.id;
+    let filter = query.filter.clone();
+    let action = form.action;
+    db::run(&state.db, move |conn| {
+        match action.as_str() {
+            "select" | "select_page" => db::keys::set_selected(conn, admin_id, &ids, true)?,
+            "unselect" | "unselect_page" => db::keys::set_selected(conn, admin_id, &ids, false)?,
+            "select_all" => db::keys::select_matching(conn, admin_id, &filter)?,
+            "clear" => db::keys::clear_selection(conn, admin_id)?,
+            other => return Err(AppError::BadRequest(format!("unknown selection action `{other}`"))),
+        };
+        Ok(())
+    })
+    .await?;
+    Ok(table_response(lang, &load_table(&state, admin.id, query, None).await?))
+}
+
+#[derive(Deserialize)]
+pub struct BulkForm {
+    action: String,
+    #[serde(flatten)]
+    view: RawKeyListQuery,
+}
+
+/// `POST /admin/keys/bulk`: delete, disable or enable the selection; or delete every invalid key.
+pub async fn post_bulk(
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+    form: web::Form<BulkForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let query = KeyListQuery::parse(&form.view);
+    let admin_id = admin.id;
+    let now = state.now_ms();
+    let action = form.action.clone();
+    let (count, message) = db::run(&state.db, move |conn| {
+        use db::keys::KeyTarget::SelectionOf;
+        Ok(match action.as_str() {
+            "delete" => (db::keys::delete_selected(conn, admin_id)?, "keys.bulk.deleted"),
+            "disable" => (
+                db::keys::set_disabled(conn, SelectionOf(admin_id), true, "disabled by admin", now)?,
+                "keys.bulk.disabled",
+            ),
+            "enable" => (
+                db::keys::set_disabled(conn, SelectionOf(admin_id), false, "enabled by admin", now)?,
+                "keys.bulk.enabled",
+            ),
+            "delete_invalid" => (db::keys::delete_invalid(conn)?, "keys.bulk.deleted"),
+            other => return Err(AppError::BadRequest(format!("unknown bulk action `{other}`"))),
+        })
+    })
+    .await?;
+    tracing::info!(admin = %admin.username, action = %form.action, count, "bulk key action");
+    let flash = Some((FlashKind::Success, lang.tf(message, &[("count", &count.to_string())])));
+    Ok(table_response(lang, &load_table(&state, admin.id, query, flash).await?))
+}
+
+/// `POST /admin/keys/{id}/{action}` with action `delete`, `disable` or `enable`.
+pub async fn post_key_action(
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+    path: web::Path<(i64, String)>,
+    view: web::Form<RawKeyListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let (id, action) = path.into_inner();
+    let query = KeyListQuery::parse(&view);
+    let now = state.now_ms();
+    let act = action.clone();
+    let (count, message) = db::run(&state.db, move |conn| {
+        use db::keys::KeyTarget::One;
+        Ok(match act.as_str() {
+            "delete" => (db::keys::delete_one(conn, id)?, "keys.bulk.deleted"),
+            "disable" => (db::keys::set_disabled(conn, One(id), true, "disabled by admin", now)?, "keys.bulk.disabled"),
+            "enable" => (db::keys::set_disabled(conn, One(id), false, "enabled by admin", now)?, "keys.bulk.enabled"),
+            _ => return Err(AppError::NotFound),
+        })
+    })
+    .await?;
+    tracing::info!(admin = %admin.username, %action, key_id = id, "key action");
+    let flash = Some((FlashKind::Success, lang.tf(message, &[("count", &count.to_string())])));
+    Ok(table_response(lang, &load_table(&state, admin.id, query, flash).await?))
+}
+
+#[derive(Deserialize)]
+pub struct ImportForm {
+    #[serde(default)]
+    keys: String,
+    #[serde(default)]
+    source: String,
+}
+
+/// Parses (on a blocking thread: 20 MB of text takes a moment) and stores an import in one transaction.
+async fn import_text(state: &AppState, text: String, source: Option<String>) -> Result<ImportOutcome, AppError> {
+    let now = state.now_ms();
+    db::run(&state.db, move |conn| Ok(db::keys::import(conn, parse_import(&text), source.as_deref(), now)?)).await
+}
+
+/// `POST /admin/keys/import`: form field `keys` (the page's file picker loads a `.txt` into it), or a
+/// `text/plain` body. Over 20 MB of text is refused with a message and nothing stored.
+pub async fn post_import(
+    req: HttpRequest,
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    // Read by hand so an oversized body gets our message (room is left for URL encoding).
+    let limit = MAX_IMPORT_BYTES * 3 + 64 * 1024;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut payload).await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Ok(html(StatusCode::PAYLOAD_TOO_LARGE, import_too_large(lang)));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (text, source) = if content_type.starts_with("text/plain") {
+        (String::from_utf8_lossy(&body).into_owned(), None)
+    } else {
+        let form: ImportForm = serde_urlencoded::from_bytes(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+        (form.keys, Some(form.source.trim().chars().take(64).collect::<String>()).filter(|s| !s.is_empty()))
+    };
+    if text.len() > MAX_IMPORT_BYTES {
+        return Ok(html(StatusCode::PAYLOAD_TOO_LARGE, import_too_large(lang)));
+    }
+    let summary = import_text(&state, text, source).await?;
+    tracing::info!(admin = %admin.username, added = summary.added, present = summary.present, rejected = summary.rejected.len(), "keys imported");
+    let mut res = html(StatusCode::OK, import_result(lang, &summary));
+    res.headers_mut()
+        .insert(header::HeaderName::from_static("hx-trigger"), header::HeaderValue::from_static("keys-changed"));
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    #[serde(default)]
+    scope: String,
+    min_balance: Option<String>,
+    with_balance: Option<String>,
+    sep: Option<String>,
+    /// The page's form sends `sep=custom` with the text here.
+    custom_sep: Option<String>,
+}
+
+/// `GET /admin/keys/export`: a streamed `.txt` download (or, with `inline=1`, plain text to copy).
+pub async fn get_export(
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+    q: web::Query<ExportQuery>,
+) -> Result<HttpResponse, AppError> {
+    let sep = match (q.sep.as_deref(), q.custom_sep.as_deref()) {
+        (Some("custom"), Some(custom)) => Some(custom),
+        (sep, _) => sep,
+    };
+    let request = ExportRequest::parse(&q.scope, q.min_balance.as_deref(), q.with_balance.as_deref(), sep)
+        .map_err(|e| AppError::BadRequest(field_message(lang, &e)))?;
+    let file_name = request.file_name(state.now_ms());
+    let (tx, rx) = tokio::sync::mpsc::channel::<web::Bytes>(8);
+    let pool = state.db.clone();
+    let admin_id = admin.id;
+    tokio::task::spawn_blocking(move || {
+        let Ok(mut conn) = pool.get() else { return };
+        let result = db::keys::export_each(&mut conn, &request, admin_id, |piece| {
+            tx.blocking_send(web::Bytes::from(piece)).is_ok()
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "export failed mid-way");
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (Ok::<_, actix_web::Error>(chunk), rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .streaming(stream))
+}
