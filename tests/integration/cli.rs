@@ -276,3 +276,36 @@ fn reset_password_reads_stdin_and_ends_sessions() {
     assert_eq!(after.credentials_version, before.credentials_version + 1, "sessions end");
     drop(db);
 }
+
+#[test]
+fn import_and_export_from_the_command_line() {
+    let (db, url) = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let env_url = TestDb::env_url(&url);
+    let k = |i: usize| format!("sk-{i:0>32}");
+    let file = dir.path().join("keys.txt");
+    std::fs::write(&file, format!("{},{}\n{}\nnot-a-key\n", k(1), k(2), k(1))).unwrap();
+
+    let out = run(keypool(dir.path(), Some(&env_url)).args(["import", file.to_str().unwrap()]), None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "added 2, already present 0, duplicates in input 1, rejected 1");
+    assert!(text(&out.stderr).contains("line 3: not-a-key"));
+
+    let out = run(keypool(dir.path(), Some(&env_url)).args(["import", "-"]), Some(&format!("{}\n{}\n", k(2), k(3))));
+    assert_eq!(text(&out.stdout).trim(), "added 1, already present 1, duplicates in input 0, rejected 0");
+
+    let out = run(keypool(dir.path(), Some(&env_url)).args(["export", "--scope", "all", "--sep", "comma"]), None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{},{},{}", k(1), k(2), k(3)));
+
+    let target = dir.path().join("valid.txt");
+    let out = run(
+        keypool(dir.path(), Some(&env_url)).args(["export", "--scope", "valid", "--out", target.to_str().unwrap()]),
+        None,
+    );
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "", "nothing is active before checks");
+    let out = run(keypool(dir.path(), Some(&env_url)).args(["export", "--scope", "selection"]), None);
+    assert!(!out.status.success());
+    drop(db);
+}

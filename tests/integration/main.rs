@@ -4,6 +4,7 @@
 mod auth;
 mod browser;
 mod cli;
+mod keys;
 mod schema;
 mod settings;
 mod support;

@@ -1,0 +1,305 @@
+//! The keys page over HTTP: import, sort/filter/search/page, selection and bulk actions, export.
+
+use diesel::RunQueryDsl;
+use diesel::sql_types::{BigInt, Double, Nullable, Text};
+
+use crate::support::{self, TestApp, header};
+
+fn key(i: usize) -> String {
+    format!("sk-{i:0>32}")
+}
+
+/// Keys of the rendered table rows, in order.
+fn row_keys(html: &str) -> Vec<String> {
+    html.split("data-key=\"").skip(1).filter_map(|s| s.split('"').next()).map(str::to_owned).collect()
+}
+
+async fn import(app: &TestApp, text: &str) -> String {
+    let res = app.hx_post("/admin/keys/import", &[("keys", text)]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(header(&res, "hx-trigger"), "keys-changed", "the table refreshes itself");
+    res.text().await.unwrap()
+}
+
+/// Sets what a check would have set.
+async fn set_key(app: &TestApp, k: &str, status: &str, balance: Option<f64>, checked_at: Option<i64>) {
+    let (k, status) = (k.to_owned(), status.to_owned());
+    support::with_db(app, move |c| {
+        diesel::sql_query("UPDATE keys SET status = $1, total_balance = $2, checked_at = $3 WHERE key = $4")
+            .bind::<Text, _>(status)
+            .bind::<Nullable<Double>, _>(balance)
+            .bind::<Nullable<BigInt>, _>(checked_at)
+            .bind::<Text, _>(k)
+            .execute(c)
+            .unwrap()
+    })
+    .await;
+}
+
+async fn key_count(app: &TestApp) -> i64 {
+    support::with_db(app, |c| keypool::db::keys::count_matching(c, &Default::default()).unwrap()).await
+}
+
+async fn page(app: &TestApp, query: &str) -> String {
+    let res =
+        app.client.get(app.url(&format!("/admin/keys?{query}"))).header("hx-request", "true").send().await.unwrap();
+    assert_eq!(res.status(), 200, "{query}");
+    res.text().await.unwrap()
+}
+
+#[actix_web::test]
+async fn import_splits_dedupes_and_rejects_with_line_numbers() {
+    let app = support::spawn().await;
+    app.login().await;
+    let text = format!(
+        "{},{}\n{};{}\t{} {}|12.5\nshort\n<script>alert(1)</script>aaaaaaaaaaaaaaaa\n{}\n\n",
+        key(1),
+        key(2),
+        key(3),
+        key(1),
+        key(4),
+        key(5),
+        key(2)
+    );
+    let body = import(&app, &text).await;
+    assert!(body.contains("5 added, 0 already present, 2 duplicates in the input, 2 rejected."), "{body}");
+    assert!(body.contains("Line 3") && body.contains("Line 4"), "{body}");
+    assert!(!body.contains("<script>alert"), "rejected text is escaped");
+    assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert_eq!(key_count(&app).await, 5);
+
+    // The page never shows the junk, and everything it shows is escaped.
+    let full = app.get("/admin/keys").await.text().await.unwrap();
+    assert!(!full.contains("<script>alert"));
+
+    // Re-adding keeps balances and dates.
+    set_key(&app, &key(1), "active", Some(42.5), Some(1_000)).await;
+    let again = import(&app, &format!("{}\n{}", key(1), key(6))).await;
+    assert!(again.contains("1 added, 1 already present"), "{again}");
+    let row = support::with_db(&app, |c| {
+        keypool::db::keys::list_page(c, 1, &keypool::domain::keys::KeyListQuery::default()).unwrap()
+    })
+    .await;
+    let k1 = row.iter().find(|r| r.key == key(1)).unwrap();
+    assert_eq!((k1.status.as_str(), k1.total_balance, k1.checked_at), ("active", Some(42.5), Some(1_000)));
+}
+
+#[actix_web::test]
+async fn overlapping_imports_at_once_lose_and_duplicate_nothing() {
+    let app = support::spawn().await;
+    app.login().await;
+    let a: String = (0..3000).map(|i| key(i) + "\n").collect();
+    let b: String = (2000..5000).map(|i| key(i) + "\n").collect();
+    let (fa, fb) = ([("keys", a.as_str())], [("keys", b.as_str())]);
+    let (ra, rb) = futures_util::join!(app.hx_post("/admin/keys/import", &fa), app.hx_post("/admin/keys/import", &fb));
+    let (ta, tb) = (ra.text().await.unwrap(), rb.text().await.unwrap());
+    let added = |t: &str| {
+        t.split(" added").next().and_then(|n| n.rsplit('>').next()).and_then(|n| n.trim().parse::<i64>().ok()).unwrap()
+    };
+    assert_eq!(added(&ta) + added(&tb), 5000, "{ta}\n{tb}");
+    assert_eq!(key_count(&app).await, 5000);
+}
+
+#[actix_web::test]
+async fn import_over_20_mb_is_refused_and_adds_nothing() {
+    let app = support::spawn().await;
+    app.login().await;
+    let mut text = String::with_capacity(21 * 1024 * 1024);
+    let mut i = 0;
+    while text.len() <= 20 * 1024 * 1024 {
+        text.push_str(&key(i));
+        text.push('\n');
+        i += 1;
+    }
+    let res = app
+        .client
+        .post(app.url("/admin/keys/import"))
+        .header("content-type", "text/plain")
+        .header("accept-language", "en")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert!(res.text().await.unwrap().contains("larger than 20 MB"));
+    assert_eq!(key_count(&app).await, 0);
+}
+
+#[actix_web::test]
+async fn sorts_filters_searches_and_pages() {
+    let app = support::spawn().await;
+    app.login().await;
+    let all: String = (0..45).map(|i| key(i) + "\n").collect();
+    import(&app, &all).await;
+    // Balances 0..44 on even keys (active), odd keys stay unchecked; key(7) invalid; distinct dates.
+    for i in (0..45).step_by(2) {
+        set_key(&app, &key(i), "active", Some(i as f64), Some(10_000 + (44 - i as i64))).await;
+    }
+    set_key(&app, &key(7), "invalid", None, Some(5)).await;
+    support::with_db(&app, |c| {
+        diesel::sql_query("UPDATE keys SET added_at = id * 1000").execute(c).unwrap();
+    })
+    .await;
+
+    // Default: newest first, 20 per page.
+    let first = row_keys(&page(&app, "").await);
+    assert_eq!(first.len(), 20);
+    assert_eq!(first[0], key(44));
+    let third = row_keys(&page(&app, "page=3").await);
+    assert_eq!(third, [key(4), key(3), key(2), key(1), key(0)]);
+    let beyond = page(&app, "page=99").await;
+    assert!(beyond.contains("Page 3 of 3") || beyond.contains("第 3 / 3 页"), "past the end shows the last page");
+
+    // Balance: highest first; unchecked (no balance) last; ascending puts them first.
+    let by_balance = row_keys(&page(&app, "sort=balance&dir=desc").await);
+    assert_eq!(&by_balance[..3], [key(44), key(42), key(40)]);
+    let asc = row_keys(&page(&app, "sort=balance&dir=asc&size=50").await);
+    assert_eq!(asc.len(), 45);
+    assert!(asc[..22].iter().all(|k| k.trim_start_matches("sk-").parse::<usize>().unwrap() % 2 == 1), "{asc:?}");
+    assert_eq!(asc[22], key(0));
+    assert_eq!(asc[44], key(44));
+
+    // Last checked falls back to added for keys never checked.
+    let checked = row_keys(&page(&app, "sort=checked&dir=asc&size=50").await);
+    assert_eq!(checked[0], key(7), "checked at 5");
+    assert_eq!(checked[1], key(1), "never checked, added at 2000");
+
+    // Status filter, search, page size.
+    let active = row_keys(&page(&app, "status=active&size=50").await);
+    assert_eq!(active.len(), 23);
+    let invalid = row_keys(&page(&app, "status=invalid").await);
+    assert_eq!(invalid, [key(7)]);
+    let search = row_keys(&page(&app, &format!("q={}", &key(13)[20..])).await);
+    assert_eq!(search, [key(13)]);
+    let upper = row_keys(&page(&app, &format!("q={}", key(13).to_uppercase())).await);
+    assert_eq!(upper, [key(13)], "search ignores case");
+    let pct = row_keys(&page(&app, "q=%25").await);
+    assert!(pct.is_empty(), "% is a literal character, not a wildcard");
+    assert_eq!(row_keys(&page(&app, "size=100").await).len(), 45);
+
+    // Column headers link to the toggled sort, and the full page keeps the state in the URL.
+    let html = page(&app, "sort=balance&dir=desc").await;
+    assert!(html.contains("/admin/keys?sort=balance&amp;dir=asc"), "active column flips");
+    assert!(html.contains("/admin/keys?sort=added&amp;dir=desc"), "another column starts descending");
+    let full = app.get("/admin/keys?status=active&sort=balance&dir=asc&page=2").await.text().await.unwrap();
+    assert!(full.starts_with("<!DOCTYPE html>") && full.contains(r#"<option value="active" selected>"#));
+}
+
+#[actix_web::test]
+async fn select_all_matching_then_delete_in_one_go() {
+    let app = support::spawn().await;
+    app.login().await;
+    import(&app, &(0..60).map(|i| key(i) + "\n").collect::<String>()).await;
+    for i in 0..25 {
+        set_key(&app, &key(i), "invalid", None, None).await;
+    }
+    let res = app.hx_post("/admin/keys/selection", &[("action", "select_all"), ("status", "invalid")]).await;
+    let html = res.text().await.unwrap();
+    assert!(html.contains("25 selected"), "every matching key across pages");
+    assert_eq!(row_keys(&html).len(), 20, "only one page is rendered");
+
+    // Unselect one row, select one more from another filter, then delete the selection.
+    app.hx_post("/admin/keys/selection", &[("action", "unselect"), ("ids", "1")]).await;
+    let html = app.hx_post("/admin/keys/selection", &[("action", "select"), ("ids", "60")]).await.text().await.unwrap();
+    assert!(html.contains("25 selected"));
+    let html = app.hx_post("/admin/keys/bulk", &[("action", "delete")]).await.text().await.unwrap();
+    assert!(html.contains("25 keys deleted."), "{html}");
+    assert_eq!(key_count(&app).await, 35);
+    assert!(html.contains("0 selected"));
+
+    // Delete all invalid: the one left unselected.
+    let html = app.hx_post("/admin/keys/bulk", &[("action", "delete_invalid")]).await.text().await.unwrap();
+    assert!(html.contains("1 keys deleted."), "{html}");
+    assert_eq!(key_count(&app).await, 34);
+}
+
+#[actix_web::test]
+async fn disable_and_enable_return_keys_to_their_state() {
+    let app = support::spawn().await;
+    app.login().await;
+    import(&app, &format!("{}\n{}", key(1), key(2))).await;
+    set_key(&app, &key(1), "active", Some(3.0), Some(1)).await;
+    app.hx_post("/admin/keys/selection", &[("action", "select_all")]).await;
+    let html = app.hx_post("/admin/keys/bulk", &[("action", "disable")]).await.text().await.unwrap();
+    assert!(html.contains("2 keys disabled."));
+    assert_eq!(row_keys(&page(&app, "status=disabled").await).len(), 2);
+    let html = app.hx_post("/admin/keys/1/enable", &[]).await.text().await.unwrap();
+    assert!(html.contains("1 keys enabled."));
+    assert_eq!(row_keys(&page(&app, "status=active").await), [key(1)], "back to active, not unchecked");
+    app.hx_post("/admin/keys/bulk", &[("action", "enable")]).await;
+    assert_eq!(row_keys(&page(&app, "status=unchecked").await), [key(2)]);
+    let html = app.hx_post("/admin/keys/2/delete", &[]).await.text().await.unwrap();
+    assert!(html.contains("1 keys deleted."));
+    assert_eq!(key_count(&app).await, 1);
+}
+
+#[actix_web::test]
+async fn exports_every_scope_content_and_separator_byte_for_byte() {
+    let app = support::spawn().await;
+    app.login().await;
+    import(&app, &(1..=5).map(|i| key(i) + "\n").collect::<String>()).await;
+    set_key(&app, &key(1), "active", Some(14.0), Some(1)).await;
+    set_key(&app, &key(2), "active", Some(9.99), Some(1)).await;
+    set_key(&app, &key(3), "depleted", Some(10.0), Some(1)).await;
+    set_key(&app, &key(4), "invalid", Some(50.0), Some(1)).await;
+    let export = |query: &'static str| {
+        let client = app.client.clone();
+        let url = app.url(&format!("/admin/keys/export?{query}"));
+        async move {
+            let res = client.get(url).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{query}");
+            let name = header(&res, "content-disposition");
+            (res.text().await.unwrap(), name)
+        }
+    };
+    let (k1, k2, k3, k4, k5) = (key(1), key(2), key(3), key(4), key(5));
+    let (body, name) = export("scope=all").await;
+    assert_eq!(body, [&k1, &k2, &k3, &k4, &k5].map(|k| k.as_str()).join("\n"));
+    assert!(name.starts_with("attachment; filename=\"keypool-all-keys-") && name.ends_with(".txt\""), "{name}");
+    let (body, name) = export("scope=valid&sep=comma").await;
+    assert_eq!(body, format!("{k1},{k2}"));
+    assert!(name.contains("keypool-valid-keys-"));
+    let (body, _) = export("scope=valid&sep=space&with_balance=1").await;
+    assert_eq!(body, format!("{k1}|14 {k2}|9.99"));
+    let (body, name) = export("scope=min_balance&with_balance=1&sep=semicolon").await;
+    assert_eq!(body, format!("{k1}|14;{k3}|10"), "inclusive, not invalid keys");
+    assert!(name.contains("keypool-balance-at-least-10-keys-with-balance-"), "{name}");
+    let (body, _) = export("scope=min_balance&min_balance=9.99&sep=tab").await;
+    assert_eq!(body, format!("{k1}\t{k2}\t{k3}"));
+    let (body, _) = export("scope=all&sep=%20%7C%20&with_balance=1").await;
+    assert_eq!(
+        body,
+        format!("{k1}|14 | {k2}|9.99 | {k3}|10 | {k4}|50 | {k5}"),
+        "custom separator; unchecked keys stay bare"
+    );
+    let (body, _) = export("scope=all&sep=custom&custom_sep=%2F%2F").await;
+    assert_eq!(body, [&k1, &k2, &k3, &k4, &k5].map(|k| k.as_str()).join("//"), "the page's custom field");
+    app.hx_post("/admin/keys/selection", &[("action", "select"), ("ids", "5,3")]).await;
+    let (body, name) = export("scope=selection&sep=newline").await;
+    assert_eq!(body, format!("{k3}\n{k5}"));
+    assert!(name.contains("keypool-selected-keys-"));
+
+    let res = app
+        .client
+        .get(app.url("/admin/keys/export?scope=all&sep=0123456789X"))
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = app.client.get(app.url("/admin/keys/export?scope=everything")).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+}
+
+#[actix_web::test]
+async fn empty_pool_says_so() {
+    let app = support::spawn().await;
+    app.login().await;
+    let html = app.get("/admin/keys").await.text().await.unwrap();
+    assert!(html.contains("No keys yet"));
+    let (body, _) = {
+        let res = app.client.get(app.url("/admin/keys/export?scope=all")).send().await.unwrap();
+        (res.text().await.unwrap(), ())
+    };
+    assert!(body.is_empty());
+}
