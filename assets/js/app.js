@@ -76,10 +76,13 @@
       return;
     }
     // Copy an export: fetch the same URL the download uses, then write it to the clipboard.
-    var exportBtn = ev.target.closest("[data-copy-export]");
+    var exportBtn = ev.target.closest("[data-copy-export], [data-copy-url]");
     if (exportBtn) {
-      var form = document.querySelector(exportBtn.getAttribute("data-copy-export"));
-      var url = form.getAttribute("action") + "?" + new URLSearchParams(new FormData(form)).toString();
+      var url = exportBtn.getAttribute("data-copy-url");
+      if (!url) {
+        var form = document.querySelector(exportBtn.getAttribute("data-copy-export"));
+        url = form.getAttribute("action") + "?" + new URLSearchParams(new FormData(form)).toString();
+      }
       fetch(url, { credentials: "same-origin" })
         .then(function (res) { if (!res.ok) throw new Error(res.status); return res.text(); })
         .then(copyText)

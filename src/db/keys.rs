@@ -78,14 +78,19 @@ impl Statement {
 }
 
 /// ` WHERE …` for a filter on table alias `k` (always present, so callers can append ` AND …`).
-fn where_filter(st: &mut Statement, filter: &KeyFilter) {
+fn where_filter(st: &mut Statement, backend: Backend, filter: &KeyFilter) {
     st.sql(" WHERE 1 = 1");
     if let Some(status) = filter.status {
         st.sql(" AND k.status = ").bind(Value::Text(status.as_str().to_owned()));
     }
     if let Some(search) = &filter.search {
         let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        st.sql(" AND LOWER(k.key) LIKE ").bind(Value::Text(format!("%{escaped}%"))).sql(" ESCAPE '\\'");
+        // SQLite's LIKE already ignores ASCII case; PostgreSQL's does not.
+        st.sql(match backend {
+            Backend::Sqlite => " AND k.key LIKE ",
+            Backend::Postgres => " AND LOWER(k.key) LIKE ",
+        });
+        st.bind(Value::Text(format!("%{escaped}%"))).sql(" ESCAPE '\\'");
     }
 }
 
@@ -103,9 +108,20 @@ fn order_by(backend: Backend, sort: SortField, descending: bool) -> &'static str
     }
 }
 
-/// One page of the keys table, with whether each row is in `admin_id`'s selection.
-pub fn list_page(conn: &mut AnyConnection, admin_id: i64, q: &KeyListQuery) -> QueryResult<Vec<KeyRow>> {
+/// One page of the keys table, with whether each row is in `admin_id`'s selection. `matching` is
+/// how many keys the filter matches: pages in the second half are read from the other end of the
+/// index (reversed order, small offset) and flipped, so the last page costs what the first does.
+pub fn list_page(conn: &mut AnyConnection, admin_id: i64, q: &KeyListQuery, matching: i64) -> QueryResult<Vec<KeyRow>> {
     let backend = backend_of(conn);
+    let size = q.size as i64;
+    let offset = q.offset();
+    let from_end = offset.min(matching) + size / 2 > matching / 2;
+    let (descending, limit, offset) = if from_end {
+        let end = (offset + size).min(matching);
+        (!q.descending, (end - offset).max(0), (matching - end).max(0))
+    } else {
+        (q.descending, size, offset)
+    };
     let mut st = Statement::default();
     st.sql(
         "SELECT k.id, k.key, k.status, k.status_reason, k.total_balance, k.added_at, k.checked_at, k.last_error, \
@@ -113,10 +129,14 @@ pub fn list_page(conn: &mut AnyConnection, admin_id: i64, q: &KeyListQuery) -> Q
          LEFT JOIN key_selections s ON s.key_id = k.id AND s.admin_id = ",
     )
     .bind(Value::Int(admin_id));
-    where_filter(&mut st, &q.filter);
-    st.sql(order_by(backend, q.sort, q.descending));
-    st.sql(" LIMIT ").bind(Value::Int(q.size as i64)).sql(" OFFSET ").bind(Value::Int(q.offset()));
-    st.query().load(conn)
+    where_filter(&mut st, backend, &q.filter);
+    st.sql(order_by(backend, q.sort, descending));
+    st.sql(" LIMIT ").bind(Value::Int(limit)).sql(" OFFSET ").bind(Value::Int(offset));
+    let mut rows: Vec<KeyRow> = st.query().load(conn)?;
+    if from_end {
+        rows.reverse();
+    }
+    Ok(rows)
 }
 
 #[derive(QueryableByName)]
@@ -127,9 +147,10 @@ struct Count {
 
 /// How many keys match a filter.
 pub fn count_matching(conn: &mut AnyConnection, filter: &KeyFilter) -> QueryResult<i64> {
+    let backend = backend_of(conn);
     let mut st = Statement::default();
     st.sql("SELECT COUNT(*) AS n FROM keys k");
-    where_filter(&mut st, filter);
+    where_filter(&mut st, backend, filter);
     Ok(st.query().get_result::<Count>(conn)?.n)
 }
 
@@ -141,10 +162,9 @@ struct StatusCount {
     n: i64,
 }
 
-/// Keys per status (every status present, zero when none).
+/// Keys per status (every status present, zero when none), from the trigger-kept counts.
 pub fn count_by_status(conn: &mut AnyConnection) -> QueryResult<Vec<(KeyStatus, i64)>> {
-    let rows: Vec<StatusCount> =
-        diesel::sql_query("SELECT status, COUNT(*) AS n FROM keys GROUP BY status").load(conn)?;
+    let rows: Vec<StatusCount> = diesel::sql_query("SELECT status, n FROM key_status_counts").load(conn)?;
     Ok(KeyStatus::ALL
         .into_iter()
         .map(|s| (s, rows.iter().find(|r| r.status == s.as_str()).map_or(0, |r| r.n)))
@@ -218,11 +238,12 @@ pub fn set_selected(conn: &mut AnyConnection, admin_id: i64, ids: &[i64], select
 
 /// Selects every key matching the filter, across all pages, in one statement.
 pub fn select_matching(conn: &mut AnyConnection, admin_id: i64, filter: &KeyFilter) -> QueryResult<usize> {
+    let backend = backend_of(conn);
     let mut st = Statement::default();
     st.sql("INSERT INTO key_selections (admin_id, key_id) SELECT ")
         .bind(Value::Int(admin_id))
         .sql(", k.id FROM keys k");
-    where_filter(&mut st, filter);
+    where_filter(&mut st, backend, filter);
     st.sql(" ON CONFLICT DO NOTHING");
     st.execute(conn)
 }

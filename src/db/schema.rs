@@ -60,7 +60,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Keys per status, maintained by triggers in both migration trees.
+    key_status_counts (status) {
+        status -> Text,
+        n -> BigInt,
+    }
+}
+
 diesel::joinable!(key_selections -> keys (key_id));
 diesel::joinable!(key_selections -> admins (admin_id));
 
-diesel::allow_tables_to_appear_in_same_query!(settings, admins, access_keys, keys, key_selections);
+diesel::allow_tables_to_appear_in_same_query!(settings, admins, access_keys, keys, key_selections, key_status_counts);

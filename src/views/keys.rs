@@ -59,31 +59,59 @@ pub fn keys_page(ctx: &PageContext, table: &KeyTable) -> Markup {
                 form #key-filters.filters method="get" action="/admin/keys"
                     hx-get="/admin/keys" hx-target="#keys-table" hx-swap="outerHTML" hx-push-url="true"
                     hx-trigger="change, input changed delay:400ms from:#key-search, submit" {
-                    input type="hidden" name="sort" value=(q.sort.as_str());
-                    input type="hidden" name="dir" value=(if q.descending { "desc" } else { "asc" });
-                    label { (lang.t("keys.filter.status"))
-                        select name="status" {
-                            option value="" selected[q.filter.status.is_none()] { (lang.t("keys.filter.any")) }
-                            @for s in KeyStatus::ALL {
-                                option value=(s.as_str()) selected[q.filter.status == Some(s)] { (status_label(lang, s.as_str())) }
-                            }
-                        }
-                    }
+                    (sort_fields(q, false))
+                    label { (lang.t("keys.filter.status")) (status_select(lang, q, false)) }
                     label.grow { (lang.t("keys.filter.search"))
                         input #key-search type="search" name="q" value=(q.filter.search.clone().unwrap_or_default())
                             placeholder=(lang.t("keys.filter.search_hint")) autocomplete="off";
                     }
-                    label { (lang.t("keys.filter.page_size"))
-                        select name="size" {
-                            @for n in PAGE_SIZES { option value=(n) selected[q.size == n] { (n) } }
-                        }
-                    }
+                    label { (lang.t("keys.filter.page_size")) (size_select(q, false)) }
                     noscript { button type="submit" { (lang.t("keys.filter.apply")) } }
                 }
                 (keys_table(lang, table))
             }
         },
     )
+}
+
+// The filter form sits outside the swapped table; after a sort, chip or page change the response
+// carries these controls again as out-of-band swaps so the form never sends a stale state.
+
+fn sort_fields(q: &KeyListQuery, oob: bool) -> Markup {
+    let oob = oob.then_some("true");
+    html! {
+        input #filter-sort type="hidden" name="sort" value=(q.sort.as_str()) hx-swap-oob=[oob];
+        input #filter-dir type="hidden" name="dir" value=(if q.descending { "desc" } else { "asc" }) hx-swap-oob=[oob];
+    }
+}
+
+fn status_select(lang: Lang, q: &KeyListQuery, oob: bool) -> Markup {
+    html! {
+        select #filter-status name="status" hx-swap-oob=[oob.then_some("true")] {
+            option value="" selected[q.filter.status.is_none()] { (lang.t("keys.filter.any")) }
+            @for s in KeyStatus::ALL {
+                option value=(s.as_str()) selected[q.filter.status == Some(s)] { (status_label(lang, s.as_str())) }
+            }
+        }
+    }
+}
+
+fn size_select(q: &KeyListQuery, oob: bool) -> Markup {
+    html! {
+        select #filter-size name="size" hx-swap-oob=[oob.then_some("true")] {
+            @for n in PAGE_SIZES { option value=(n) selected[q.size == n] { (n) } }
+        }
+    }
+}
+
+/// The table as an htmx response: the fragment plus the filter controls, out of band.
+pub fn keys_table_swap(lang: Lang, t: &KeyTable) -> Markup {
+    html! {
+        (keys_table(lang, t))
+        (sort_fields(&t.query, true))
+        (status_select(lang, &t.query, true))
+        (size_select(&t.query, true))
+    }
 }
 
 fn import_form(lang: Lang) -> Markup {
@@ -263,6 +291,9 @@ pub fn keys_table(lang: Lang, t: &KeyTable) -> Markup {
                     Some(&lang.tf("keys.bulk.delete_confirm", &[("count", &n(t.selected))])), t.selected == 0))
                 (action_button("/admin/keys/bulk", r#"{"action":"delete_invalid"}"#, &lang.tf("keys.bulk.delete_invalid", &[("count", &n(invalid))]), "danger",
                     Some(&lang.tf("keys.bulk.delete_invalid_confirm", &[("count", &n(invalid))])), invalid == 0))
+                a.button href="/admin/keys/export?scope=selection" download aria-disabled=[(t.selected == 0).then_some("true")] { (lang.t("keys.bulk.export")) }
+                button type="button" data-copy-url="/admin/keys/export?scope=selection" data-copied=(lang.t("common.copied"))
+                    data-failed=(lang.t("error.request_failed")) disabled[t.selected == 0] { (lang.t("keys.bulk.copy")) }
                 button type="button" disabled title=(lang.t("keys.check_later")) { (lang.t("keys.bulk.check")) }
             }
             @if let Some((kind, text)) = &t.flash { (flash(*kind, text)) }
@@ -331,7 +362,10 @@ fn key_row(lang: Lang, number: i64, r: &KeyItem) -> Markup {
                 button.icon type="button" data-copy-text=(r.key) data-copied="✓" title=(lang.t("common.copy")) aria-label=(lang.t("common.copy")) { "⧉" }
             }
             td.balance { @match r.total_balance { Some(b) => (format_balance(b)), None => span.muted { "—" } } }
-            td { @match r.checked_at { Some(t) => (time(t)), None => span.muted { (lang.t("keys.never_checked")) } } }
+            td { @match r.checked_at {
+                Some(t) => (time(t)),
+                None => span.muted title=(lang.t("keys.never_checked")) { (lang.t("keys.added_prefix")) " " (time(r.added_at)) },
+            } }
             td { (time(r.added_at)) }
             td { span class={ "badge status-" (r.status) } title=[reason] { (status_label(lang, &r.status)) } }
             td.actions {

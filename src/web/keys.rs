@@ -14,7 +14,7 @@ use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
 use crate::views::components::{FlashKind, field_message};
-use crate::views::keys::{KeyItem, KeyTable, import_result, import_too_large, keys_page, keys_table};
+use crate::views::keys::{KeyItem, KeyTable, import_result, import_too_large, keys_page, keys_table_swap};
 use crate::views::layout::{Nav, PageContext};
 
 async fn load_table(
@@ -25,10 +25,17 @@ async fn load_table(
 ) -> Result<KeyTable, AppError> {
     db::run(&state.db, move |conn| {
         let mut query = query;
-        let matching = db::keys::count_matching(conn, &query.filter)?;
+        let per_status = db::keys::count_by_status(conn)?;
+        let total = per_status.iter().map(|(_, n)| n).sum();
+        // Only a search needs to count by scanning; the other counts are kept by triggers.
+        let matching = match (&query.filter.search, query.filter.status) {
+            (Some(_), _) => db::keys::count_matching(conn, &query.filter)?,
+            (None, Some(status)) => per_status.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n),
+            (None, None) => total,
+        };
         // A page past the end (after a delete, or an old link) shows the last page instead.
         query.page = query.page.min(query.page_count(matching));
-        let rows = db::keys::list_page(conn, admin_id, &query)?
+        let rows = db::keys::list_page(conn, admin_id, &query, matching)?
             .into_iter()
             .map(|r| KeyItem {
                 id: r.id,
@@ -42,8 +49,6 @@ async fn load_table(
                 selected: r.selected,
             })
             .collect();
-        let per_status = db::keys::count_by_status(conn)?;
-        let total = per_status.iter().map(|(_, n)| n).sum();
         let selected = db::keys::count_selected(conn, admin_id)?;
         Ok(KeyTable { query, rows, matching, total, per_status, selected, flash })
     })
@@ -51,7 +56,7 @@ async fn load_table(
 }
 
 fn table_response(lang: Lang, table: &KeyTable) -> HttpResponse {
-    html(StatusCode::OK, keys_table(lang, table))
+    html(StatusCode::OK, keys_table_swap(lang, table))
 }
 
 /// `GET /admin/keys`: the page, or the table fragment for htmx (but the full page when htmx restores

@@ -31,6 +31,8 @@ impl Drop for Driver {
 struct Browser<'a> {
     driver: &'a Driver,
     session: String,
+    /// Where downloads land.
+    downloads: std::path::PathBuf,
 }
 
 fn browser_available() -> bool {
@@ -74,6 +76,8 @@ async fn start_driver() -> Driver {
 impl Driver {
     async fn session(&self, width: u32, height: u32) -> Browser<'_> {
         let profile = self._profile.path().join(format!("profile-{width}"));
+        let downloads = self._profile.path().join(format!("downloads-{width}"));
+        std::fs::create_dir_all(&downloads).unwrap();
         let mut options = json!({
             "binary": CHROMIUM,
             "args": [
@@ -83,7 +87,11 @@ impl Driver {
                 format!("--window-size={width},{height}"),
                 format!("--user-data-dir={}", profile.display()),
             ],
-            "prefs": { "intl.accept_languages": "en-US,en" }
+            "prefs": {
+                "intl.accept_languages": "en-US,en",
+                "download.default_directory": downloads.to_string_lossy(),
+                "download.prompt_for_download": false
+            }
         });
         if width < 500 {
             // Headless windows are at least 500 px wide: emulate the phone's viewport instead.
@@ -98,7 +106,7 @@ impl Driver {
         let res: Value =
             self.http.post(format!("{}/session", self.base)).json(&caps).send().await.unwrap().json().await.unwrap();
         let session = res["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {res}")).to_owned();
-        Browser { driver: self, session }
+        Browser { driver: self, session, downloads }
     }
 }
 
@@ -215,6 +223,38 @@ impl Browser<'_> {
         self.wait_for_url("/admin/settings").await;
     }
 
+    /// Polls until the text of `css` contains `needle`.
+    async fn wait_for_text(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.text(css).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{css} never contained {needle:?}; it says {text:?}");
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for one finished download and returns its name and contents.
+    async fn downloaded(&self) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let done: Vec<_> = std::fs::read_dir(&self.downloads)
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+                .collect();
+            if let Some(path) = done.first() {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                return (name, std::fs::read_to_string(path).unwrap());
+            }
+            assert!(Instant::now() < deadline, "no download finished");
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn quit(self) {
         let url = format!("{}/session/{}", self.driver.base, self.session);
         let _ = self.driver.http.delete(url).send().await;
@@ -290,5 +330,65 @@ async fn pages_fit_a_375_px_phone() {
     b.goto(&app.url("/admin/settings")).await;
     b.find("#system").await;
     b.screenshot("settings-375").await;
+    b.quit().await;
+}
+
+#[actix_web::test]
+async fn keys_import_sort_select_all_and_export_in_a_browser() {
+    if !browser_available() {
+        return;
+    }
+    let app = support::spawn().await;
+    let driver = start_driver().await;
+    let b = driver.session(1280, 900).await;
+    b.login(&app).await;
+    b.goto(&app.url("/admin/keys")).await;
+
+    let keys: Vec<String> = (1..=45).map(|i| format!("sk-browser{i:0>26}")).collect();
+    b.type_into("#import-keys", &keys.join("\n")).await;
+    b.click("#import button[type=submit]").await;
+    b.wait_for_text("#import-result", "45 added").await;
+    // The table refreshed itself after the import.
+    b.wait_for_text("#keys-table .counts", "45 keys").await;
+
+    // As checks would: every third key active with a balance equal to its number.
+    for (i, k) in keys.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        let (k, balance) = (k.clone(), (i + 1) as f64);
+        support::with_db(&app, move |c| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("UPDATE keys SET status = 'active', total_balance = $1, checked_at = 1 WHERE key = $2")
+                .bind::<diesel::sql_types::Double, _>(balance)
+                .bind::<diesel::sql_types::Text, _>(k)
+                .execute(c)
+                .unwrap();
+        })
+        .await;
+    }
+
+    // Sort by balance: the column header swaps the table and keeps the state in the URL.
+    b.click("th a.sort[href*='sort=balance']").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.url().await.contains("sort=balance") {
+        assert!(Instant::now() < deadline, "URL did not follow the sort");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = b.script("return document.querySelector('#keys-table tbody code[data-key]').dataset.key;").await;
+    assert_eq!(first, keys[42].as_str(), "highest balance first");
+
+    // Select all matching keys across the three pages.
+    b.click("#keys-table .bulk button[hx-vals*='select_all']").await;
+    b.wait_for_text("#selected-count", "45 selected").await;
+
+    // Export the valid keys with a comma separator and read the downloaded file.
+    b.click("#export-form select[name=scope] option[value=valid]").await;
+    b.click("#export-form select[name=sep] option[value=comma]").await;
+    b.click("#export-form button[type=submit]").await;
+    let (name, contents) = b.downloaded().await;
+    assert!(name.starts_with("keypool-valid-keys-") && name.ends_with(".txt"), "{name}");
+    let expected: Vec<&str> = keys.iter().step_by(3).map(String::as_str).collect();
+    assert_eq!(contents, expected.join(","));
+
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
     b.quit().await;
 }

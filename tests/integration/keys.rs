@@ -77,7 +77,7 @@ async fn import_splits_dedupes_and_rejects_with_line_numbers() {
     let again = import(&app, &format!("{}\n{}", key(1), key(6))).await;
     assert!(again.contains("1 added, 1 already present"), "{again}");
     let row = support::with_db(&app, |c| {
-        keypool::db::keys::list_page(c, 1, &keypool::domain::keys::KeyListQuery::default()).unwrap()
+        keypool::db::keys::list_page(c, 1, &keypool::domain::keys::KeyListQuery::default(), 6).unwrap()
     })
     .await;
     let k1 = row.iter().find(|r| r.key == key(1)).unwrap();
@@ -145,6 +145,8 @@ async fn sorts_filters_searches_and_pages() {
     let first = row_keys(&page(&app, "").await);
     assert_eq!(first.len(), 20);
     assert_eq!(first[0], key(44));
+    let second = row_keys(&page(&app, "page=2").await);
+    assert_eq!(second, (5..=24).rev().map(key).collect::<Vec<_>>(), "a page read from the far end");
     let third = row_keys(&page(&app, "page=3").await);
     assert_eq!(third, [key(4), key(3), key(2), key(1), key(0)]);
     let beyond = page(&app, "page=99").await;
@@ -205,6 +207,7 @@ async fn select_all_matching_then_delete_in_one_go() {
     let html = app.hx_post("/admin/keys/bulk", &[("action", "delete")]).await.text().await.unwrap();
     assert!(html.contains("25 keys deleted."), "{html}");
     assert_eq!(key_count(&app).await, 35);
+    assert!(html.contains("35 keys") && html.contains("Invalid 1<"), "trigger-kept counts follow deletes: {html}");
     assert!(html.contains("0 selected"));
 
     // Delete all invalid: the one left unselected.
@@ -222,6 +225,7 @@ async fn disable_and_enable_return_keys_to_their_state() {
     app.hx_post("/admin/keys/selection", &[("action", "select_all")]).await;
     let html = app.hx_post("/admin/keys/bulk", &[("action", "disable")]).await.text().await.unwrap();
     assert!(html.contains("2 keys disabled."));
+    assert!(html.contains("Disabled 2<") && !html.contains("Active 1<"), "counts follow updates");
     assert_eq!(row_keys(&page(&app, "status=disabled").await).len(), 2);
     let html = app.hx_post("/admin/keys/1/enable", &[]).await.text().await.unwrap();
     assert!(html.contains("1 keys enabled."));

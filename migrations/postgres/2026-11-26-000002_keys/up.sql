@@ -34,3 +34,56 @@ CREATE TABLE key_selections (
     PRIMARY KEY (admin_id, key_id)
 );
 CREATE INDEX key_selections_key ON key_selections (key_id);
+
+-- Keys per status, kept exact by statement-level triggers (one aggregate per statement, not per
+-- row), so the page's counts never scan the keys table.
+CREATE TABLE key_status_counts (
+    status TEXT PRIMARY KEY NOT NULL,
+    n BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE FUNCTION keys_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO key_status_counts (status, n)
+    SELECT status, COUNT(*) FROM new_rows GROUP BY status ORDER BY status
+    ON CONFLICT (status) DO UPDATE SET n = key_status_counts.n + excluded.n;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION keys_count_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO key_status_counts (status, n)
+    SELECT status, -COUNT(*) FROM old_rows GROUP BY status ORDER BY status
+    ON CONFLICT (status) DO UPDATE SET n = key_status_counts.n + excluded.n;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION keys_count_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO key_status_counts (status, n)
+    SELECT status, SUM(c) FROM (
+        SELECT status, COUNT(*) AS c FROM new_rows GROUP BY status
+        UNION ALL
+        SELECT status, -COUNT(*) AS c FROM old_rows GROUP BY status
+    ) u GROUP BY status HAVING SUM(c) <> 0 ORDER BY status
+    ON CONFLICT (status) DO UPDATE SET n = key_status_counts.n + excluded.n;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER keys_count_insert AFTER INSERT ON keys
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keys_count_insert();
+CREATE TRIGGER keys_count_delete AFTER DELETE ON keys
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keys_count_delete();
+CREATE TRIGGER keys_count_update AFTER UPDATE ON keys
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keys_count_update();
+
+-- Every statement that writes keys first takes one transaction-scoped advisory lock, before any row
+-- lock: writers of keys run one transaction at a time (as on SQLite), so two overlapping imports, or an
+-- import and a bulk delete, can never deadlock on key rows and the counts above.
+CREATE FUNCTION keys_write_lock() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(7142001);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER keys_write_lock BEFORE INSERT OR UPDATE OR DELETE ON keys
+    FOR EACH STATEMENT EXECUTE FUNCTION keys_write_lock();

@@ -33,3 +33,21 @@ CREATE TABLE key_selections (
     PRIMARY KEY (admin_id, key_id)
 );
 CREATE INDEX key_selections_key ON key_selections (key_id);
+
+-- Keys per status, kept exact by triggers, so the page's counts never scan the keys table.
+CREATE TABLE key_status_counts (
+    status TEXT PRIMARY KEY NOT NULL,
+    n BIGINT NOT NULL DEFAULT 0
+);
+CREATE TRIGGER keys_count_insert AFTER INSERT ON keys BEGIN
+    INSERT INTO key_status_counts (status, n) VALUES (NEW.status, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER keys_count_delete AFTER DELETE ON keys BEGIN
+    UPDATE key_status_counts SET n = n - 1 WHERE status = OLD.status;
+END;
+CREATE TRIGGER keys_count_update AFTER UPDATE OF status ON keys WHEN OLD.status <> NEW.status BEGIN
+    UPDATE key_status_counts SET n = n - 1 WHERE status = OLD.status;
+    INSERT INTO key_status_counts (status, n) VALUES (NEW.status, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;

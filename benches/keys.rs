@@ -1,0 +1,190 @@
+//! Keys at scale: one 100,000-key paste imported, the keys page sorted, paged and filtered, and an
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! export of all, against the real app (release build, in-process, loopback HTTP).
+//!
+//! `cargo bench --bench keys` runs it on SQLite, and on PostgreSQL too when `KEYPOOL_TEST_POSTGRES_URL`
+//! is set (a database is created and dropped). Times are measured at the client over loopback, so they
+//! include HTTP; they are an upper bound of the server time. Goals: import ≤ 3 s, each page ≤ 50 ms p95,
+//! export ≤ 1 s.
+
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, RunQueryDsl};
+use keypool::config::{Config, DatabaseUrl};
+use keypool::domain::clock::Clock;
+use keypool::startup::Application;
+
+const KEYS: usize = 100_000;
+const ROUNDS: usize = 100;
+
+struct Row {
+    backend: &'static str,
+    what: String,
+    p50: f64,
+    p95: f64,
+    note: String,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn config(database: DatabaseUrl) -> Config {
+    Config {
+        database,
+        bind: "127.0.0.1:0".parse().unwrap(),
+        admin_username: Some("admin".into()),
+        admin_password: Some("bench-password".into()),
+        secret: Some(vec![9u8; 64]),
+        insecure_cookies: true,
+        upstream_override: None,
+        session_ttl: Duration::from_secs(3600),
+        trust_forwarded_for: false,
+        workers: Some(2),
+        clock: Clock::system(),
+    }
+}
+
+async fn run_backend(backend: &'static str, database: DatabaseUrl, rows: &mut Vec<Row>) {
+    let app = Application::build(config(database)).await.expect("app starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state.clone();
+    actix_web::rt::spawn(app.into_server());
+    let client =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = client
+        .post(format!("{base}/login"))
+        .form(&[("username", "admin"), ("password", "bench-password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+
+    let paste: String = (0..KEYS).map(|i| format!("sk-bench{i:0>40}\n")).collect();
+    let started = Instant::now();
+    let res = client
+        .post(format!("{base}/admin/keys/import"))
+        .header("content-type", "text/plain")
+        .body(paste)
+        .send()
+        .await
+        .unwrap();
+    let import = started.elapsed();
+    let body = res.text().await.unwrap();
+    assert!(body.contains("100000"), "import answer: {body}");
+    rows.push(Row {
+        backend,
+        what: format!("import {KEYS} keys (one paste)"),
+        p50: ms(import),
+        p95: ms(import),
+        note: "1 run".into(),
+    });
+
+    // Give the pool realistic states and balances, as checks would.
+    let pool = state.db.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().unwrap();
+        diesel::sql_query(
+            "UPDATE keys SET \
+             status = CASE WHEN id % 10 < 7 THEN 'active' WHEN id % 10 = 7 THEN 'depleted' WHEN id % 10 = 8 THEN 'invalid' ELSE status END, \
+             total_balance = CASE WHEN id % 10 < 7 THEN (id * 7919 % 20000) / 100.0 WHEN id % 10 = 7 THEN 0 ELSE NULL END, \
+             checked_at = CASE WHEN id % 10 < 9 THEN added_at + id ELSE NULL END",
+        )
+        .execute(&mut conn)
+        .unwrap();
+        if let keypool::db::AnyConnection::Sqlite(c) = &mut *conn {
+            diesel::sql_query("ANALYZE").execute(c).unwrap();
+        } else {
+            diesel::sql_query("ANALYZE keys").execute(&mut *conn).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+
+    let last = KEYS / 20;
+    let pages = [
+        ("keys page, sort balance desc, first page".to_owned(), "sort=balance&dir=desc".to_owned()),
+        (format!("keys page, sort balance desc, last page ({last})"), format!("sort=balance&dir=desc&page={last}")),
+        ("keys page, sort last checked asc, first page".to_owned(), "sort=checked&dir=asc".to_owned()),
+        ("keys page, filter status=active".to_owned(), "status=active&sort=balance&dir=desc".to_owned()),
+        ("keys page, filter status=invalid, page 50".to_owned(), "status=invalid&page=50".to_owned()),
+        ("keys page, search part of a key".to_owned(), "q=0099999".to_owned()),
+        ("keys page, 500 per page".to_owned(), "size=500&sort=balance&dir=desc".to_owned()),
+    ];
+    for (what, query) in pages {
+        let url = format!("{base}/admin/keys?{query}");
+        let mut times = Vec::with_capacity(ROUNDS);
+        for round in 0..ROUNDS + 10 {
+            let started = Instant::now();
+            let res = client.get(&url).header("hx-request", "true").send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            let _ = res.bytes().await.unwrap();
+            if round >= 10 {
+                times.push(ms(started.elapsed()));
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        rows.push(Row {
+            backend,
+            what,
+            p50: percentile(&times, 0.5),
+            p95: percentile(&times, 0.95),
+            note: format!("{ROUNDS} runs"),
+        });
+    }
+
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let bytes = client
+            .get(format!("{base}/admin/keys/export?scope=all&with_balance=1"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        times.push(ms(started.elapsed()));
+        size = bytes.len();
+    }
+    times.sort_by(f64::total_cmp);
+    rows.push(Row {
+        backend,
+        what: format!("export all {KEYS} keys with balance"),
+        p50: percentile(&times, 0.5),
+        p95: percentile(&times, 0.95),
+        note: format!("5 runs, {:.1} MB", size as f64 / 1e6),
+    });
+}
+
+fn main() {
+    let rows = actix_web::rt::System::new().block_on(async {
+        let mut rows = Vec::new();
+        let dir = tempfile::tempdir().unwrap();
+        run_backend("SQLite", DatabaseUrl::Sqlite(dir.path().join("bench.db")), &mut rows).await;
+        if let Some(server) = std::env::var("KEYPOOL_TEST_POSTGRES_URL").ok().filter(|v| !v.is_empty()) {
+            let name = "keypool_bench_keys";
+            let mut admin = diesel::PgConnection::establish(&server).unwrap();
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).unwrap();
+            diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).unwrap();
+            let mut url = url::Url::parse(&server).unwrap();
+            url.set_path(name);
+            run_backend("PostgreSQL", DatabaseUrl::Postgres(url.to_string()), &mut rows).await;
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).unwrap();
+        } else {
+            eprintln!("KEYPOOL_TEST_POSTGRES_URL is not set: SQLite only");
+        }
+        rows
+    });
+    println!("\n| backend | what | p50 ms | p95 ms | runs |");
+    println!("| --- | --- | ---: | ---: | --- |");
+    for r in rows {
+        println!("| {} | {} | {:.1} | {:.1} | {} |", r.backend, r.what, r.p50, r.p95, r.note);
+    }
+}
