@@ -1,11 +1,12 @@
 //! Keys at scale: one 100,000-key paste imported, the keys page sorted, paged and filtered, and an
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! export of all, against the real app (release build, in-process, loopback HTTP).
 //!
 //! `cargo bench --bench keys` runs it on SQLite, and on PostgreSQL too when `KEYPOOL_TEST_POSTGRES_URL`
 //! is set (a database is created and dropped). Times are measured at the client over loopback, so they
 //! include HTTP; they are an upper bound of the server time. Goals: import ≤ 3 s, each page ≤ 50 ms p95,
 //! export ≤ 1 s.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,7 @@ async fn run_backend(backend: &'static str, database: DatabaseUrl, rows: &mut Ve
     let pages = [
         ("keys page, sort balance desc, first page".to_owned(), "sort=balance&dir=desc".to_owned()),
         (format!("keys page, sort balance desc, last page ({last})"), format!("sort=balance&dir=desc&page={last}")),
+        (format!("keys page, sort balance desc, middle page ({})", last / 2), format!("sort=balance&dir=desc&page={}", last / 2)),
         ("keys page, sort last checked asc, first page".to_owned(), "sort=checked&dir=asc".to_owned()),
         ("keys page, filter status=active".to_owned(), "status=active&sort=balance&dir=desc".to_owned()),
         ("keys page, filter status=invalid, page 50".to_owned(), "status=invalid&page=50".to_owned()),

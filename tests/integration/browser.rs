@@ -374,6 +374,7 @@ async fn keys_import_sort_select_all_and_export_in_a_browser() {
     }
     let first = b.script("return document.querySelector('#keys-table tbody code[data-key]').dataset.key;").await;
     assert_eq!(first, keys[42].as_str(), "highest balance first");
+    b.screenshot("keys-desktop").await;
 
     // Select all matching keys across the three pages.
     b.click("#keys-table .bulk button[hx-vals*='select_all']").await;
