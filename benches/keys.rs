@@ -111,7 +111,10 @@ async fn run_backend(backend: &'static str, database: DatabaseUrl, rows: &mut Ve
     let pages = [
         ("keys page, sort balance desc, first page".to_owned(), "sort=balance&dir=desc".to_owned()),
         (format!("keys page, sort balance desc, last page ({last})"), format!("sort=balance&dir=desc&page={last}")),
-        (format!("keys page, sort balance desc, middle page ({})", last / 2), format!("sort=balance&dir=desc&page={}", last / 2)),
+        (
+            format!("keys page, sort balance desc, middle page ({})", last / 2),
+            format!("sort=balance&dir=desc&page={}", last / 2),
+        ),
         ("keys page, sort last checked asc, first page".to_owned(), "sort=checked&dir=asc".to_owned()),
         ("keys page, filter status=active".to_owned(), "status=active&sort=balance&dir=desc".to_owned()),
         ("keys page, filter status=invalid, page 50".to_owned(), "status=invalid&page=50".to_owned()),
