@@ -84,13 +84,12 @@ fn where_filter(st: &mut Statement, backend: Backend, filter: &KeyFilter) {
         st.sql(" AND k.status = ").bind(Value::Text(status.as_str().to_owned()));
     }
     if let Some(search) = &filter.search {
-        let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        // SQLite's LIKE already ignores ASCII case; PostgreSQL's does not.
+        // A plain substring test: keys are case-sensitive, and no pattern characters to escape.
         st.sql(match backend {
-            Backend::Sqlite => " AND k.key LIKE ",
-            Backend::Postgres => " AND LOWER(k.key) LIKE ",
+            Backend::Sqlite => " AND instr(k.key, ",
+            Backend::Postgres => " AND strpos(k.key, ",
         });
-        st.bind(Value::Text(format!("%{escaped}%"))).sql(" ESCAPE '\\'");
+        st.bind(Value::Text(search.clone())).sql(") > 0");
     }
 }
 
@@ -108,6 +107,9 @@ fn order_by(backend: Backend, sort: SortField, descending: bool) -> &'static str
     }
 }
 
+const ROW_COLUMNS: &str = "SELECT k.id, k.key, k.status, k.status_reason, k.total_balance, k.added_at, k.checked_at, \
+     k.last_error, (s.key_id IS NOT NULL) AS selected";
+
 /// One page of the keys table, with whether each row is in `admin_id`'s selection. `matching` is
 /// how many keys the filter matches: pages in the second half are read from the other end of the
 /// index (reversed order, small offset) and flipped, so the last page costs what the first does.
@@ -123,12 +125,8 @@ pub fn list_page(conn: &mut AnyConnection, admin_id: i64, q: &KeyListQuery, matc
         (q.descending, size, offset)
     };
     let mut st = Statement::default();
-    st.sql(
-        "SELECT k.id, k.key, k.status, k.status_reason, k.total_balance, k.added_at, k.checked_at, k.last_error, \
-         (s.key_id IS NOT NULL) AS selected FROM keys k \
-         LEFT JOIN key_selections s ON s.key_id = k.id AND s.admin_id = ",
-    )
-    .bind(Value::Int(admin_id));
+    st.sql(ROW_COLUMNS).sql(" FROM keys k LEFT JOIN key_selections s ON s.key_id = k.id AND s.admin_id = ");
+    st.bind(Value::Int(admin_id));
     where_filter(&mut st, backend, &q.filter);
     st.sql(order_by(backend, q.sort, descending));
     st.sql(" LIMIT ").bind(Value::Int(limit)).sql(" OFFSET ").bind(Value::Int(offset));
@@ -137,6 +135,61 @@ pub fn list_page(conn: &mut AnyConnection, admin_id: i64, q: &KeyListQuery, matc
         rows.reverse();
     }
     Ok(rows)
+}
+
+/// A [`KeyRow`] with the window count of its search.
+#[derive(QueryableByName)]
+struct CountedRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    status_reason: Option<String>,
+    #[diesel(sql_type = Nullable<Double>)]
+    total_balance: Option<f64>,
+    #[diesel(sql_type = BigInt)]
+    added_at: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    checked_at: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_error: Option<String>,
+    #[diesel(sql_type = Bool)]
+    selected: bool,
+    #[diesel(sql_type = BigInt)]
+    matching: i64,
+}
+
+/// A page of a search and how many keys match it, from one scan (a substring test cannot use an
+/// index, so it should run once, not once to count and once to list). Empty past the last page.
+pub fn search_page(conn: &mut AnyConnection, admin_id: i64, q: &KeyListQuery) -> QueryResult<(Vec<KeyRow>, i64)> {
+    let backend = backend_of(conn);
+    let mut st = Statement::default();
+    st.sql(ROW_COLUMNS).sql(", COUNT(*) OVER () AS matching");
+    st.sql(" FROM keys k LEFT JOIN key_selections s ON s.key_id = k.id AND s.admin_id = ");
+    st.bind(Value::Int(admin_id));
+    where_filter(&mut st, backend, &q.filter);
+    st.sql(order_by(backend, q.sort, q.descending));
+    st.sql(" LIMIT ").bind(Value::Int(q.size as i64)).sql(" OFFSET ").bind(Value::Int(q.offset()));
+    let rows: Vec<CountedRow> = st.query().load(conn)?;
+    let matching = rows.first().map_or(0, |r| r.matching);
+    let rows = rows
+        .into_iter()
+        .map(|r| KeyRow {
+            id: r.id,
+            key: r.key,
+            status: r.status,
+            status_reason: r.status_reason,
+            total_balance: r.total_balance,
+            added_at: r.added_at,
+            checked_at: r.checked_at,
+            last_error: r.last_error,
+            selected: r.selected,
+        })
+        .collect();
+    Ok((rows, matching))
 }
 
 #[derive(QueryableByName)]

@@ -27,15 +27,29 @@ async fn load_table(
         let mut query = query;
         let per_status = db::keys::count_by_status(conn)?;
         let total = per_status.iter().map(|(_, n)| n).sum();
-        // Only a search needs to count by scanning; the other counts are kept by triggers.
-        let matching = match (&query.filter.search, query.filter.status) {
-            (Some(_), _) => db::keys::count_matching(conn, &query.filter)?,
-            (None, Some(status)) => per_status.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n),
-            (None, None) => total,
+        // Without a search the counts come from the trigger-kept table; a search counts in the same
+        // scan that finds its page.
+        let known = match query.filter.status {
+            _ if query.filter.search.is_some() => None,
+            Some(status) => Some(per_status.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n)),
+            None => Some(total),
         };
-        // A page past the end (after a delete, or an old link) shows the last page instead.
-        query.page = query.page.min(query.page_count(matching));
-        let rows = db::keys::list_page(conn, admin_id, &query, matching)?
+        let (rows, matching) = match known {
+            Some(matching) => {
+                // A page past the end (after a delete, or an old link) shows the last page instead.
+                query.page = query.page.min(query.page_count(matching));
+                (db::keys::list_page(conn, admin_id, &query, matching)?, matching)
+            }
+            None => match db::keys::search_page(conn, admin_id, &query)? {
+                (rows, _) if rows.is_empty() && query.page > 1 => {
+                    let matching = db::keys::count_matching(conn, &query.filter)?;
+                    query.page = query.page.min(query.page_count(matching));
+                    (db::keys::list_page(conn, admin_id, &query, matching)?, matching)
+                }
+                found => found,
+            },
+        };
+        let rows = rows
             .into_iter()
             .map(|r| KeyItem {
                 id: r.id,

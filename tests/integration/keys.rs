@@ -174,9 +174,14 @@ async fn sorts_filters_searches_and_pages() {
     let search = row_keys(&page(&app, &format!("q={}", &key(13)[20..])).await);
     assert_eq!(search, [key(13)]);
     let upper = row_keys(&page(&app, &format!("q={}", key(13).to_uppercase())).await);
-    assert_eq!(upper, [key(13)], "search ignores case");
+    assert!(upper.is_empty(), "keys are case-sensitive, and so is the search");
     let pct = row_keys(&page(&app, "q=%25").await);
     assert!(pct.is_empty(), "% is a literal character, not a wildcard");
+    let zeros = page(&app, "q=00000000000000000000000000000&page=2").await;
+    assert_eq!(row_keys(&zeros).len(), 20, "a search spanning pages");
+    assert!(zeros.contains("Page 2 of 3") || zeros.contains("第 2 / 3 页"), "{zeros}");
+    let past = page(&app, "q=00000000000000000000000000000&page=9").await;
+    assert_eq!(row_keys(&past), [key(4), key(3), key(2), key(1), key(0)], "past the end of a search: its last page");
     assert_eq!(row_keys(&page(&app, "size=100").await).len(), 45);
 
     // Column headers link to the toggled sort, and the full page keeps the state in the URL.
