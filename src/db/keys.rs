@@ -7,29 +7,47 @@ use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
 
 use super::{AnyConnection, Backend, backend_of};
 use crate::domain::export::ExportScope;
-use crate::domain::keys::{KeyFilter, KeyListQuery, KeyStatus, SortField};
+use crate::domain::keys::{KeyFilter, KeyListQuery, KeyRow, KeyStatus, SortField};
 
-/// A row of the keys table as the admin sees it.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct KeyRow {
+/// A keys-table row as read; `matching` is the window count of a search (NULL otherwise).
+#[derive(QueryableByName)]
+struct RowRecord {
     #[diesel(sql_type = BigInt)]
-    pub id: i64,
+    id: i64,
     #[diesel(sql_type = Text)]
-    pub key: String,
+    key: String,
     #[diesel(sql_type = Text)]
-    pub status: String,
+    status: String,
     #[diesel(sql_type = Nullable<Text>)]
-    pub status_reason: Option<String>,
+    status_reason: Option<String>,
     #[diesel(sql_type = Nullable<Double>)]
-    pub total_balance: Option<f64>,
+    total_balance: Option<f64>,
     #[diesel(sql_type = BigInt)]
-    pub added_at: i64,
+    added_at: i64,
     #[diesel(sql_type = Nullable<BigInt>)]
-    pub checked_at: Option<i64>,
+    checked_at: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
-    pub last_error: Option<String>,
+    last_error: Option<String>,
     #[diesel(sql_type = Bool)]
-    pub selected: bool,
+    selected: bool,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    matching: Option<i64>,
+}
+
+impl RowRecord {
+    fn into_row(self) -> KeyRow {
+        KeyRow {
+            id: self.id,
+            key: self.key,
+            status: self.status,
+            status_reason: self.status_reason,
+            last_error: self.last_error,
+            total_balance: self.total_balance,
+            added_at: self.added_at,
+            checked_at: self.checked_at,
+            selected: self.selected,
+        }
+    }
 }
 
 type AnyBackend = <AnyConnection as Connection>::Backend;
@@ -124,42 +142,21 @@ pub fn list_page(conn: &mut AnyConnection, admin_id: i64, q: &KeyListQuery, matc
     } else {
         (q.descending, size, offset)
     };
+    // Deferred join: the page's ids come from the sort index alone (index-only where the backend can),
+    // and only those rows are read in full.
     let mut st = Statement::default();
-    st.sql(ROW_COLUMNS).sql(" FROM keys k LEFT JOIN key_selections s ON s.key_id = k.id AND s.admin_id = ");
-    st.bind(Value::Int(admin_id));
+    st.sql(ROW_COLUMNS).sql(", CAST(NULL AS BIGINT) AS matching FROM keys k JOIN (SELECT k.id FROM keys k");
     where_filter(&mut st, backend, &q.filter);
     st.sql(order_by(backend, q.sort, descending));
     st.sql(" LIMIT ").bind(Value::Int(limit)).sql(" OFFSET ").bind(Value::Int(offset));
-    let mut rows: Vec<KeyRow> = st.query().load(conn)?;
+    st.sql(") page ON page.id = k.id LEFT JOIN key_selections s ON s.key_id = k.id AND s.admin_id = ");
+    st.bind(Value::Int(admin_id));
+    st.sql(order_by(backend, q.sort, descending));
+    let mut rows: Vec<KeyRow> = st.query().load::<RowRecord>(conn)?.into_iter().map(RowRecord::into_row).collect();
     if from_end {
         rows.reverse();
     }
     Ok(rows)
-}
-
-/// A [`KeyRow`] with the window count of its search.
-#[derive(QueryableByName)]
-struct CountedRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Text)]
-    key: String,
-    #[diesel(sql_type = Text)]
-    status: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    status_reason: Option<String>,
-    #[diesel(sql_type = Nullable<Double>)]
-    total_balance: Option<f64>,
-    #[diesel(sql_type = BigInt)]
-    added_at: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    checked_at: Option<i64>,
-    #[diesel(sql_type = Nullable<Text>)]
-    last_error: Option<String>,
-    #[diesel(sql_type = Bool)]
-    selected: bool,
-    #[diesel(sql_type = BigInt)]
-    matching: i64,
 }
 
 /// A page of a search and how many keys match it, from one scan (a substring test cannot use an
@@ -173,23 +170,9 @@ pub fn search_page(conn: &mut AnyConnection, admin_id: i64, q: &KeyListQuery) ->
     where_filter(&mut st, backend, &q.filter);
     st.sql(order_by(backend, q.sort, q.descending));
     st.sql(" LIMIT ").bind(Value::Int(q.size as i64)).sql(" OFFSET ").bind(Value::Int(q.offset()));
-    let rows: Vec<CountedRow> = st.query().load(conn)?;
-    let matching = rows.first().map_or(0, |r| r.matching);
-    let rows = rows
-        .into_iter()
-        .map(|r| KeyRow {
-            id: r.id,
-            key: r.key,
-            status: r.status,
-            status_reason: r.status_reason,
-            total_balance: r.total_balance,
-            added_at: r.added_at,
-            checked_at: r.checked_at,
-            last_error: r.last_error,
-            selected: r.selected,
-        })
-        .collect();
-    Ok((rows, matching))
+    let rows: Vec<RowRecord> = st.query().load(conn)?;
+    let matching = rows.first().and_then(|r| r.matching).unwrap_or(0);
+    Ok((rows.into_iter().map(RowRecord::into_row).collect(), matching))
 }
 
 #[derive(QueryableByName)]

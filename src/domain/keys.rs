@@ -75,6 +75,22 @@ pub struct ParsedImport {
     pub rejected: Vec<Rejected>,
 }
 
+/// A row of the keys table as the admin sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRow {
+    pub id: i64,
+    pub key: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub last_error: Option<String>,
+    /// None until the first successful check.
+    pub total_balance: Option<f64>,
+    pub added_at: i64,
+    pub checked_at: Option<i64>,
+    /// In the viewing admin's selection.
+    pub selected: bool,
+}
+
 /// What an import did: keys added, already in the pool, repeated within the input, and rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportOutcome {

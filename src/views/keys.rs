@@ -5,26 +5,15 @@ use maud::{Markup, html};
 
 use super::components::{FlashKind, flash, time};
 use super::layout::{PageContext, page};
-use crate::domain::keys::{ImportOutcome, KeyListQuery, KeyStatus, PAGE_SIZES, SortField, format_balance, mask};
+use crate::domain::keys::{
+    ImportOutcome, KeyListQuery, KeyRow, KeyStatus, PAGE_SIZES, SortField, format_balance, mask,
+};
 use crate::i18n::Lang;
-
-/// One row as shown.
-pub struct KeyItem {
-    pub id: i64,
-    pub key: String,
-    pub status: String,
-    pub status_reason: Option<String>,
-    pub last_error: Option<String>,
-    pub total_balance: Option<f64>,
-    pub added_at: i64,
-    pub checked_at: Option<i64>,
-    pub selected: bool,
-}
 
 /// Everything the table fragment shows.
 pub struct KeyTable {
     pub query: KeyListQuery,
-    pub rows: Vec<KeyItem>,
+    pub rows: Vec<KeyRow>,
     /// Keys matching the filter.
     pub matching: i64,
     pub total: i64,
@@ -344,7 +333,7 @@ pub fn keys_table(lang: Lang, t: &KeyTable) -> Markup {
     }
 }
 
-fn key_row(lang: Lang, number: i64, r: &KeyItem) -> Markup {
+fn key_row(lang: Lang, number: i64, r: &KeyRow) -> Markup {
     let select_action = if r.selected { "unselect" } else { "select" };
     let reason = r.last_error.as_deref().or(r.status_reason.as_deref());
     let disabled = r.status == KeyStatus::Disabled.as_str();

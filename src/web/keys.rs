@@ -14,7 +14,7 @@ use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
 use crate::views::components::{FlashKind, field_message};
-use crate::views::keys::{KeyItem, KeyTable, import_result, import_too_large, keys_page, keys_table_swap};
+use crate::views::keys::{KeyTable, import_result, import_too_large, keys_page, keys_table_swap};
 use crate::views::layout::{Nav, PageContext};
 
 async fn load_table(
@@ -49,20 +49,6 @@ async fn load_table(
                 found => found,
             },
         };
-        let rows = rows
-            .into_iter()
-            .map(|r| KeyItem {
-                id: r.id,
-                key: r.key,
-                status: r.status,
-                status_reason: r.status_reason,
-                last_error: r.last_error,
-                total_balance: r.total_balance,
-                added_at: r.added_at,
-                checked_at: r.checked_at,
-                selected: r.selected,
-            })
-            .collect();
         let selected = db::keys::count_selected(conn, admin_id)?;
         Ok(KeyTable { query, rows, matching, total, per_status, selected, flash })
     })
