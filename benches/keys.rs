@@ -45,6 +45,7 @@ fn config(database: DatabaseUrl) -> Config {
         insecure_cookies: true,
         upstream_override: None,
         session_ttl: Duration::from_secs(3600),
+        guest_session_ttl: Duration::from_secs(24 * 3600),
         trust_forwarded_for: false,
         workers: Some(2),
         clock: Clock::system(),

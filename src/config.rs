@@ -78,6 +78,8 @@ pub struct Config {
     pub upstream_override: Option<String>,
     /// How long an admin session lasts.
     pub session_ttl: Duration,
+    /// How long a guest stays let in after the guest password (restricted mode).
+    pub guest_session_ttl: Duration,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted reverse proxy).
     pub trust_forwarded_for: bool,
     /// HTTP worker threads (default: one per core).
@@ -123,6 +125,13 @@ impl Config {
                 .ok_or_else(|| ConfigError::Invalid("KEYPOOL_SESSION_HOURS", format!("`{h}` is not 1–8760")))?,
             None => 24 * 7,
         };
+        let guest_hours =
+            match env("KEYPOOL_GUEST_SESSION_HOURS") {
+                Some(h) => h.trim().parse::<u64>().ok().filter(|h| (1..=24 * 365).contains(h)).ok_or_else(|| {
+                    ConfigError::Invalid("KEYPOOL_GUEST_SESSION_HOURS", format!("`{h}` is not 1–8760"))
+                })?,
+                None => 24,
+            };
         Ok(Self {
             database,
             bind,
@@ -132,6 +141,7 @@ impl Config {
             insecure_cookies: env("KEYPOOL_INSECURE_COOKIES").is_some_and(|v| truthy(&v)),
             upstream_override: env("KEYPOOL_UPSTREAM_URL"),
             session_ttl: Duration::from_secs(session_hours * 3600),
+            guest_session_ttl: Duration::from_secs(guest_hours * 3600),
             trust_forwarded_for: env("KEYPOOL_TRUST_FORWARDED_FOR").is_some_and(|v| truthy(&v)),
             workers: None,
             clock: Clock::system(),

@@ -114,6 +114,7 @@ pub async fn prepare(config: Config, first_start: bool) -> Result<AppState, Star
         db: pool,
         backend,
         login_throttle: Throttle::new(5, Duration::from_secs(15 * 60), Duration::from_secs(5 * 60)),
+        guest_throttle: Throttle::new(10, Duration::from_secs(15 * 60), Duration::from_secs(5 * 60)),
         access_keys: Arc::new(AccessKeyIndex::default()),
         config,
     };

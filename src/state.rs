@@ -13,6 +13,8 @@ pub struct AppState {
     pub config: Config,
     /// Failed admin sign-ins per client address.
     pub login_throttle: Throttle,
+    /// Failed guest-password attempts per client address.
+    pub guest_throttle: Throttle,
     /// The proxy's access keys by hash, in memory.
     pub access_keys: Arc<AccessKeyIndex>,
 }

@@ -12,10 +12,11 @@
     });
   }
 
-  function toast(text) {
+  function toast(text, ok) {
     var box = document.getElementById("toast");
     if (!box) return;
     box.textContent = text;
+    box.classList.toggle("ok", !!ok);
     box.hidden = false;
     clearTimeout(box._timer);
     box._timer = setTimeout(function () { box.hidden = true; }, 4000);
@@ -61,7 +62,13 @@
     var copyBtn = ev.target.closest("[data-copy-text]");
     if (copyBtn) {
       copyText(copyBtn.getAttribute("data-copy-text")).then(function () {
-        flashLabel(copyBtn, copyBtn.getAttribute("data-copied"));
+        if (copyBtn.hasAttribute("data-copied-toast")) {
+          toast(copyBtn.getAttribute("data-copied-toast"), true);
+          copyBtn.classList.add("copied");
+          setTimeout(function () { copyBtn.classList.remove("copied"); }, 1500);
+        } else {
+          flashLabel(copyBtn, copyBtn.getAttribute("data-copied"));
+        }
       });
       return;
     }

@@ -420,3 +420,59 @@ pub fn export_each(
         }
     }
 }
+
+/// A key as a guest sees it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct GuestCard {
+    #[diesel(sql_type = Text)]
+    pub key: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub total_balance: Option<f64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub checked_at: Option<i64>,
+}
+
+/// The statuses guests see after the usable keys (disabled keys are the admin's business).
+const GUEST_OTHER_STATUSES: &str = "('depleted', 'invalid', 'cooling', 'unchecked')";
+
+fn guest_slice(conn: &mut AnyConnection, usable: bool, offset: i64, limit: i64) -> QueryResult<Vec<GuestCard>> {
+    let backend = backend_of(conn);
+    let mut st = Statement::default();
+    st.sql("SELECT k.key, k.status, k.total_balance, k.checked_at FROM keys k WHERE k.status ");
+    st.sql(if usable { "= 'active'" } else { "IN " });
+    if !usable {
+        st.sql(GUEST_OTHER_STATUSES);
+    }
+    st.sql(order_by(backend, SortField::Balance, true));
+    st.sql(" LIMIT ").bind(Value::Int(limit)).sql(" OFFSET ").bind(Value::Int(offset));
+    st.query().load(conn)
+}
+
+/// A page of the guest page: usable (active) keys by balance, highest first, then the others by
+/// balance. `usable` is the number of active keys; each part is read in its own index order.
+pub fn guest_cards(conn: &mut AnyConnection, usable: i64, offset: i64, limit: i64) -> QueryResult<Vec<GuestCard>> {
+    if offset >= usable {
+        return guest_slice(conn, false, offset - usable, limit);
+    }
+    let mut cards = guest_slice(conn, true, offset, limit)?;
+    let missing = limit - cards.len() as i64;
+    if missing > 0 {
+        cards.extend(guest_slice(conn, false, 0, missing)?);
+    }
+    Ok(cards)
+}
+
+/// Sum of the total balances of active keys.
+pub fn usable_balance(conn: &mut AnyConnection) -> QueryResult<f64> {
+    #[derive(QueryableByName)]
+    struct Sum {
+        #[diesel(sql_type = Nullable<Double>)]
+        total: Option<f64>,
+    }
+    Ok(diesel::sql_query("SELECT SUM(total_balance) AS total FROM keys WHERE status = 'active'")
+        .get_result::<Sum>(conn)?
+        .total
+        .unwrap_or(0.0))
+}

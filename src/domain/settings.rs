@@ -9,7 +9,19 @@ pub const DEFAULT_UPSTREAM_URL: &str = "https://api.siliconflow.cn";
 pub const DEFAULT_GUEST_PAGE_SIZE: u32 = 12;
 
 /// The names accepted by `keypool settings set NAME=VALUE`, in display order.
-pub const NAMES: &[&str] = &["access_mode", "guest_password", "guest_page_size", "upstream_url", "client_request_mode"];
+pub const NAMES: &[&str] = &[
+    "access_mode",
+    "guest_password",
+    "guest_page_size",
+    "guest_full_keys",
+    "upstream_url",
+    "client_request_mode",
+    "public_base_url",
+    "contact",
+];
+
+/// The longest contact line shown on the docs page.
+pub const MAX_CONTACT_LEN: usize = 200;
 
 /// Who may see the guest page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,6 +62,12 @@ pub struct Settings {
     pub upstream_url: String,
     /// Checks run from the admin's browser instead of the server (used by the checks feature).
     pub client_request_mode: bool,
+    /// Guests see and copy whole keys (otherwise masked, and no export).
+    pub guest_full_keys: bool,
+    /// The address clients use (e.g. behind a proxy), shown on the docs page; empty = from the request.
+    pub public_base_url: Option<String>,
+    /// The admin's contact line on the docs page (how to ask for an access key).
+    pub contact: Option<String>,
     /// Bumped whenever the access mode or guest password changes: guest sessions of an older epoch end.
     pub guest_epoch: i64,
 }
@@ -62,6 +80,9 @@ impl Default for Settings {
             guest_page_size: DEFAULT_GUEST_PAGE_SIZE,
             upstream_url: DEFAULT_UPSTREAM_URL.to_owned(),
             client_request_mode: false,
+            guest_full_keys: true,
+            public_base_url: None,
+            contact: None,
             guest_epoch: 0,
         }
     }
@@ -82,6 +103,9 @@ impl Settings {
             guest_page_size: get("guest_page_size").and_then(|v| parse_page_size(v).ok()).unwrap_or(d.guest_page_size),
             upstream_url: get("upstream_url").and_then(|v| parse_upstream_url(v).ok()).unwrap_or(d.upstream_url),
             client_request_mode: get("client_request_mode").and_then(parse_bool).unwrap_or(d.client_request_mode),
+            guest_full_keys: get("guest_full_keys").and_then(parse_bool).unwrap_or(d.guest_full_keys),
+            public_base_url: get("public_base_url").and_then(|v| parse_public_base_url(v).ok()).flatten(),
+            contact: get("contact").map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned),
             guest_epoch: get(GUEST_EPOCH).and_then(|v| v.parse().ok()).unwrap_or(0),
         }
     }
@@ -121,6 +145,15 @@ impl Settings {
         if let Some(b) = change.client_request_mode {
             rows.push(("client_request_mode".to_owned(), bool_str(b).to_owned()));
         }
+        if let Some(b) = change.guest_full_keys {
+            rows.push(("guest_full_keys".to_owned(), bool_str(b).to_owned()));
+        }
+        if let Some(u) = &change.public_base_url {
+            rows.push(("public_base_url".to_owned(), u.clone().unwrap_or_default()));
+        }
+        if let Some(c) = &change.contact {
+            rows.push(("contact".to_owned(), c.clone()));
+        }
         if guest_changed {
             rows.push((GUEST_EPOCH.to_owned(), (self.guest_epoch + 1).to_string()));
         }
@@ -134,7 +167,10 @@ impl Settings {
             ("guest_password", if self.guest_password_hash.is_some() { "(set)" } else { "(not set)" }.to_owned()),
             ("guest_page_size", self.guest_page_size.to_string()),
             ("upstream_url", self.upstream_url.clone()),
+            ("guest_full_keys", bool_str(self.guest_full_keys).to_owned()),
             ("client_request_mode", bool_str(self.client_request_mode).to_owned()),
+            ("public_base_url", self.public_base_url.clone().unwrap_or_default()),
+            ("contact", self.contact.clone().unwrap_or_default()),
         ]
     }
 }
@@ -148,6 +184,11 @@ pub struct SettingsChange {
     pub guest_page_size: Option<u32>,
     pub upstream_url: Option<String>,
     pub client_request_mode: Option<bool>,
+    pub guest_full_keys: Option<bool>,
+    /// `Some(None)` clears it.
+    pub public_base_url: Option<Option<String>>,
+    /// Empty clears it.
+    pub contact: Option<String>,
 }
 
 impl SettingsChange {
@@ -171,6 +212,18 @@ impl SettingsChange {
                 self.client_request_mode = Some(
                     parse_bool(value).ok_or_else(|| FieldError::new("client_request_mode", "settings.bool_invalid"))?,
                 );
+            }
+            "guest_full_keys" => {
+                self.guest_full_keys =
+                    Some(parse_bool(value).ok_or_else(|| FieldError::new("guest_full_keys", "settings.bool_invalid"))?);
+            }
+            "public_base_url" => self.public_base_url = Some(parse_public_base_url(value)?),
+            "contact" => {
+                let contact = value.trim();
+                if contact.chars().count() > MAX_CONTACT_LEN || contact.chars().any(char::is_control) {
+                    return Err(FieldError::new("contact", "settings.contact_invalid"));
+                }
+                self.contact = Some(contact.to_owned());
             }
             _ => return Err(FieldError::new("name", "settings.unknown_name").with("name", name)),
         }
@@ -212,6 +265,17 @@ pub fn parse_upstream_url(raw: &str) -> Result<String, FieldError> {
     if ok { Ok(trimmed.to_owned()) } else { Err(err()) }
 }
 
+/// Empty (derive from each request) or an http(s) URL like the upstream's; the field is
+/// `public_base_url`.
+pub fn parse_public_base_url(raw: &str) -> Result<Option<String>, FieldError> {
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    parse_upstream_url(raw)
+        .map(Some)
+        .map_err(|_| FieldError::new("public_base_url", "settings.public_base_url_invalid"))
+}
+
 /// 4–128 characters, no control characters.
 pub fn parse_guest_password(raw: &str) -> Result<String, FieldError> {
     let len = raw.chars().count();
@@ -248,6 +312,7 @@ mod tests {
         assert_eq!(s.guest_page_size, 12);
         assert_eq!(s.upstream_url, "https://api.siliconflow.cn");
         assert!(!s.client_request_mode && s.guest_password_hash.is_none());
+        assert!(s.guest_full_keys && s.public_base_url.is_none() && s.contact.is_none());
     }
 
     #[test]
@@ -290,6 +355,19 @@ mod tests {
             fields,
             ["access_mode", "guest_page_size", "upstream_url", "client_request_mode", "guest_password", "name"]
         );
+    }
+
+    #[test]
+    fn docs_settings() {
+        let change =
+            SettingsChange::parse([("public_base_url", "https://pool.example.com/"), ("contact", " mail me ")])
+                .unwrap_or_default();
+        assert_eq!(change.public_base_url, Some(Some("https://pool.example.com".to_owned())));
+        assert_eq!(change.contact.as_deref(), Some("mail me"));
+        let cleared = SettingsChange::parse([("public_base_url", "")]).unwrap_or_default();
+        assert_eq!(cleared.public_base_url, Some(None));
+        assert!(SettingsChange::parse([("public_base_url", "pool.example.com")]).is_err());
+        assert!(SettingsChange::parse([("contact", "x".repeat(201).as_str())]).is_err());
     }
 
     #[test]

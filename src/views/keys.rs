@@ -254,6 +254,7 @@ pub fn keys_table(lang: Lang, t: &KeyTable) -> Markup {
     let refresh = format!("/admin/keys?{}", q.to_query_string());
     let page_ids: Vec<String> = t.rows.iter().map(|r| r.id.to_string()).collect();
     let page_all_selected = !t.rows.is_empty() && t.rows.iter().all(|r| r.selected);
+    let page_action = if page_all_selected { "unselect_page" } else { "select_page" };
     let invalid = t.per_status.iter().find(|(s, _)| *s == KeyStatus::Invalid).map_or(0, |(_, n)| *n);
     let n = |v: i64| v.to_string();
     html! {
@@ -294,9 +295,8 @@ pub fn keys_table(lang: Lang, t: &KeyTable) -> Markup {
                         thead { tr {
                             th.num { "#" }
                             th.check {
-                                @let action = if page_all_selected { "unselect_page" } else { "select_page" };
                                 input type="checkbox" aria-label=(lang.t("keys.select.page")) checked[page_all_selected]
-                                    hx-post="/admin/keys/selection" hx-vals=(format!(r#"{{"action":"{action}","ids":"{}"}}"#, page_ids.join(",")))
+                                    hx-post="/admin/keys/selection" hx-vals=(format!(r#"{{"action":"{page_action}","ids":"{}"}}"#, page_ids.join(",")))
                                     hx-include="#keys-state" hx-target="#keys-table" hx-swap="outerHTML";
                             }
                             th { (lang.t("keys.col.key")) }

@@ -47,7 +47,7 @@ pub fn page(ctx: &PageContext, title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="htmx-config" content=(HTMX_CONFIG);
-                title { (title) " · keypool" }
+                title { (title) " · " "keypool" }
                 link rel="icon" href="/assets/favicon.svg" type="image/svg+xml";
                 link rel="stylesheet" href="/assets/css/app.css";
                 script src=(HTMX_PATH) defer {}
@@ -57,7 +57,8 @@ pub fn page(ctx: &PageContext, title: &str, body: Markup) -> Markup {
                 header.topbar {
                     a.brand href="/" { "keypool" }
                     nav.mainnav aria-label=(lang.t("nav.label")) {
-                        @for (item, href, key) in NAV_ITEMS {
+                        // Guests see only their pages; admins see everything.
+                        @for (item, href, key) in NAV_ITEMS.into_iter().filter(|(item, _, _)| ctx.admin.is_some() || matches!(item, Nav::Guest | Nav::Docs)) {
                             @if item == ctx.nav {
                                 a href=(href) aria-current="page" { (lang.t(key)) }
                             } @else {

@@ -24,6 +24,9 @@ pub struct SystemValues {
     pub guest_page_size: String,
     pub upstream_url: String,
     pub client_request_mode: bool,
+    pub guest_full_keys: bool,
+    pub public_base_url: String,
+    pub contact: String,
 }
 
 pub struct SystemView<'a> {
@@ -127,6 +130,11 @@ pub fn system_section(lang: Lang, v: &SystemView) -> Markup {
                 label for="guest-page-size" { (lang.t("settings.guest_page_size.label")) }
                 input #guest-page-size name="guest_page_size" type="number" min="1" max="100" required value=(vals.guest_page_size) aria-invalid=[invalid(&v.errors, "guest_page_size")];
                 (field_error(lang, &v.errors, "guest_page_size"))
+                label.switch {
+                    input name="guest_full_keys" type="checkbox" value="on" checked[vals.guest_full_keys];
+                    span { (lang.t("settings.guest_full_keys.label")) }
+                }
+                p.help { (lang.t("settings.guest_full_keys.help")) }
                 label for="upstream-url" { (lang.t("settings.upstream_url.label")) }
                 input #upstream-url name="upstream_url" type="url" required value=(vals.upstream_url) aria-invalid=[invalid(&v.errors, "upstream_url")];
                 (field_error(lang, &v.errors, "upstream_url"))
@@ -138,6 +146,14 @@ pub fn system_section(lang: Lang, v: &SystemView) -> Markup {
                     span { (lang.t("settings.client_request_mode.label")) }
                 }
                 p.help { (lang.t("settings.client_request_mode.help")) }
+                label for="public-base-url" { (lang.t("settings.public_base_url.label")) }
+                input #public-base-url name="public_base_url" type="url" value=(vals.public_base_url)
+                    placeholder=(lang.t("settings.public_base_url.hint")) aria-invalid=[invalid(&v.errors, "public_base_url")];
+                (field_error(lang, &v.errors, "public_base_url"))
+                label for="contact" { (lang.t("settings.contact.label")) }
+                input #contact name="contact" type="text" maxlength="200" value=(vals.contact)
+                    placeholder=(lang.t("settings.contact.hint")) aria-invalid=[invalid(&v.errors, "contact")];
+                (field_error(lang, &v.errors, "contact"))
                 button.primary type="submit" { (lang.t("settings.system.save")) }
             }
         }

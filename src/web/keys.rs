@@ -257,10 +257,15 @@ pub async fn get_export(
     };
     let request = ExportRequest::parse(&q.scope, q.min_balance.as_deref(), q.with_balance.as_deref(), sep)
         .map_err(|e| AppError::BadRequest(field_message(lang, &e)))?;
+    Ok(export_response(&state, request, admin.id))
+}
+
+/// Streams an export as a `.txt` download, read in slices on a blocking thread; shared with the
+/// guest page's export.
+pub fn export_response(state: &AppState, request: ExportRequest, admin_id: i64) -> HttpResponse {
     let file_name = request.file_name(state.now_ms());
     let (tx, rx) = tokio::sync::mpsc::channel::<web::Bytes>(8);
     let pool = state.db.clone();
-    let admin_id = admin.id;
     tokio::task::spawn_blocking(move || {
         let Ok(mut conn) = pool.get() else { return };
         let result = db::keys::export_each(&mut conn, &request, admin_id, |piece| {
@@ -273,9 +278,9 @@ pub async fn get_export(
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (Ok::<_, actix_web::Error>(chunk), rx))
     });
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .streaming(stream))
+        .streaming(stream)
 }

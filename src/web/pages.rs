@@ -1,13 +1,12 @@
 //! The dashboard, keys, guest and docs pages (placeholders until their features land), `/healthz`,
 //! `/metrics` and the 404 page.
 
-use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::auth::html;
 use super::lang::RequestLang;
-use super::session::{self, CurrentAdmin};
+use super::session::CurrentAdmin;
 use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -33,40 +32,6 @@ pub async fn get_dashboard(
     admin: web::ReqData<CurrentAdmin>,
 ) -> HttpResponse {
     admin_page(&req, lang, &admin, Nav::Dashboard, "dashboard.title", "dashboard.coming")
-}
-
-/// Public pages show the admin's name in the header when one is signed in.
-async fn public_page(
-    req: &HttpRequest,
-    lang: crate::i18n::Lang,
-    state: &AppState,
-    session: &Session,
-    nav: Nav,
-    title: &str,
-    note: &str,
-) -> Result<HttpResponse, AppError> {
-    let admin = session::current_admin(state, session).await?;
-    let path = super::path_and_query(req);
-    let ctx = PageContext { lang, nav, admin: admin.as_ref().map(|a| a.username.as_str()), path: &path };
-    Ok(html(StatusCode::OK, coming_page(&ctx, title, note)))
-}
-
-pub async fn get_guest(
-    req: HttpRequest,
-    RequestLang(lang): RequestLang,
-    state: web::Data<AppState>,
-    session: Session,
-) -> Result<HttpResponse, AppError> {
-    public_page(&req, lang, &state, &session, Nav::Guest, "guest.title", "guest.coming").await
-}
-
-pub async fn get_docs(
-    req: HttpRequest,
-    RequestLang(lang): RequestLang,
-    state: web::Data<AppState>,
-    session: Session,
-) -> Result<HttpResponse, AppError> {
-    public_page(&req, lang, &state, &session, Nav::Docs, "docs.title", "docs.coming").await
 }
 
 /// 200 when the database answers, 503 otherwise.

@@ -5,7 +5,7 @@ use actix_web::http::Method;
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{Route, web};
 
-use super::{assets, auth, keys, lang, pages, session, settings};
+use super::{assets, auth, guest, keys, lang, pages, session, settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -32,8 +32,11 @@ fn def(method: Method, path: &'static str, access: Access, handler: fn() -> Rout
 pub fn table() -> Vec<RouteDef> {
     use Access::*;
     vec![
-        def(Method::GET, "/", Public, || web::route().to(pages::get_guest)),
-        def(Method::GET, "/docs", Public, || web::route().to(pages::get_docs)),
+        def(Method::GET, "/", Public, || web::route().to(guest::get_guest)),
+        def(Method::GET, "/guest/keys", Public, || web::route().to(guest::get_guest_keys)),
+        def(Method::GET, "/guest/export", Public, || web::route().to(guest::get_guest_export)),
+        def(Method::POST, "/guest/login", Public, || web::route().to(guest::post_guest_login)),
+        def(Method::GET, "/docs", Public, || web::route().to(guest::get_docs)),
         def(Method::GET, "/login", Public, || web::route().to(auth::get_login)),
         def(Method::POST, "/login", Public, || web::route().to(auth::post_login)),
         def(Method::POST, "/logout", Public, || web::route().to(auth::post_logout)),

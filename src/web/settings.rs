@@ -48,6 +48,9 @@ fn stored_values(s: &Settings) -> SystemValues {
         guest_page_size: s.guest_page_size.to_string(),
         upstream_url: s.upstream_url.clone(),
         client_request_mode: s.client_request_mode,
+        guest_full_keys: s.guest_full_keys,
+        public_base_url: s.public_base_url.clone().unwrap_or_default(),
+        contact: s.contact.clone().unwrap_or_default(),
     }
 }
 
@@ -114,6 +117,12 @@ pub struct SystemForm {
     upstream_url: String,
     /// A checkbox: present when on.
     client_request_mode: Option<String>,
+    /// A checkbox: present when on.
+    guest_full_keys: Option<String>,
+    #[serde(default)]
+    public_base_url: String,
+    #[serde(default)]
+    contact: String,
 }
 
 pub async fn post_settings(
@@ -124,13 +133,16 @@ pub async fn post_settings(
     form: web::Form<SystemForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let checkbox = if form.client_request_mode.is_some() { "on" } else { "off" };
+    let checkbox = |present: bool| if present { "on" } else { "off" };
     let parsed = SettingsChange::parse([
         ("access_mode", form.access_mode.as_str()),
         ("guest_password", form.guest_password.as_str()),
         ("guest_page_size", form.guest_page_size.as_str()),
         ("upstream_url", form.upstream_url.as_str()),
-        ("client_request_mode", checkbox),
+        ("client_request_mode", checkbox(form.client_request_mode.is_some())),
+        ("guest_full_keys", checkbox(form.guest_full_keys.is_some())),
+        ("public_base_url", form.public_base_url.as_str()),
+        ("contact", form.contact.as_str()),
     ]);
     let now = state.now_ms();
     let outcome: Result<Settings, (FieldErrors, Option<bool>)> = match parsed {
@@ -176,6 +188,9 @@ pub async fn post_settings(
                         guest_page_size: form.guest_page_size,
                         upstream_url: form.upstream_url,
                         client_request_mode: form.client_request_mode.is_some(),
+                        guest_full_keys: form.guest_full_keys.is_some(),
+                        public_base_url: form.public_base_url,
+                        contact: form.contact,
                     },
                     upstream_override,
                     errors,

@@ -4,6 +4,7 @@
 mod auth;
 mod browser;
 mod cli;
+mod guest;
 mod keys;
 mod schema;
 mod settings;

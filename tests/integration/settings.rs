@@ -222,7 +222,7 @@ async fn access_keys_are_created_shown_once_used_and_revoked() {
 }
 
 #[actix_web::test]
-async fn health_assets_language_and_placeholders() {
+async fn health_assets_language_and_pages() {
     let app = support::spawn().await;
     let res = app.get("/healthz").await;
     assert_eq!(res.status(), 200);
@@ -246,9 +246,8 @@ async fn health_assets_language_and_placeholders() {
     let body = app.get("/docs").await.text().await.unwrap();
     assert!(body.contains("API 文档"), "cookie wins over Accept-Language");
 
-    for path in ["/", "/docs"] {
-        assert_eq!(app.get(path).await.status(), 200, "{path}");
-    }
+    assert_eq!(app.get("/docs").await.status(), 200);
+    assert_eq!(app.get("/").await.status(), 403, "the guest page is private until the admin opens it");
     let res = app.get("/no/such/page").await;
     assert_eq!(res.status(), 404);
     assert!(res.text().await.unwrap().contains("页面不存在"), "in the language chosen above");

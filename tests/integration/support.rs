@@ -68,6 +68,7 @@ pub fn test_config(database: DatabaseUrl, clock: Clock) -> Config {
         insecure_cookies: true,
         upstream_override: None,
         session_ttl: Duration::from_secs(7 * 24 * 3600),
+        guest_session_ttl: Duration::from_secs(24 * 3600),
         trust_forwarded_for: false,
         workers: Some(1),
         clock,

@@ -1,0 +1,170 @@
+//! 访客页 / Guest page: the shared pool as cards, the guest-password form and the admin-only notice.
+
+use maud::{Markup, html};
+
+use super::components::{FlashKind, flash, time};
+use super::layout::{PageContext, page};
+use crate::domain::keys::{format_balance, mask};
+use crate::i18n::Lang;
+
+/// A key as a card.
+pub struct Card {
+    pub key: String,
+    pub status: String,
+    pub balance: Option<f64>,
+    pub checked_at: Option<i64>,
+}
+
+pub struct GuestView {
+    pub cards: Vec<Card>,
+    /// Whole keys (copy on click) or masked ones.
+    pub full_keys: bool,
+    pub total: i64,
+    pub usable: i64,
+    pub total_balance: f64,
+    /// 1-based.
+    pub page: u32,
+    pub pages: u32,
+}
+
+/// The balance badge tier (class suffix) and its text.
+pub fn tier(lang: Lang, status: &str, balance: Option<f64>) -> (&'static str, String) {
+    match balance {
+        _ if status == "invalid" => ("invalid", lang.t("guest.tier.invalid").to_owned()),
+        Some(b) if b <= 0.0 => ("invalid", lang.t("guest.tier.invalid").to_owned()),
+        None => ("unchecked", lang.t("guest.tier.unchecked").to_owned()),
+        Some(b) if b <= 7.0 => ("low", format_balance(b)),
+        Some(b) if b <= 14.0 => ("normal", format_balance(b)),
+        Some(b) if b <= 100.0 => ("medium", format_balance(b)),
+        Some(b) => ("high", format_balance(b)),
+    }
+}
+
+pub fn guest_page(ctx: &PageContext, v: &GuestView) -> Markup {
+    let lang = ctx.lang;
+    page(
+        ctx,
+        lang.t("guest.title"),
+        html! {
+            h1 { (lang.t("guest.title")) }
+            div.counters {
+                div.counter { span.value #count-total { (v.total) } span.label { (lang.t("guest.counters.total")) } }
+                div.counter { span.value #count-usable { (v.usable) } span.label { (lang.t("guest.counters.usable")) } }
+                div.counter { span.value #count-balance { "¥" (format!("{:.2}", v.total_balance)) } span.label { (lang.t("guest.counters.balance")) } }
+            }
+            @if v.full_keys {
+                form.card.guest-export method="get" action="/guest/export" {
+                    label { (lang.t("keys.export.separator"))
+                        select name="sep" data-custom-separator {
+                            option value="newline" { (lang.t("keys.export.sep_newline")) }
+                            option value="comma" { (lang.t("keys.export.sep_comma")) }
+                            option value="space" { (lang.t("keys.export.sep_space")) }
+                            option value="semicolon" { (lang.t("keys.export.sep_semicolon")) }
+                            option value="tab" { (lang.t("keys.export.sep_tab")) }
+                            option value="custom" { (lang.t("keys.export.sep_custom")) }
+                        }
+                    }
+                    label.custom-sep hidden { (lang.t("keys.export.custom"))
+                        input type="text" name="custom_sep" maxlength="10";
+                    }
+                    button.primary type="submit" { (lang.t("guest.export")) }
+                }
+            }
+            (cards(lang, v))
+        },
+    )
+}
+
+/// The cards and their pager: the fragment htmx swaps when paging.
+pub fn cards(lang: Lang, v: &GuestView) -> Markup {
+    let pager_link = |p: u32, label: &str, enabled: bool| {
+        let href = if p <= 1 { "/".to_owned() } else { format!("/?page={p}") };
+        let fragment = format!("/guest/keys?page={p}");
+        html! {
+            @if enabled {
+                a href=(href) hx-get=(fragment) hx-target="#guest-cards" hx-swap="outerHTML" hx-push-url=(href) { (label) }
+            } @else { span.disabled { (label) } }
+        }
+    };
+    html! {
+        section #guest-cards {
+            @if v.cards.is_empty() {
+                p.muted.empty { (lang.t("guest.empty")) }
+            } @else {
+                div.cards {
+                    @for c in &v.cards {
+                        @let (tier_class, tier_text) = tier(lang, &c.status, c.balance);
+                        @if v.full_keys {
+                            button.key-card type="button" title=(lang.t("guest.copy_hint")) data-copy-text=(c.key)
+                                data-copied-toast=(lang.t("guest.copied")) {
+                                (card_body(lang, &c.key, tier_class, &tier_text, c.checked_at))
+                            }
+                        } @else {
+                            div.key-card { (card_body(lang, &mask(&c.key), tier_class, &tier_text, c.checked_at)) }
+                        }
+                    }
+                }
+                nav.pager aria-label=(lang.t("keys.pager.label")) {
+                    (pager_link(v.page.saturating_sub(1).max(1), lang.t("keys.pager.prev"), v.page > 1))
+                    span.where { (lang.tf("guest.position", &[("page", &v.page.to_string()), ("pages", &v.pages.to_string())])) }
+                    (pager_link((v.page + 1).min(v.pages), lang.t("keys.pager.next"), v.page < v.pages))
+                }
+            }
+        }
+    }
+}
+
+fn card_body(lang: Lang, shown: &str, tier_class: &str, tier_text: &str, checked_at: Option<i64>) -> Markup {
+    html! {
+        code.card-key { (shown) }
+        span class={ "tier tier-" (tier_class) } { (tier_text) }
+        span.card-time {
+            @match checked_at {
+                Some(t) => { (lang.t("guest.checked")) " " (time(t)) },
+                None => (lang.t("guest.not_checked")),
+            }
+        }
+    }
+}
+
+/// Restricted mode, not yet let in: the guest password form (with a message after a wrong guess).
+pub fn password_page(ctx: &PageContext, message: Option<&str>) -> Markup {
+    let lang = ctx.lang;
+    page(
+        ctx,
+        lang.t("guest.title"),
+        html! {
+            section.card.narrow {
+                h1 { (lang.t("guest.password.title")) }
+                p { (lang.t("guest.password.intro")) }
+                @if let Some(m) = message { (flash(FlashKind::Error, m)) }
+                form method="post" action="/guest/login" {
+                    label for="guest-password" { (lang.t("guest.password.label")) }
+                    input #guest-password name="password" type="password" autocomplete="current-password" required autofocus;
+                    button.primary type="submit" { (lang.t("guest.password.submit")) }
+                }
+            }
+        },
+    )
+}
+
+/// Private mode: only admins see the keys.
+pub fn admin_only_page(ctx: &PageContext) -> Markup {
+    let lang = ctx.lang;
+    page(
+        ctx,
+        lang.t("guest.title"),
+        html! {
+            section.card.narrow {
+                h1 { (lang.t("guest.private.title")) }
+                p { (lang.t("guest.private.text")) }
+                p { a.button href="/login?next=%2F" { (lang.t("guest.private.login")) } }
+            }
+        },
+    )
+}
+
+/// What a fragment or export answers when the visitor may not see the keys.
+pub fn refused(lang: Lang, key: &str) -> Markup {
+    html! { section #guest-cards { (flash(FlashKind::Error, lang.t(key))) p { a href="/" { (lang.t("error.back_home")) } } } }
+}
