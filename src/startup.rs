@@ -70,7 +70,17 @@ impl Application {
                     .build();
             App::new()
                 .app_data(state)
-                .app_data(web::FormConfig::default().limit(64 * 1024))
+                // Malformed input gets the same localised page as every other error.
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(64 * 1024)
+                        .error_handler(|e, _| crate::error::AppError::BadRequest(e.to_string()).into()),
+                )
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|e, _| crate::error::AppError::BadRequest(e.to_string()).into()),
+                )
+                .app_data(web::PathConfig::default().error_handler(|_, _| crate::error::AppError::NotFound.into()))
                 .configure(crate::web::routes::configure)
                 .default_service(web::to(crate::web::pages::not_found))
                 .wrap(from_fn(crate::web::session::check_origin))

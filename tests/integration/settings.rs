@@ -254,3 +254,25 @@ async fn health_assets_language_and_pages() {
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("keypool_database_up 1"));
 }
+
+#[actix_web::test]
+async fn malformed_input_gets_a_localised_error_page() {
+    let app = support::spawn().await;
+    app.login().await;
+    let res = app
+        .client
+        .post(app.url("/admin/settings"))
+        .header("content-type", "application/json")
+        .header("accept-language", "zh-CN")
+        .body("{\"access_mode\": \"open\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("无法理解该请求"), "Chinese error page");
+    let res = app.client.get(app.url("/admin/keys/abc/delete")).header("accept-language", "en").send().await.unwrap();
+    assert_eq!(res.status(), 405, "GET on a POST route");
+    let res = app.client.post(app.url("/admin/keys/abc/delete")).header("accept-language", "en").send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.unwrap().contains("does not exist"));
+}
