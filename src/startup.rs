@@ -53,6 +53,7 @@ impl Application {
         let secret = session_secret(&state).await?;
         let state = web::Data::new(state);
         crate::proxy::auth::spawn_last_used_flusher(state.clone());
+        spawn_schedule(state.clone());
 
         let app_state = state.clone();
         let workers = state.config.workers;
@@ -106,6 +107,21 @@ impl Application {
     }
 }
 
+/// Ticks the check schedule every 20 seconds for the life of the server.
+fn spawn_schedule(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(Duration::from_secs(20));
+        loop {
+            tick.tick().await;
+            match crate::checker::schedule::tick(&state, &state.instance_id).await {
+                Ok(Some(job)) => tracing::info!(job, "scheduled check started"),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "scheduled check"),
+            }
+        }
+    });
+}
+
 /// Opens the store (applying migrations) and builds the shared state; also used by the CLI.
 /// `first_start` also creates the admin account when there is none (everything but `migrate`).
 pub async fn prepare(config: Config, first_start: bool) -> Result<AppState, StartError> {
@@ -126,6 +142,8 @@ pub async fn prepare(config: Config, first_start: bool) -> Result<AppState, Star
         login_throttle: Throttle::new(5, Duration::from_secs(15 * 60), Duration::from_secs(5 * 60)),
         guest_throttle: Throttle::new(10, Duration::from_secs(15 * 60), Duration::from_secs(5 * 60)),
         access_keys: Arc::new(AccessKeyIndex::default()),
+        checker: crate::checker::Checker::default(),
+        instance_id: format!("{}-{}", std::process::id(), password::random_token(8)),
         config,
     };
     if first_start {

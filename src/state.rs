@@ -17,6 +17,10 @@ pub struct AppState {
     pub guest_throttle: Throttle,
     /// The proxy's access keys by hash, in memory.
     pub access_keys: Arc<AccessKeyIndex>,
+    /// This instance's check jobs.
+    pub checker: crate::checker::Checker,
+    /// Names this instance in leases.
+    pub instance_id: String,
 }
 
 impl AppState {

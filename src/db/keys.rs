@@ -476,3 +476,62 @@ pub fn usable_balance(conn: &mut AnyConnection) -> QueryResult<f64> {
         .total
         .unwrap_or(0.0))
 }
+
+/// Which keys a check job covers.
+#[derive(Debug, Clone)]
+pub enum CheckScope {
+    One(i64),
+    SelectionOf(i64),
+    Matching(KeyFilter),
+    /// Every key that is not disabled.
+    AllEnabled,
+    Ids(Vec<i64>),
+}
+
+/// The (id, key) pairs of a check scope, in id order.
+pub fn ids_for_check(conn: &mut AnyConnection, scope: &CheckScope) -> QueryResult<Vec<(i64, String)>> {
+    #[derive(QueryableByName)]
+    struct Pair {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = Text)]
+        key: String,
+    }
+    let backend = backend_of(conn);
+    let mut out = Vec::new();
+    let chunks: Vec<Vec<i64>> = match scope {
+        CheckScope::Ids(ids) => ids.chunks(500).map(<[i64]>::to_vec).collect(),
+        _ => vec![Vec::new()],
+    };
+    for chunk in chunks {
+        let mut st = Statement::default();
+        st.sql("SELECT k.id, k.key FROM keys k");
+        match scope {
+            CheckScope::One(id) => {
+                st.sql(" WHERE k.id = ").bind(Value::Int(*id));
+            }
+            CheckScope::SelectionOf(admin) => {
+                st.sql(" WHERE k.id IN (SELECT key_id FROM key_selections WHERE admin_id = ")
+                    .bind(Value::Int(*admin))
+                    .sql(")");
+            }
+            CheckScope::Matching(filter) => where_filter(&mut st, backend, filter),
+            CheckScope::AllEnabled => {
+                st.sql(" WHERE k.status <> 'disabled'");
+            }
+            CheckScope::Ids(_) => {
+                st.sql(" WHERE k.id IN (");
+                for (i, id) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        st.sql(", ");
+                    }
+                    st.bind(Value::Int(*id));
+                }
+                st.sql(")");
+            }
+        }
+        st.sql(" ORDER BY k.id");
+        out.extend(st.query().load::<Pair>(conn)?.into_iter().map(|p| (p.id, p.key)));
+    }
+    Ok(out)
+}

@@ -4,6 +4,7 @@
 
 pub mod access_keys;
 pub mod admins;
+pub mod checks;
 pub mod keys;
 pub mod schema;
 pub mod settings;

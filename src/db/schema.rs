@@ -68,7 +68,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    balance_history (id) {
+        id -> BigInt,
+        key_id -> BigInt,
+        total_balance -> Double,
+        charge_balance -> Double,
+        gift_balance -> Double,
+        checked_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    leases (name) {
+        name -> Text,
+        holder -> Text,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(key_selections -> keys (key_id));
+diesel::joinable!(balance_history -> keys (key_id));
 diesel::joinable!(key_selections -> admins (admin_id));
 
-diesel::allow_tables_to_appear_in_same_query!(settings, admins, access_keys, keys, key_selections, key_status_counts);
+diesel::allow_tables_to_appear_in_same_query!(
+    settings,
+    admins,
+    access_keys,
+    keys,
+    key_selections,
+    key_status_counts,
+    balance_history,
+    leases
+);

@@ -2,6 +2,7 @@
 
 pub mod access_token;
 pub mod account;
+pub mod checks;
 pub mod clock;
 pub mod export;
 pub mod keys;

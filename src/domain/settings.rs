@@ -18,7 +18,15 @@ pub const NAMES: &[&str] = &[
     "client_request_mode",
     "public_base_url",
     "contact",
+    "auto_check_minutes",
+    "min_balance",
+    "check_probe_model",
+    "check_timeout_secs",
+    "history_retention_days",
 ];
+
+/// The schedule choices of `auto_check_minutes` (0 = off).
+pub const AUTO_CHECK_CHOICES: [u32; 7] = [0, 5, 15, 30, 60, 360, 1440];
 
 /// The longest contact line shown on the docs page.
 pub const MAX_CONTACT_LEN: usize = 200;
@@ -52,7 +60,7 @@ impl AccessMode {
 }
 
 /// The current settings, with defaults for anything never stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub access_mode: AccessMode,
     /// argon2 PHC string of the guest password; never shown.
@@ -68,6 +76,16 @@ pub struct Settings {
     pub public_base_url: Option<String>,
     /// The admin's contact line on the docs page (how to ask for an access key).
     pub contact: Option<String>,
+    /// Re-check every key that is not disabled this often (0 = off).
+    pub auto_check_minutes: u32,
+    /// A key is `active` when its total balance is above this.
+    pub min_balance: f64,
+    /// A one-token chat completion on this model proves the key can call (empty = no probe).
+    pub check_probe_model: Option<String>,
+    /// Timeout of one check request, in seconds.
+    pub check_timeout_secs: u32,
+    /// Balance history older than this is deleted.
+    pub history_retention_days: u32,
     /// Bumped whenever the access mode or guest password changes: guest sessions of an older epoch end.
     pub guest_epoch: i64,
 }
@@ -83,6 +101,11 @@ impl Default for Settings {
             guest_full_keys: true,
             public_base_url: None,
             contact: None,
+            auto_check_minutes: 60,
+            min_balance: 0.0,
+            check_probe_model: None,
+            check_timeout_secs: 15,
+            history_retention_days: 90,
             guest_epoch: 0,
         }
     }
@@ -106,6 +129,17 @@ impl Settings {
             guest_full_keys: get("guest_full_keys").and_then(parse_bool).unwrap_or(d.guest_full_keys),
             public_base_url: get("public_base_url").and_then(|v| parse_public_base_url(v).ok()).flatten(),
             contact: get("contact").map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned),
+            auto_check_minutes: get("auto_check_minutes")
+                .and_then(|v| parse_auto_check(v).ok())
+                .unwrap_or(d.auto_check_minutes),
+            min_balance: get("min_balance").and_then(|v| parse_min_balance(v).ok()).unwrap_or(d.min_balance),
+            check_probe_model: get("check_probe_model").map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned),
+            check_timeout_secs: get("check_timeout_secs")
+                .and_then(|v| parse_range(v, 1, 300, "check_timeout_secs").ok())
+                .unwrap_or(d.check_timeout_secs),
+            history_retention_days: get("history_retention_days")
+                .and_then(|v| parse_range(v, 1, 3650, "history_retention_days").ok())
+                .unwrap_or(d.history_retention_days),
             guest_epoch: get(GUEST_EPOCH).and_then(|v| v.parse().ok()).unwrap_or(0),
         }
     }
@@ -154,6 +188,21 @@ impl Settings {
         if let Some(c) = &change.contact {
             rows.push(("contact".to_owned(), c.clone()));
         }
+        if let Some(m) = change.auto_check_minutes {
+            rows.push(("auto_check_minutes".to_owned(), m.to_string()));
+        }
+        if let Some(b) = change.min_balance {
+            rows.push(("min_balance".to_owned(), b.to_string()));
+        }
+        if let Some(m) = &change.check_probe_model {
+            rows.push(("check_probe_model".to_owned(), m.clone()));
+        }
+        if let Some(t) = change.check_timeout_secs {
+            rows.push(("check_timeout_secs".to_owned(), t.to_string()));
+        }
+        if let Some(d) = change.history_retention_days {
+            rows.push(("history_retention_days".to_owned(), d.to_string()));
+        }
         if guest_changed {
             rows.push((GUEST_EPOCH.to_owned(), (self.guest_epoch + 1).to_string()));
         }
@@ -171,12 +220,17 @@ impl Settings {
             ("client_request_mode", bool_str(self.client_request_mode).to_owned()),
             ("public_base_url", self.public_base_url.clone().unwrap_or_default()),
             ("contact", self.contact.clone().unwrap_or_default()),
+            ("auto_check_minutes", self.auto_check_minutes.to_string()),
+            ("min_balance", super::keys::format_balance(self.min_balance)),
+            ("check_probe_model", self.check_probe_model.clone().unwrap_or_default()),
+            ("check_timeout_secs", self.check_timeout_secs.to_string()),
+            ("history_retention_days", self.history_retention_days.to_string()),
         ]
     }
 }
 
 /// A partial update: `None` leaves a setting as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SettingsChange {
     pub access_mode: Option<AccessMode>,
     /// The new guest password in clear (hashed by [`Settings::apply`]).
@@ -189,6 +243,12 @@ pub struct SettingsChange {
     pub public_base_url: Option<Option<String>>,
     /// Empty clears it.
     pub contact: Option<String>,
+    pub auto_check_minutes: Option<u32>,
+    pub min_balance: Option<f64>,
+    /// Empty clears it (no probe).
+    pub check_probe_model: Option<String>,
+    pub check_timeout_secs: Option<u32>,
+    pub history_retention_days: Option<u32>,
 }
 
 impl SettingsChange {
@@ -224,6 +284,19 @@ impl SettingsChange {
                     return Err(FieldError::new("contact", "settings.contact_invalid"));
                 }
                 self.contact = Some(contact.to_owned());
+            }
+            "auto_check_minutes" => self.auto_check_minutes = Some(parse_auto_check(value)?),
+            "min_balance" => self.min_balance = Some(parse_min_balance(value)?),
+            "check_probe_model" => {
+                let model = value.trim();
+                if model.chars().count() > 200 || model.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                    return Err(FieldError::new("check_probe_model", "settings.probe_model_invalid"));
+                }
+                self.check_probe_model = Some(model.to_owned());
+            }
+            "check_timeout_secs" => self.check_timeout_secs = Some(parse_range(value, 1, 300, "check_timeout_secs")?),
+            "history_retention_days" => {
+                self.history_retention_days = Some(parse_range(value, 1, 3650, "history_retention_days")?)
             }
             _ => return Err(FieldError::new("name", "settings.unknown_name").with("name", name)),
         }
@@ -263,6 +336,33 @@ pub fn parse_upstream_url(raw: &str) -> Result<String, FieldError> {
         && parsed.username().is_empty()
         && parsed.password().is_none();
     if ok { Ok(trimmed.to_owned()) } else { Err(err()) }
+}
+
+/// One of [`AUTO_CHECK_CHOICES`] (`off` = 0).
+pub fn parse_auto_check(raw: &str) -> Result<u32, FieldError> {
+    let raw = raw.trim();
+    let minutes = if raw == "off" { Some(0) } else { raw.parse::<u32>().ok() };
+    minutes
+        .filter(|m| AUTO_CHECK_CHOICES.contains(m))
+        .ok_or_else(|| FieldError::new("auto_check_minutes", "settings.auto_check_invalid"))
+}
+
+/// A finite number (may be negative).
+pub fn parse_min_balance(raw: &str) -> Result<f64, FieldError> {
+    raw.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|b| b.is_finite())
+        .ok_or_else(|| FieldError::new("min_balance", "settings.min_balance_invalid"))
+}
+
+/// A whole number in `min..=max`.
+pub fn parse_range(raw: &str, min: u32, max: u32, field: &'static str) -> Result<u32, FieldError> {
+    raw.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|v| (min..=max).contains(v))
+        .ok_or_else(|| FieldError::new(field, "settings.range_invalid").with("min", min).with("max", max))
 }
 
 /// Empty (derive from each request) or an http(s) URL like the upstream's; the field is

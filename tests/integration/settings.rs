@@ -25,7 +25,7 @@ fn system_form<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> 
 
 #[actix_web::test]
 async fn defaults_are_private_and_shown_on_the_page() {
-    let app = support::spawn().await;
+    let app = support::spawn_with(|c| c.upstream_override = None).await;
     app.login().await;
     let body = app.get("/admin/settings").await.text().await.unwrap();
     assert!(body.contains(r#"value="private" checked"#), "private is the default");

@@ -66,7 +66,8 @@ pub fn test_config(database: DatabaseUrl, clock: Clock) -> Config {
         admin_password: Some(ADMIN_PASSWORD.to_owned()),
         secret: Some(vec![7u8; 64]),
         insecure_cookies: true,
-        upstream_override: None,
+        // Nothing in a test may reach the real upstream: a closed local port unless a test sets a mock.
+        upstream_override: Some("http://127.0.0.1:9".to_owned()),
         session_ttl: Duration::from_secs(7 * 24 * 3600),
         guest_session_ttl: Duration::from_secs(24 * 3600),
         trust_forwarded_for: false,

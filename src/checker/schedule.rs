@@ -1,0 +1,62 @@
+//! The scheduled re-check: every `auto_check_minutes`, one instance (the one that takes the lease)
+//! checks every key that is not disabled, gently; it also prunes old balance history.
+
+use std::time::Duration;
+
+use crate::db;
+use crate::domain::checks::{CheckParams, Interval};
+use crate::domain::settings::Settings;
+use crate::state::AppState;
+
+/// The lease that is the schedule: taken for one period by the instance that runs it.
+pub const LEASE: &str = "scheduled_check";
+
+/// Parameters of scheduled checks: easy on the upstream.
+pub fn gentle() -> CheckParams {
+    CheckParams {
+        concurrency: 4,
+        interval: Interval::Fixed(Duration::from_secs(1)),
+        retries: 1,
+        retry_interval: Duration::from_secs(5),
+        rate: 5.0,
+    }
+}
+
+/// One tick: when the period's lease is free, take it for the next period and start the job. The
+/// first run comes one full period after the schedule is first seen, not at start-up.
+pub async fn tick(state: &AppState, holder: &str) -> Result<Option<u64>, String> {
+    let settings = db::run(&state.db, |conn| Ok(Settings::from_stored(&db::settings::load_all(conn)?)))
+        .await
+        .map_err(|e| e.to_string())?;
+    if settings.auto_check_minutes == 0 {
+        return Ok(None);
+    }
+    let now = state.now_ms();
+    let period = settings.auto_check_minutes as i64 * 60_000;
+    let retention = settings.history_retention_days as i64 * 86_400_000;
+    let holder = holder.to_owned();
+    let (due, keys) = db::run(&state.db, move |conn| {
+        if !db::checks::claim_period(conn, LEASE, &holder, now, period)? {
+            return Ok((false, Vec::new()));
+        }
+        db::checks::prune_history(conn, now - retention)?;
+        Ok((true, db::keys::ids_for_check(conn, &db::keys::CheckScope::AllEnabled)?))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if !due || keys.is_empty() {
+        return Ok(None);
+    }
+    let ctx = super::JobContext {
+        db: state.db.clone(),
+        clock: state.config.clock.clone(),
+        upstream: state.effective_upstream(&settings.upstream_url).to_owned(),
+        timeout: Duration::from_secs(settings.check_timeout_secs as u64),
+        probe_model: settings.check_probe_model.clone(),
+        min_balance: settings.min_balance,
+    };
+    match state.checker.start(ctx, keys, gentle(), "scheduled") {
+        Ok(job) => Ok(Some(job.id)),
+        Err(e) => Err(e.to_string()),
+    }
+}
