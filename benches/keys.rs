@@ -46,6 +46,7 @@ fn config(database: DatabaseUrl) -> Config {
         upstream_override: None,
         session_ttl: Duration::from_secs(3600),
         guest_session_ttl: Duration::from_secs(24 * 3600),
+        schedule_tick: Duration::from_secs(20),
         trust_forwarded_for: false,
         workers: Some(2),
         clock: Clock::system(),

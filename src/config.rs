@@ -82,6 +82,8 @@ pub struct Config {
     pub guest_session_ttl: Duration,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted reverse proxy).
     pub trust_forwarded_for: bool,
+    /// How often this instance looks at the check schedule.
+    pub schedule_tick: Duration,
     /// HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
     pub clock: Clock,
@@ -143,6 +145,7 @@ impl Config {
             session_ttl: Duration::from_secs(session_hours * 3600),
             guest_session_ttl: Duration::from_secs(guest_hours * 3600),
             trust_forwarded_for: env("KEYPOOL_TRUST_FORWARDED_FOR").is_some_and(|v| truthy(&v)),
+            schedule_tick: Duration::from_secs(20),
             workers: None,
             clock: Clock::system(),
         })

@@ -110,10 +110,12 @@ impl Application {
 /// Ticks the check schedule every 20 seconds for the life of the server.
 fn spawn_schedule(state: web::Data<AppState>) {
     actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(Duration::from_secs(20));
+        let mut tick = actix_web::rt::time::interval(state.config.schedule_tick);
         loop {
             tick.tick().await;
-            match crate::checker::schedule::tick(&state, &state.instance_id).await {
+            let result = crate::checker::schedule::tick(&state, &state.instance_id).await;
+            state.schedule_ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match result {
                 Ok(Some(job)) => tracing::info!(job, "scheduled check started"),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "scheduled check"),
@@ -143,6 +145,7 @@ pub async fn prepare(config: Config, first_start: bool) -> Result<AppState, Star
         guest_throttle: Throttle::new(10, Duration::from_secs(15 * 60), Duration::from_secs(5 * 60)),
         access_keys: Arc::new(AccessKeyIndex::default()),
         checker: crate::checker::Checker::default(),
+        schedule_ticks: std::sync::atomic::AtomicU64::new(0),
         instance_id: format!("{}-{}", std::process::id(), password::random_token(8)),
         config,
     };

@@ -19,6 +19,8 @@ pub struct AppState {
     pub access_keys: Arc<AccessKeyIndex>,
     /// This instance's check jobs.
     pub checker: crate::checker::Checker,
+    /// Schedule ticks so far (for tests and metrics).
+    pub schedule_ticks: std::sync::atomic::AtomicU64,
     /// Names this instance in leases.
     pub instance_id: String,
 }

@@ -207,11 +207,16 @@ pub fn count_by_status(conn: &mut AnyConnection) -> QueryResult<Vec<(KeyStatus, 
         .collect())
 }
 
-/// Inserts the keys that are not there yet, in one transaction; returns how many were added.
+/// Inserts the keys that are not there yet, in one transaction; returns the ids of those added.
 /// Existing keys are left untouched (balance, dates and state kept).
-pub fn insert_new(conn: &mut AnyConnection, keys: &[String], source: Option<&str>, now: i64) -> QueryResult<usize> {
+pub fn insert_new(conn: &mut AnyConnection, keys: &[String], source: Option<&str>, now: i64) -> QueryResult<Vec<i64>> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
     conn.transaction(|conn| {
-        let mut added = 0;
+        let mut added = Vec::new();
         for chunk in keys.chunks(500) {
             let mut st = Statement::default();
             st.sql("INSERT INTO keys (key, added_at, source) VALUES ");
@@ -224,8 +229,8 @@ pub fn insert_new(conn: &mut AnyConnection, keys: &[String], source: Option<&str
                 };
                 st.sql(")");
             }
-            st.sql(" ON CONFLICT (key) DO NOTHING");
-            added += st.execute(conn)?;
+            st.sql(" ON CONFLICT (key) DO NOTHING RETURNING id");
+            added.extend(st.query().load::<Id>(conn)?.into_iter().map(|r| r.id));
         }
         Ok(added)
     })
@@ -238,10 +243,11 @@ pub fn import(
     source: Option<&str>,
     now: i64,
 ) -> QueryResult<crate::domain::keys::ImportOutcome> {
-    let added = insert_new(conn, &parsed.keys, source, now)?;
+    let new_ids = insert_new(conn, &parsed.keys, source, now)?;
     Ok(crate::domain::keys::ImportOutcome {
-        added,
-        present: parsed.keys.len() - added,
+        added: new_ids.len(),
+        present: parsed.keys.len() - new_ids.len(),
+        new_ids,
         duplicates: parsed.duplicates,
         rejected: parsed.rejected,
     })

@@ -95,6 +95,8 @@ pub struct KeyRow {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportOutcome {
     pub added: usize,
+    /// Ids of the keys this import added.
+    pub new_ids: Vec<i64>,
     pub present: usize,
     pub duplicates: usize,
     pub rejected: Vec<Rejected>,

@@ -32,7 +32,7 @@ fn status_label(lang: Lang, status: &str) -> String {
     }
 }
 
-pub fn keys_page(ctx: &PageContext, table: &KeyTable) -> Markup {
+pub fn keys_page(ctx: &PageContext, table: &KeyTable, check: Option<&crate::checker::Progress>) -> Markup {
     let lang = ctx.lang;
     let q = &table.query;
     page(
@@ -43,6 +43,10 @@ pub fn keys_page(ctx: &PageContext, table: &KeyTable) -> Markup {
             div.keys-tools {
                 (import_form(lang))
                 (export_form(lang))
+            }
+            section.card.wide.checks {
+                (super::checks::params_form(lang, &crate::domain::FieldErrors::default()))
+                (super::checks::panel(lang, check, None, false))
             }
             section.card.wide {
                 form #key-filters.filters method="get" action="/admin/keys"
@@ -108,6 +112,7 @@ fn import_form(lang: Lang) -> Markup {
         section.card #import {
             h2 { (lang.t("keys.import.title")) }
             form method="post" action="/admin/keys/import" hx-post="/admin/keys/import" hx-target="#import-result" hx-swap="innerHTML"
+                hx-include="#check-params"
                 hx-disabled-elt="find button[type=submit]" {
                 label for="import-keys" { (lang.t("keys.import.label")) }
                 textarea #import-keys name="keys" rows="6" spellcheck="false" placeholder=(lang.t("keys.import.placeholder")) {}
@@ -119,6 +124,10 @@ fn import_form(lang: Lang) -> Markup {
                     label.grow { (lang.t("keys.import.source"))
                         input type="text" name="source" maxlength="64" placeholder=(lang.t("keys.import.source_hint"));
                     }
+                }
+                label.switch {
+                    input type="checkbox" name="check_now" value="on" checked;
+                    span { (lang.t("keys.import.check_now")) }
                 }
                 button.primary type="submit" { (lang.t("keys.import.submit")) }
             }
@@ -284,7 +293,10 @@ pub fn keys_table(lang: Lang, t: &KeyTable) -> Markup {
                 a.button href="/admin/keys/export?scope=selection" download aria-disabled=[(t.selected == 0).then_some("true")] { (lang.t("keys.bulk.export")) }
                 button type="button" data-copy-url="/admin/keys/export?scope=selection" data-copied=(lang.t("common.copied"))
                     data-failed=(lang.t("error.request_failed")) disabled[t.selected == 0] { (lang.t("keys.bulk.copy")) }
-                button type="button" disabled title=(lang.t("keys.check_later")) { (lang.t("keys.bulk.check")) }
+                @for (scope, label, disabled) in [("selection", "keys.bulk.check", t.selected == 0), ("matching", "keys.bulk.check_matching", t.matching == 0), ("all", "keys.bulk.check_all", t.total == 0)] {
+                    button type="button" hx-post="/admin/checks" hx-vals=(format!(r#"{{"scope":"{scope}"}}"#))
+                        hx-include="#keys-state, #check-params" hx-target="#check-panel" hx-swap="outerHTML" disabled[disabled] { (lang.t(label)) }
+                }
             }
             @if let Some((kind, text)) = &t.flash { (flash(*kind, text)) }
             @if t.rows.is_empty() {
@@ -358,7 +370,8 @@ fn key_row(lang: Lang, number: i64, r: &KeyRow) -> Markup {
             td { (time(r.added_at)) }
             td { span class={ "badge status-" (r.status) } title=[reason] { (status_label(lang, &r.status)) } }
             td.actions {
-                button type="button" disabled title=(lang.t("keys.check_later")) { (lang.t("keys.row.check")) }
+                button type="button" hx-post="/admin/checks" hx-vals=(format!(r#"{{"scope":"key","id":{}}}"#, r.id))
+                    hx-include="#check-params" hx-target="#check-panel" hx-swap="outerHTML" { (lang.t("keys.row.check")) }
                 @if disabled {
                     (action_button(&format!("/admin/keys/{}/enable", r.id), "{}", lang.t("keys.row.enable"), "", None, false))
                 } @else {

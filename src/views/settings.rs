@@ -27,6 +27,11 @@ pub struct SystemValues {
     pub guest_full_keys: bool,
     pub public_base_url: String,
     pub contact: String,
+    pub auto_check_minutes: String,
+    pub min_balance: String,
+    pub check_probe_model: String,
+    pub check_timeout_secs: String,
+    pub history_retention_days: String,
 }
 
 pub struct SystemView<'a> {
@@ -154,6 +159,28 @@ pub fn system_section(lang: Lang, v: &SystemView) -> Markup {
                 input #contact name="contact" type="text" maxlength="200" value=(vals.contact)
                     placeholder=(lang.t("settings.contact.hint")) aria-invalid=[invalid(&v.errors, "contact")];
                 (field_error(lang, &v.errors, "contact"))
+                h3 { (lang.t("settings.checks.title")) }
+                label for="auto-check" { (lang.t("settings.checks.auto")) }
+                select #auto-check name="auto_check_minutes" {
+                    @for m in crate::domain::settings::AUTO_CHECK_CHOICES {
+                        option value=(m) selected[vals.auto_check_minutes == m.to_string()] {
+                            @if m == 0 { (lang.t("settings.checks.off")) } @else { (lang.tf("settings.checks.every", &[("minutes", &m.to_string())])) }
+                        }
+                    }
+                }
+                (field_error(lang, &v.errors, "auto_check_minutes"))
+                label for="min-balance" { (lang.t("settings.checks.min_balance")) }
+                input #min-balance name="min_balance" type="number" step="0.01" value=(vals.min_balance) aria-invalid=[invalid(&v.errors, "min_balance")];
+                (field_error(lang, &v.errors, "min_balance"))
+                label for="probe-model" { (lang.t("settings.checks.probe_model")) }
+                input #probe-model name="check_probe_model" type="text" value=(vals.check_probe_model) placeholder=(lang.t("settings.checks.probe_hint"));
+                (field_error(lang, &v.errors, "check_probe_model"))
+                label for="check-timeout" { (lang.t("settings.checks.timeout")) }
+                input #check-timeout name="check_timeout_secs" type="number" min="1" max="300" value=(vals.check_timeout_secs);
+                (field_error(lang, &v.errors, "check_timeout_secs"))
+                label for="retention" { (lang.t("settings.checks.retention")) }
+                input #retention name="history_retention_days" type="number" min="1" max="3650" value=(vals.history_retention_days);
+                (field_error(lang, &v.errors, "history_retention_days"))
                 button.primary type="submit" { (lang.t("settings.system.save")) }
             }
         }

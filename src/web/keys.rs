@@ -75,7 +75,8 @@ pub async fn get_keys(
     }
     let path = super::path_and_query(&req);
     let ctx = PageContext { lang, nav: Nav::Keys, admin: Some(&admin.username), path: &path };
-    Ok(html(StatusCode::OK, keys_page(&ctx, &table)))
+    let check = state.checker.current().map(|j| j.progress());
+    Ok(html(StatusCode::OK, keys_page(&ctx, &table, check.as_ref())))
 }
 
 #[derive(Deserialize)]
@@ -188,6 +189,10 @@ pub struct ImportForm {
     keys: String,
     #[serde(default)]
     source: String,
+    /// Check the added keys right away (the page's checkbox, on by default).
+    check_now: Option<String>,
+    #[serde(flatten)]
+    params: crate::domain::checks::RawCheckParams,
 }
 
 /// Parses (on a blocking thread: 20 MB of text takes a moment) and stores an import in one transaction.
@@ -216,18 +221,32 @@ pub async fn post_import(
         body.extend_from_slice(&chunk);
     }
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let (text, source) = if content_type.starts_with("text/plain") {
-        (String::from_utf8_lossy(&body).into_owned(), None)
+    let (text, source, check) = if content_type.starts_with("text/plain") {
+        (String::from_utf8_lossy(&body).into_owned(), None, None)
     } else {
         let form: ImportForm = serde_urlencoded::from_bytes(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
-        (form.keys, Some(form.source.trim().chars().take(64).collect::<String>()).filter(|s| !s.is_empty()))
+        let source = Some(form.source.trim().chars().take(64).collect::<String>()).filter(|s| !s.is_empty());
+        let check = form
+            .check_now
+            .is_some()
+            .then(|| crate::domain::checks::CheckParams::parse(&form.params).unwrap_or_default());
+        (form.keys, source, check)
     };
     if text.len() > MAX_IMPORT_BYTES {
         return Ok(html(StatusCode::PAYLOAD_TOO_LARGE, import_too_large(lang)));
     }
     let summary = import_text(&state, text, source).await?;
     tracing::info!(admin = %admin.username, added = summary.added, present = summary.present, rejected = summary.rejected.len(), "keys imported");
-    let mut res = html(StatusCode::OK, import_result(lang, &summary));
+    let panel = match (check, summary.new_ids.is_empty()) {
+        (Some(params), false) => {
+            let scope = db::keys::CheckScope::Ids(summary.new_ids.clone());
+            let message = super::checks::start(&state, lang, scope, params, lang.t("checks.scope.imported")).await?;
+            // Out of band, so the import's answer stays where it is.
+            Some(super::checks::panel_markup(&state, lang, message, true))
+        }
+        _ => None,
+    };
+    let mut res = html(StatusCode::OK, maud::html! { (import_result(lang, &summary)) @if let Some(p) = panel { (p) } });
     res.headers_mut()
         .insert(header::HeaderName::from_static("hx-trigger"), header::HeaderValue::from_static("keys-changed"));
     Ok(res)

@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod checks;
 pub mod errors;
 pub mod guest;
 pub mod keys;

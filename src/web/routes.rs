@@ -5,7 +5,7 @@ use actix_web::http::Method;
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{Route, web};
 
-use super::{assets, auth, guest, keys, lang, pages, session, settings};
+use super::{assets, auth, checks, guest, keys, lang, pages, session, settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -53,6 +53,9 @@ pub fn table() -> Vec<RouteDef> {
         def(Method::GET, "/admin/settings", Admin, || web::route().to(settings::get_settings)),
         def(Method::POST, "/admin/settings", Admin, || web::route().to(settings::post_settings)),
         def(Method::POST, "/admin/settings/account", Admin, || web::route().to(settings::post_account)),
+        def(Method::POST, "/admin/checks", Admin, || web::route().to(checks::post_checks)),
+        def(Method::GET, "/admin/checks/panel", Admin, || web::route().to(checks::get_panel)),
+        def(Method::POST, "/admin/checks/stop", Admin, || web::route().to(checks::post_stop)),
         def(Method::POST, "/admin/access-keys", Admin, || web::route().to(settings::post_access_key)),
         def(Method::POST, "/admin/access-keys/{id}/revoke", Admin, || {
             web::route().to(settings::post_access_key_revoke)

@@ -51,6 +51,11 @@ fn stored_values(s: &Settings) -> SystemValues {
         guest_full_keys: s.guest_full_keys,
         public_base_url: s.public_base_url.clone().unwrap_or_default(),
         contact: s.contact.clone().unwrap_or_default(),
+        auto_check_minutes: s.auto_check_minutes.to_string(),
+        min_balance: crate::domain::keys::format_balance(s.min_balance),
+        check_probe_model: s.check_probe_model.clone().unwrap_or_default(),
+        check_timeout_secs: s.check_timeout_secs.to_string(),
+        history_retention_days: s.history_retention_days.to_string(),
     }
 }
 
@@ -123,6 +128,11 @@ pub struct SystemForm {
     public_base_url: String,
     #[serde(default)]
     contact: String,
+    auto_check_minutes: Option<String>,
+    min_balance: Option<String>,
+    check_probe_model: Option<String>,
+    check_timeout_secs: Option<String>,
+    history_retention_days: Option<String>,
 }
 
 pub async fn post_settings(
@@ -134,7 +144,15 @@ pub async fn post_settings(
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let checkbox = |present: bool| if present { "on" } else { "off" };
-    let parsed = SettingsChange::parse([
+    let checks = [
+        ("auto_check_minutes", &form.auto_check_minutes),
+        ("min_balance", &form.min_balance),
+        ("check_probe_model", &form.check_probe_model),
+        ("check_timeout_secs", &form.check_timeout_secs),
+        ("history_retention_days", &form.history_retention_days),
+    ];
+    let present_checks = checks.iter().filter_map(|(name, v)| v.as_deref().map(|v| (*name, v)));
+    let parsed = SettingsChange::parse(present_checks.chain([
         ("access_mode", form.access_mode.as_str()),
         ("guest_password", form.guest_password.as_str()),
         ("guest_page_size", form.guest_page_size.as_str()),
@@ -143,7 +161,7 @@ pub async fn post_settings(
         ("guest_full_keys", checkbox(form.guest_full_keys.is_some())),
         ("public_base_url", form.public_base_url.as_str()),
         ("contact", form.contact.as_str()),
-    ]);
+    ]));
     let now = state.now_ms();
     let outcome: Result<Settings, (FieldErrors, Option<bool>)> = match parsed {
         Err(errors) => Err((errors, None)),
@@ -191,6 +209,11 @@ pub async fn post_settings(
                         guest_full_keys: form.guest_full_keys.is_some(),
                         public_base_url: form.public_base_url,
                         contact: form.contact,
+                        auto_check_minutes: form.auto_check_minutes.unwrap_or_default(),
+                        min_balance: form.min_balance.unwrap_or_default(),
+                        check_probe_model: form.check_probe_model.unwrap_or_default(),
+                        check_timeout_secs: form.check_timeout_secs.unwrap_or_default(),
+                        history_retention_days: form.history_retention_days.unwrap_or_default(),
                     },
                     upstream_override,
                     errors,

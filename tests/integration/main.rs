@@ -3,9 +3,11 @@
 
 mod auth;
 mod browser;
+mod checks;
 mod cli;
 mod guest;
 mod keys;
+mod mock;
 mod schema;
 mod settings;
 mod support;

@@ -15,8 +15,15 @@ pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
 
 /// A database that exists for one test.
 pub enum TestDb {
-    Sqlite { _dir: tempfile::TempDir },
-    Postgres { server_url: String, name: String },
+    /// Another app's database.
+    Borrowed,
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        server_url: String,
+        name: String,
+    },
 }
 
 impl TestDb {
@@ -70,6 +77,7 @@ pub fn test_config(database: DatabaseUrl, clock: Clock) -> Config {
         upstream_override: Some("http://127.0.0.1:9".to_owned()),
         session_ttl: Duration::from_secs(7 * 24 * 3600),
         guest_session_ttl: Duration::from_secs(24 * 3600),
+        schedule_tick: Duration::from_secs(20),
         trust_forwarded_for: false,
         workers: Some(1),
         clock,
@@ -91,6 +99,16 @@ pub async fn spawn() -> TestApp {
 
 pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let (db, url) = TestDb::new();
+    spawn_on(db, url, adjust).await
+}
+
+/// A second instance on another app's database (the database stays owned by the first).
+pub async fn spawn_sharing(first: &TestApp, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let url = first.state.config.database.clone();
+    spawn_on(TestDb::Borrowed, url, adjust).await
+}
+
+async fn spawn_on(db: TestDb, url: DatabaseUrl, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     let (clock, manual) = Clock::manual(now);
     let mut config = test_config(url, clock);

@@ -1,0 +1,81 @@
+//! The check job's parameters form and its live progress panel.
+
+use maud::{Markup, html};
+
+use super::components::{FlashKind, field_error, flash};
+use crate::checker::Progress;
+use crate::domain::FieldErrors;
+use crate::i18n::Lang;
+
+fn secs(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// The tuning every check button sends along (`hx-include="#check-params"`).
+pub fn params_form(lang: Lang, errors: &FieldErrors) -> Markup {
+    let num = |name: &str, value: &str, step: &str, label_key: &str| {
+        html! {
+            label { (lang.t(label_key))
+                input type="number" name=(name) value=(value) min="0" step=(step);
+            }
+            (field_error(lang, errors, name))
+        }
+    };
+    html! {
+        details.check-params {
+            summary { (lang.t("checks.params.title")) }
+            form #check-params.params-grid {
+                (num("concurrency", "10", "1", "checks.params.concurrency"))
+                fieldset {
+                    legend { (lang.t("checks.params.interval")) }
+                    label.switch { input type="radio" name="interval_mode" value="fixed" checked; span { (lang.t("checks.params.fixed")) } }
+                    label.switch { input type="radio" name="interval_mode" value="random"; span { (lang.t("checks.params.random")) } }
+                }
+                (num("interval_secs", "1", "0.1", "checks.params.interval_secs"))
+                (num("min_interval_ms", "500", "1", "checks.params.min_interval_ms"))
+                (num("max_interval_ms", "1500", "1", "checks.params.max_interval_ms"))
+                (num("retries", "1", "1", "checks.params.retries"))
+                (num("retry_interval_ms", "2000", "1", "checks.params.retry_interval_ms"))
+                (num("rate", "0", "0.1", "checks.params.rate"))
+                p.help { (lang.t("checks.params.help")) }
+            }
+        }
+    }
+}
+
+/// The panel: nothing yet, a running job polled every second, or the last job's summary.
+pub fn panel(lang: Lang, progress: Option<&Progress>, message: Option<(FlashKind, String)>, oob: bool) -> Markup {
+    let running = progress.is_some_and(|p| p.running);
+    html! {
+        section #check-panel.check-panel hx-swap-oob=[oob.then_some("true")] hx-get=[running.then_some("/admin/checks/panel")] hx-trigger=[running.then_some("every 1s")] hx-swap="outerHTML" {
+            @if let Some((kind, text)) = &message { (flash(*kind, text)) }
+            @if let Some(p) = progress {
+                @let percent = (p.processed * 100).checked_div(p.total).unwrap_or(100);
+                div.check-head {
+                    strong { (if p.running { lang.t("checks.panel.running") } else if p.stopped { lang.t("checks.panel.stopped") } else { lang.t("checks.panel.finished") }) }
+                    span.muted { (lang.tf("checks.panel.scope", &[("label", &p.label)])) }
+                    @if p.running {
+                        button.danger type="button" hx-post="/admin/checks/stop" hx-target="#check-panel" hx-swap="outerHTML" { (lang.t("checks.panel.stop")) }
+                    }
+                }
+                progress max=(p.total) value=(p.processed) { (percent) "%" }
+                p.check-numbers {
+                    span #check-processed { (lang.tf("checks.panel.processed", &[("done", &p.processed.to_string()), ("total", &p.total.to_string())])) }
+                    @for (class, n) in &p.counts {
+                        span class={ "badge outcome-" (class.as_str()) } { (lang.t(&format!("checks.outcome.{}", class.as_str()))) " " (n) }
+                    }
+                }
+                p.muted {
+                    (lang.tf("checks.panel.speed", &[("speed", &format!("{:.1}", p.speed))])) " · "
+                    (lang.tf("checks.panel.elapsed", &[("time", &secs(p.elapsed))]))
+                    @if let Some(eta) = p.eta { " · " (lang.tf("checks.panel.eta", &[("time", &secs(eta))])) }
+                }
+            }
+        }
+    }
+}

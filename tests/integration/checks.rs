@@ -1,0 +1,303 @@
+//! Check jobs against the mock upstream: classification, retries, intervals, stop, parameters,
+//! history, import "check now", and the schedule with two instances on one database.
+
+use std::time::{Duration, Instant};
+
+use diesel::RunQueryDsl;
+use diesel::sql_types::{Double, Nullable, Text};
+use keypool::domain::keys::KeyRow;
+
+use crate::mock;
+use crate::support::{self, TestApp};
+
+async fn app_with_mock() -> (TestApp, mock::MockUpstream) {
+    let upstream = mock::start();
+    let url = upstream.url.clone();
+    let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
+    app.login().await;
+    (app, upstream)
+}
+
+async fn import(app: &TestApp, keys: &[&str]) {
+    let text = keys.join("\n");
+    let res = app.hx_post("/admin/keys/import", &[("keys", text.as_str())]).await;
+    assert_eq!(res.status(), 200);
+}
+
+/// Starts a check over `scope` with `params`; returns the panel's status.
+async fn check(app: &TestApp, scope: &str, params: &[(&str, &str)]) -> reqwest::StatusCode {
+    let mut form = vec![("scope", scope)];
+    form.extend_from_slice(params);
+    app.hx_post("/admin/checks", &form).await.status()
+}
+
+/// Polls until the current job has finished.
+async fn finished(app: &TestApp) -> keypool::checker::Progress {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(p) = app.state.checker.current().map(|j| j.progress()) {
+            if !p.running {
+                return p;
+            }
+        }
+        assert!(Instant::now() < deadline, "the job did not finish");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn rows(app: &TestApp) -> Vec<KeyRow> {
+    support::with_db(app, |c| {
+        let q = keypool::domain::keys::KeyListQuery { size: 500, ..Default::default() };
+        let n = keypool::db::keys::count_matching(c, &q.filter).unwrap();
+        keypool::db::keys::list_page(c, 1, &q, n).unwrap()
+    })
+    .await
+}
+
+fn row<'a>(rows: &'a [KeyRow], key: &str) -> &'a KeyRow {
+    rows.iter().find(|r| r.key == key).unwrap()
+}
+
+const FAST: [(&str, &str); 3] = [("interval_secs", "0"), ("retries", "0"), ("concurrency", "8")];
+
+#[actix_web::test]
+async fn every_answer_lands_in_the_right_state_and_transient_ones_change_nothing() {
+    let (app, upstream) = app_with_mock().await;
+    let keys = [
+        "sk-ok-88.88-aaaaaaaaaaaaaaaa",
+        "sk-ok-0.00-bbbbbbbbbbbbbbbbb",
+        "sk-ok--0.01-cccccccccccccccc",
+        "sk-invalid-dddddddddddddddd",
+        "sk-banned-eeeeeeeeeeeeeeeee",
+        "sk-limited-ffffffffffffffff",
+        "sk-err500-ggggggggggggggggg",
+        "sk-junk-hhhhhhhhhhhhhhhhhhh",
+    ];
+    import(&app, &keys).await;
+    // A good key that is rate limited now keeps its state and balance.
+    support::with_db(&app, |c| {
+        diesel::sql_query("UPDATE keys SET status = 'active', total_balance = $1 WHERE key = $2")
+            .bind::<Nullable<Double>, _>(Some(20.0))
+            .bind::<Text, _>("sk-limited-ffffffffffffffff")
+            .execute(c)
+            .unwrap();
+    })
+    .await;
+    assert_eq!(check(&app, "all", &FAST).await, 200);
+    let p = finished(&app).await;
+    assert_eq!((p.processed, p.total), (8, 8));
+    let count = |class: &str| p.counts.iter().find(|(c, _)| c.as_str() == class).map(|(_, n)| *n).unwrap();
+    assert_eq!((count("active"), count("depleted"), count("invalid"), count("transient")), (1, 2, 2, 3));
+
+    let rows = rows(&app).await;
+    let ok = row(&rows, keys[0]);
+    assert_eq!((ok.status.as_str(), ok.total_balance), ("active", Some(88.88)));
+    assert!(ok.checked_at.is_some() && ok.last_error.is_none());
+    assert_eq!(row(&rows, keys[1]).status, "depleted");
+    assert_eq!((row(&rows, keys[2]).status.as_str(), row(&rows, keys[2]).total_balance), ("depleted", Some(-0.01)));
+    let invalid = row(&rows, keys[3]);
+    assert_eq!(invalid.status, "invalid");
+    assert!(invalid.status_reason.as_deref().unwrap().contains("Api key is invalid"), "the upstream's message is kept");
+    assert!(row(&rows, keys[4]).status_reason.as_deref().unwrap().contains("banned"));
+    let limited = row(&rows, keys[5]);
+    assert_eq!((limited.status.as_str(), limited.total_balance), ("active", Some(20.0)), "a rate limit kills nothing");
+    assert!(limited.last_error.as_deref().unwrap().contains("429"));
+    let broken = row(&rows, keys[6]);
+    assert_eq!(broken.status, "unchecked");
+    assert!(broken.last_error.as_deref().unwrap().contains("upstream exploded"));
+    assert!(row(&rows, keys[7]).last_error.as_deref().unwrap().contains("unreadable"));
+
+    let history = support::with_db(&app, |c| keypool::db::checks::history_count(c).unwrap()).await;
+    assert_eq!(history, 3, "one history row per balance answer");
+    assert_eq!(upstream.hits.total(), 8);
+}
+
+#[actix_web::test]
+async fn retries_are_honoured_and_counted_by_the_upstream() {
+    let (app, upstream) = app_with_mock().await;
+    import(&app, &["sk-limited-aaaaaaaaaaaaaaaa", "sk-flaky-bbbbbbbbbbbbbbbbbb", "sk-ok-3-cccccccccccccccccc"]).await;
+    let params = [("interval_secs", "0"), ("retries", "2"), ("retry_interval_ms", "0")];
+    assert_eq!(check(&app, "all", &params).await, 200);
+    finished(&app).await;
+    assert_eq!(upstream.hits.of("sk-limited-aaaaaaaaaaaaaaaa"), 3, "1 + 2 retries");
+    assert_eq!(upstream.hits.of("sk-flaky-bbbbbbbbbbbbbbbbbb"), 2, "retried once, then answered");
+    assert_eq!(upstream.hits.of("sk-ok-3-cccccccccccccccccc"), 1, "a good answer is not retried");
+    let rows = rows(&app).await;
+    assert_eq!(row(&rows, "sk-flaky-bbbbbbbbbbbbbbbbbb").status, "active");
+
+    assert_eq!(check(&app, "all", &[("interval_secs", "0"), ("retries", "0")]).await, 200);
+    finished(&app).await;
+    assert_eq!(upstream.hits.of("sk-limited-aaaaaaaaaaaaaaaa"), 4, "no retry with 0");
+}
+
+#[actix_web::test]
+async fn an_interval_holds_the_next_check_and_stop_keeps_what_was_done() {
+    let (app, upstream) = app_with_mock().await;
+    let keys = ["sk-ok-1-aaaaaaaaaaaaaaaaaa", "sk-ok-2-bbbbbbbbbbbbbbbbbb", "sk-ok-3-cccccccccccccccccc"];
+    import(&app, &keys).await;
+    // One worker, an hour between checks: exactly one request can happen.
+    assert_eq!(check(&app, "all", &[("concurrency", "1"), ("interval_secs", "3600")]).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.state.checker.current().unwrap().progress().processed < 1 {
+        assert!(Instant::now() < deadline, "the first result never came");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(app.state.checker.current().unwrap().progress().running, "held by the interval");
+    assert_eq!(upstream.hits.total(), 1);
+
+    let res = app.hx_post("/admin/checks/stop", &[]).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Check stopped"));
+    let p = app.state.checker.current().unwrap().progress();
+    assert!(!p.running && p.stopped && p.processed == 1);
+    let rows = rows(&app).await;
+    assert_eq!(rows.iter().filter(|r| r.status == "active").count(), 1, "the result obtained is kept");
+    assert_eq!(upstream.hits.total(), 1, "nothing after the stop");
+
+    // The random interval is held the same way.
+    assert_eq!(
+        check(
+            &app,
+            "all",
+            &[
+                ("concurrency", "1"),
+                ("interval_mode", "random"),
+                ("min_interval_ms", "3600000"),
+                ("max_interval_ms", "3600000")
+            ]
+        )
+        .await,
+        200
+    );
+    while app.state.checker.current().unwrap().progress().processed < 1 {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.hx_post("/admin/checks/stop", &[]).await;
+    assert_eq!(upstream.hits.total(), 2);
+}
+
+#[actix_web::test]
+async fn parameters_are_validated_and_zero_is_allowed() {
+    let (app, _upstream) = app_with_mock().await;
+    import(&app, &["sk-ok-1-aaaaaaaaaaaaaaaaaa"]).await;
+    let res = app
+        .hx_post(
+            "/admin/checks",
+            &[("scope", "all"), ("interval_mode", "random"), ("min_interval_ms", "900"), ("max_interval_ms", "100")],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("cannot be above the maximum"));
+    assert_eq!(check(&app, "all", &[("concurrency", "65")]).await, 422);
+    assert_eq!(check(&app, "all", &[("retries", "6")]).await, 422);
+    assert!(app.state.checker.current().is_none(), "nothing started");
+    let zero = [
+        ("interval_secs", "0"),
+        ("retries", "0"),
+        ("retry_interval_ms", "0"),
+        ("rate", "0"),
+        ("min_interval_ms", "0"),
+        ("max_interval_ms", "0"),
+    ];
+    assert_eq!(check(&app, "all", &zero).await, 200);
+    assert_eq!(finished(&app).await.processed, 1);
+}
+
+#[actix_web::test]
+async fn one_key_selection_and_filter_scopes() {
+    let (app, upstream) = app_with_mock().await;
+    import(&app, &["sk-ok-1-aaaaaaaaaaaaaaaaaa", "sk-ok-2-bbbbbbbbbbbbbbbbbb", "sk-invalid-cccccccccccccccc"]).await;
+    app.hx_post("/admin/checks", &[("scope", "key"), ("id", "2"), ("interval_secs", "0")]).await;
+    assert_eq!(finished(&app).await.total, 1);
+    assert_eq!(upstream.hits.of("sk-ok-2-bbbbbbbbbbbbbbbbbb"), 1);
+
+    app.hx_post("/admin/keys/selection", &[("action", "select"), ("ids", "1,3")]).await;
+    check(&app, "selection", &[("interval_secs", "0")]).await;
+    assert_eq!(finished(&app).await.total, 2);
+
+    check(&app, "matching", &[("interval_secs", "0"), ("status", "invalid")]).await;
+    assert_eq!(finished(&app).await.total, 1);
+    assert_eq!(upstream.hits.of("sk-invalid-cccccccccccccccc"), 2);
+}
+
+#[actix_web::test]
+async fn a_slow_upstream_times_out_as_transient() {
+    let (app, _upstream) = app_with_mock().await;
+    import(&app, &["sk-slow-aaaaaaaaaaaaaaaaaaa"]).await;
+    support::with_db(&app, |c| {
+        keypool::db::settings::put_many(c, &[("check_timeout_secs".to_owned(), "1".to_owned())], 0).unwrap();
+    })
+    .await;
+    check(&app, "all", &FAST).await;
+    finished(&app).await;
+    let rows = rows(&app).await;
+    assert_eq!(rows[0].status, "unchecked");
+    assert_eq!(rows[0].last_error.as_deref(), Some("timeout"));
+}
+
+#[actix_web::test]
+async fn import_checks_the_new_keys_now() {
+    let (app, upstream) = app_with_mock().await;
+    import(&app, &["sk-ok-1-aaaaaaaaaaaaaaaaaa"]).await;
+    assert!(app.state.checker.current().is_none(), "the plain import posts no check_now");
+    let text = "sk-ok-1-aaaaaaaaaaaaaaaaaa\nsk-ok-7-bbbbbbbbbbbbbbbbbb";
+    let res = app.hx_post("/admin/keys/import", &[("keys", text), ("check_now", "on"), ("interval_secs", "0")]).await;
+    let body = res.text().await.unwrap();
+    assert!(body.contains(r#"hx-swap-oob="true""#) && body.contains("check-panel"), "{body}");
+    assert_eq!(finished(&app).await.total, 1, "only the key just added");
+    assert_eq!(upstream.hits.of("sk-ok-7-bbbbbbbbbbbbbbbbbb"), 1);
+    assert_eq!(upstream.hits.of("sk-ok-1-aaaaaaaaaaaaaaaaaa"), 0);
+}
+
+fn ticks(app: &TestApp) -> u64 {
+    app.state.schedule_ticks.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Waits until the instance's schedule has ticked `n` more times.
+async fn wait_ticks(app: &TestApp, n: u64) {
+    let start = ticks(app);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ticks(app) < start + n {
+        assert!(Instant::now() < deadline, "the schedule does not tick");
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[actix_web::test]
+async fn the_schedule_runs_once_across_two_instances() {
+    let upstream = mock::start();
+    let url = upstream.url.clone();
+    let fast = |url: String| {
+        move |c: &mut keypool::config::Config| {
+            c.upstream_override = Some(url);
+            c.schedule_tick = Duration::from_millis(50);
+        }
+    };
+    let a = support::spawn_with(fast(url.clone())).await;
+    let b = support::spawn_sharing(&a, fast(url)).await;
+    a.login().await;
+    import(&a, &["sk-ok-1-aaaaaaaaaaaaaaaaaa", "sk-ok-2-bbbbbbbbbbbbbbbbbb"]).await;
+    support::with_db(&a, |c| {
+        keypool::db::settings::put_many(c, &[("auto_check_minutes".to_owned(), "5".to_owned())], 0).unwrap();
+    })
+    .await;
+    // Both instances tick; nothing runs until a period (the default hour, seen at start-up) has passed.
+    futures_util::join!(wait_ticks(&a, 3), wait_ticks(&b, 3));
+    assert!(a.state.checker.current().is_none() && b.state.checker.current().is_none());
+    assert_eq!(upstream.hits.total(), 0, "nothing at start-up");
+
+    a.clock.advance(Duration::from_secs(61 * 60));
+    b.clock.advance(Duration::from_secs(61 * 60));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.state.checker.current().is_none() && b.state.checker.current().is_none() {
+        assert!(Instant::now() < deadline, "the schedule never ran");
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    let runner = if a.state.checker.current().is_some() { &a } else { &b };
+    finished(runner).await;
+    // Both keep ticking within the new period: no second run anywhere.
+    futures_util::join!(wait_ticks(&a, 5), wait_ticks(&b, 5));
+    let ran = [&a, &b].iter().filter(|app| app.state.checker.current().is_some()).count();
+    assert_eq!(ran, 1, "one instance ran the schedule");
+    assert_eq!(upstream.hits.total(), 2, "each key checked once");
+}
