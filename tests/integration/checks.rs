@@ -35,10 +35,10 @@ async fn check(app: &TestApp, scope: &str, params: &[(&str, &str)]) -> reqwest::
 async fn finished(app: &TestApp) -> keypool::checker::Progress {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(p) = app.state.checker.current().map(|j| j.progress()) {
-            if !p.running {
-                return p;
-            }
+        if let Some(p) = app.state.checker.current().map(|j| j.progress())
+            && !p.running
+        {
+            return p;
         }
         assert!(Instant::now() < deadline, "the job did not finish");
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
