@@ -57,6 +57,30 @@ enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Check keys against the upstream and wait for the job to end (progress on stderr, counts on stdout).
+    Check {
+        /// Every key that is not disabled.
+        #[arg(long, conflicts_with = "status")]
+        all: bool,
+        /// Keys in this state (repeatable): unchecked, active, depleted, invalid, cooling, disabled.
+        #[arg(long, value_name = "S")]
+        status: Vec<String>,
+        /// Checks in flight at once (1–64, default 10).
+        #[arg(long)]
+        concurrency: Option<String>,
+        /// Requests per second across the job (0 = no cap).
+        #[arg(long)]
+        rate: Option<String>,
+        /// Retries of a transient failure (0–5, default 1).
+        #[arg(long)]
+        retries: Option<String>,
+        /// Fixed pause of each worker between checks, in ms (default 1000).
+        #[arg(long, conflicts_with = "random_interval_ms")]
+        interval_ms: Option<String>,
+        /// Random pause MIN-MAX in ms.
+        #[arg(long, value_name = "MIN-MAX")]
+        random_interval_ms: Option<String>,
+    },
     /// Manage the admin account.
     Admin {
         #[command(subcommand)]
@@ -142,6 +166,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Import { file, source } => import(&file, source).await,
         Command::Export { scope, min_balance, with_balance, sep, out } => {
             export(&scope, min_balance.as_deref(), with_balance, &sep, out).await
+        }
+        Command::Check { all, status, concurrency, rate, retries, interval_ms, random_interval_ms } => {
+            check(all, status, concurrency, rate, retries, interval_ms, random_interval_ms).await
         }
         Command::Admin { command: AdminCommand::ResetPassword { username } } => reset_password(username).await,
         Command::Settings { command } => settings(command).await,
@@ -370,5 +397,89 @@ async fn export(
     .await
     .map_err(|e| e.to_string())??;
     eprintln!("exported {written} keys");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn check(
+    all: bool,
+    status: Vec<String>,
+    concurrency: Option<String>,
+    rate: Option<String>,
+    retries: Option<String>,
+    interval_ms: Option<String>,
+    random_interval_ms: Option<String>,
+) -> Result<(), String> {
+    use crate::domain::checks::{CheckParams, RawCheckParams};
+    use crate::domain::keys::{KeyFilter, KeyStatus};
+    let statuses = status
+        .iter()
+        .map(|s| KeyStatus::parse(s).ok_or_else(|| format!("unknown status `{s}`")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !all && statuses.is_empty() {
+        return Err("choose the keys: --all, or --status S (repeatable)".into());
+    }
+    let mut raw = RawCheckParams { concurrency, rate, retries, ..Default::default() };
+    if let Some(ms) = interval_ms {
+        let secs = ms.trim().parse::<f64>().map_err(|_| format!("--interval-ms: `{ms}` is not a number"))? / 1000.0;
+        raw.interval_secs = Some(secs.to_string());
+    }
+    if let Some(range) = random_interval_ms {
+        let (min, max) =
+            range.split_once('-').ok_or_else(|| format!("--random-interval-ms: `{range}` is not MIN-MAX"))?;
+        raw.interval_mode = Some("random".into());
+        raw.min_interval_ms = Some(min.to_owned());
+        raw.max_interval_ms = Some(max.to_owned());
+    }
+    let params = CheckParams::parse(&raw).map_err(|e| describe_errors(&e))?;
+    let state = open().await?;
+    let keys = db::run(&state.db, move |conn| {
+        if all {
+            return Ok(db::keys::ids_for_check(conn, &db::keys::CheckScope::AllEnabled)?);
+        }
+        let mut keys = Vec::new();
+        for s in statuses {
+            let filter = KeyFilter { status: Some(s), search: None };
+            keys.extend(db::keys::ids_for_check(conn, &db::keys::CheckScope::Matching(filter))?);
+        }
+        Ok(keys)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if keys.is_empty() {
+        println!("no key to check");
+        return Ok(());
+    }
+    let ctx = crate::checker::context(&state).await.map_err(|e| e.to_string())?;
+    let job = state.checker.start(ctx, keys, params, "cli").map_err(|e| e.to_string())?;
+    let tty = std::io::stderr().is_terminal();
+    let mut last_line = std::time::Instant::now();
+    while job.is_running() {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+        let p = job.progress();
+        if tty {
+            let filled = (p.processed * 30).checked_div(p.total).unwrap_or(30);
+            let eta = p.eta.map(|d| format!("  ETA {}s", d.as_secs())).unwrap_or_default();
+            eprint!(
+                "\r[{}{}] {}/{}  {:.1}/s{eta}   ",
+                "#".repeat(filled),
+                "-".repeat(30 - filled),
+                p.processed,
+                p.total,
+                p.speed
+            );
+        } else if last_line.elapsed() >= std::time::Duration::from_secs(5) {
+            eprintln!("checked {}/{} ({:.1}/s)", p.processed, p.total, p.speed);
+            last_line = std::time::Instant::now();
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    let p = job.progress();
+    for (class, n) in &p.counts {
+        println!("{} {n}", class.as_str());
+    }
+    eprintln!("checked {} keys in {:.1} s", p.processed, p.elapsed.as_secs_f64());
     Ok(())
 }

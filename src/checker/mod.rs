@@ -30,6 +30,21 @@ pub struct JobContext {
     pub min_balance: f64,
 }
 
+/// The context of a job from the current settings.
+pub async fn context(state: &crate::state::AppState) -> Result<JobContext, crate::error::AppError> {
+    let settings =
+        db::run(&state.db, |conn| Ok(crate::domain::settings::Settings::from_stored(&db::settings::load_all(conn)?)))
+            .await?;
+    Ok(JobContext {
+        db: state.db.clone(),
+        clock: state.config.clock.clone(),
+        upstream: state.effective_upstream(&settings.upstream_url).to_owned(),
+        timeout: Duration::from_secs(settings.check_timeout_secs as u64),
+        probe_model: settings.check_probe_model.clone(),
+        min_balance: settings.min_balance,
+    })
+}
+
 /// The live state of a job, shared with whoever shows it.
 pub struct Job {
     pub id: u64,

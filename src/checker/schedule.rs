@@ -47,14 +47,7 @@ pub async fn tick(state: &AppState, holder: &str) -> Result<Option<u64>, String>
     if !due || keys.is_empty() {
         return Ok(None);
     }
-    let ctx = super::JobContext {
-        db: state.db.clone(),
-        clock: state.config.clock.clone(),
-        upstream: state.effective_upstream(&settings.upstream_url).to_owned(),
-        timeout: Duration::from_secs(settings.check_timeout_secs as u64),
-        probe_model: settings.check_probe_model.clone(),
-        min_balance: settings.min_balance,
-    };
+    let ctx = super::context(state).await.map_err(|e| e.to_string())?;
     match state.checker.start(ctx, keys, gentle(), "scheduled") {
         Ok(job) => Ok(Some(job.id)),
         Err(e) => Err(e.to_string()),

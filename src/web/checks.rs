@@ -10,30 +10,16 @@ use serde::Deserialize;
 use super::auth::html;
 use super::lang::RequestLang;
 use super::session::CurrentAdmin;
-use crate::checker::{JobContext, StartError};
+use crate::checker::StartError;
 use crate::db;
 use crate::db::keys::CheckScope;
 use crate::domain::checks::{CheckParams, RawCheckParams};
 use crate::domain::keys::{KeyListQuery, RawKeyListQuery};
-use crate::domain::settings::Settings;
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
 use crate::views::checks::panel;
 use crate::views::components::{FlashKind, field_message};
-
-/// The context of a job from the current settings.
-pub async fn job_context(state: &AppState) -> Result<JobContext, AppError> {
-    let settings = db::run(&state.db, |conn| Ok(Settings::from_stored(&db::settings::load_all(conn)?))).await?;
-    Ok(JobContext {
-        db: state.db.clone(),
-        clock: state.config.clock.clone(),
-        upstream: state.effective_upstream(&settings.upstream_url).to_owned(),
-        timeout: Duration::from_secs(settings.check_timeout_secs as u64),
-        probe_model: settings.check_probe_model.clone(),
-        min_balance: settings.min_balance,
-    })
-}
 
 /// Starts a job over `scope`; `Some(message)` says why it did not start.
 pub async fn start(
@@ -43,7 +29,7 @@ pub async fn start(
     params: CheckParams,
     label: &str,
 ) -> Result<Option<(FlashKind, String)>, AppError> {
-    let ctx = job_context(state).await?;
+    let ctx = crate::checker::context(state).await?;
     let keys = db::run(&state.db, move |conn| Ok(db::keys::ids_for_check(conn, &scope)?)).await?;
     Ok(match state.checker.start(ctx, keys, params, label) {
         Ok(_) => None,

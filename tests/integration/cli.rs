@@ -309,3 +309,51 @@ fn import_and_export_from_the_command_line() {
     assert!(!out.status.success());
     drop(db);
 }
+
+#[test]
+fn check_runs_a_job_to_its_end_and_prints_counts() {
+    let upstream = crate::mock::start();
+    let (db, url) = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let env_url = TestDb::env_url(&url);
+    let keys = "sk-ok-12-aaaaaaaaaaaaaaaaa\nsk-ok-0-bbbbbbbbbbbbbbbbbb\nsk-invalid-cccccccccccccccc\nsk-limited-dddddddddddddddd\n";
+    assert!(run(keypool(dir.path(), Some(&env_url)).args(["import", "-"]), Some(keys)).status.success());
+
+    let out = run(keypool(dir.path(), Some(&env_url)).arg("check"), None);
+    assert!(!out.status.success(), "a scope is required");
+
+    let out = run(
+        keypool(dir.path(), Some(&env_url)).env("KEYPOOL_UPSTREAM_URL", &upstream.url).args([
+            "check",
+            "--all",
+            "--interval-ms",
+            "0",
+            "--retries",
+            "1",
+            "--concurrency",
+            "4",
+        ]),
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "active 1\ndepleted 1\ninvalid 1\ntransient 1\n");
+    assert_eq!(upstream.hits.of("sk-limited-dddddddddddddddd"), 2, "one retry");
+
+    let out = run(
+        keypool(dir.path(), Some(&env_url)).env("KEYPOOL_UPSTREAM_URL", &upstream.url).args([
+            "check",
+            "--status",
+            "invalid",
+            "--random-interval-ms",
+            "0-0",
+            "--retries",
+            "0",
+        ]),
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "active 0\ndepleted 0\ninvalid 1\ntransient 0\n");
+    let out = run(keypool(dir.path(), Some(&env_url)).args(["check", "--all", "--random-interval-ms", "9-1"]), None);
+    assert!(!out.status.success() && text(&out.stderr).contains("minimum interval"));
+    drop(db);
+}
