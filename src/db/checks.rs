@@ -2,13 +2,15 @@
 //! for work that must run on one instance at a time.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Text};
+use diesel::sql_types::{BigInt, Text};
 
 use super::AnyConnection;
+use super::statement::{Statement, Value};
 use crate::domain::checks::CheckOutcome;
 
-/// Writes a batch of results in one transaction. A disabled key keeps its state (an admin decision),
-/// but its balance is still recorded. A transient failure only sets the last error.
+/// Writes a batch of results in one transaction, a few set-based statements per 200 results (not
+/// one per key). A disabled key keeps its state (an admin decision) but its balance is recorded; a
+/// transient failure only sets the last error.
 pub fn record(
     conn: &mut AnyConnection,
     results: &[(i64, CheckOutcome)],
@@ -16,57 +18,70 @@ pub fn record(
     now: i64,
 ) -> QueryResult<()> {
     conn.transaction(|conn| {
-        for (id, outcome) in results {
-            match (outcome, outcome.transition(min_balance)) {
-                (CheckOutcome::Balance(b), Some((status, reason))) => {
-                    diesel::sql_query(
-                        "UPDATE keys SET total_balance = $1, charge_balance = $2, gift_balance = $3, checked_at = $4, \
-                         last_error = NULL, \
-                         status_reason = CASE WHEN status NOT IN ('disabled', $5) THEN $6 ELSE status_reason END, \
-                         status_changed_at = CASE WHEN status NOT IN ('disabled', $5) THEN $4 ELSE status_changed_at END, \
-                         status = CASE WHEN status = 'disabled' THEN status ELSE $5 END WHERE id = $7",
-                    )
-                    .bind::<Double, _>(b.total)
-                    .bind::<Double, _>(b.charge)
-                    .bind::<Double, _>(b.gift)
-                    .bind::<BigInt, _>(now)
-                    .bind::<Text, _>(status.as_str())
-                    .bind::<Text, _>(reason)
-                    .bind::<BigInt, _>(*id)
-                    .execute(conn)?;
-                    diesel::sql_query(
-                        "INSERT INTO balance_history (key_id, total_balance, charge_balance, gift_balance, checked_at) \
-                         SELECT id, $1, $2, $3, $4 FROM keys WHERE id = $5",
-                    )
-                    .bind::<Double, _>(b.total)
-                    .bind::<Double, _>(b.charge)
-                    .bind::<Double, _>(b.gift)
-                    .bind::<BigInt, _>(now)
-                    .bind::<BigInt, _>(*id)
-                    .execute(conn)?;
+        for chunk in results.chunks(200) {
+            let mut balances = Vec::new();
+            let mut invalid = Vec::new();
+            let mut transient = Vec::new();
+            for (id, outcome) in chunk {
+                match (outcome, outcome.transition(min_balance)) {
+                    (CheckOutcome::Balance(b), Some((status, reason))) => balances.push((*id, *b, status.as_str(), reason)),
+                    (CheckOutcome::Invalid(message), _) => invalid.push((*id, message.as_str())),
+                    (CheckOutcome::Transient(message), _) => transient.push((*id, message.as_str())),
+                    (CheckOutcome::Balance(_), None) => {}
                 }
-                (CheckOutcome::Invalid(message), _) => {
-                    diesel::sql_query(
-                        "UPDATE keys SET checked_at = $1, last_error = $2, \
-                         status_reason = CASE WHEN status NOT IN ('disabled', 'invalid') THEN $2 ELSE status_reason END, \
-                         status_changed_at = CASE WHEN status NOT IN ('disabled', 'invalid') THEN $1 ELSE status_changed_at END, \
-                         status = CASE WHEN status = 'disabled' THEN status ELSE 'invalid' END WHERE id = $3",
-                    )
-                    .bind::<BigInt, _>(now)
-                    .bind::<Text, _>(message)
-                    .bind::<BigInt, _>(*id)
-                    .execute(conn)?;
+            }
+            if !balances.is_empty() {
+                let mut st = Statement::default();
+                st.sql("WITH v (id, total, charge, gift, new_status, reason) AS (VALUES ");
+                for (i, (id, b, status, reason)) in balances.iter().enumerate() {
+                    st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
+                    st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Float(b.total));
+                    st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.charge));
+                    st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.gift));
+                    st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Text((*status).to_owned()));
+                    st.sql(" AS TEXT), CAST(").bind(Value::Text(reason.clone())).sql(" AS TEXT))");
                 }
-                (CheckOutcome::Transient(_), _) | (CheckOutcome::Balance(_), None) => {
-                    let message = match outcome {
-                        CheckOutcome::Transient(m) => m.as_str(),
-                        _ => "",
-                    };
-                    diesel::sql_query("UPDATE keys SET last_error = $1 WHERE id = $2")
-                        .bind::<Text, _>(message)
-                        .bind::<BigInt, _>(*id)
-                        .execute(conn)?;
+                st.sql(") UPDATE keys SET total_balance = v.total, charge_balance = v.charge, gift_balance = v.gift, ");
+                st.sql("checked_at = ").bind(Value::Int(now)).sql(", last_error = NULL, ");
+                st.sql("status_reason = CASE WHEN keys.status NOT IN ('disabled', v.new_status) THEN v.reason ELSE keys.status_reason END, ");
+                st.sql("status_changed_at = CASE WHEN keys.status NOT IN ('disabled', v.new_status) THEN ").bind(Value::Int(now));
+                st.sql(" ELSE keys.status_changed_at END, ");
+                st.sql("status = CASE WHEN keys.status = 'disabled' THEN keys.status ELSE v.new_status END FROM v WHERE keys.id = v.id");
+                st.execute(conn)?;
+
+                let mut st = Statement::default();
+                st.sql("INSERT INTO balance_history (key_id, total_balance, charge_balance, gift_balance, checked_at) ");
+                st.sql("SELECT k.id, k.total_balance, k.charge_balance, k.gift_balance, k.checked_at FROM keys k WHERE k.checked_at = ");
+                st.bind(Value::Int(now)).sql(" AND k.id IN (");
+                for (i, (id, ..)) in balances.iter().enumerate() {
+                    if i > 0 {
+                        st.sql(", ");
+                    }
+                    st.bind(Value::Int(*id));
                 }
+                st.sql(")");
+                st.execute(conn)?;
+            }
+            for (rows, invalid_state) in [(&invalid, true), (&transient, false)] {
+                if rows.is_empty() {
+                    continue;
+                }
+                let mut st = Statement::default();
+                st.sql("WITH v (id, message) AS (VALUES ");
+                for (i, (id, message)) in rows.iter().enumerate() {
+                    st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
+                    st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Text((*message).to_owned())).sql(" AS TEXT))");
+                }
+                st.sql(") UPDATE keys SET last_error = v.message");
+                if invalid_state {
+                    st.sql(", checked_at = ").bind(Value::Int(now));
+                    st.sql(", status_reason = CASE WHEN keys.status NOT IN ('disabled', 'invalid') THEN v.message ELSE keys.status_reason END");
+                    st.sql(", status_changed_at = CASE WHEN keys.status NOT IN ('disabled', 'invalid') THEN ").bind(Value::Int(now));
+                    st.sql(" ELSE keys.status_changed_at END");
+                    st.sql(", status = CASE WHEN keys.status = 'disabled' THEN keys.status ELSE 'invalid' END");
+                }
+                st.sql(" FROM v WHERE keys.id = v.id");
+                st.execute(conn)?;
             }
         }
         Ok(())

@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
 
+use super::statement::{Statement, Value};
 use super::{AnyConnection, Backend, backend_of};
 use crate::domain::export::ExportScope;
 use crate::domain::keys::{KeyFilter, KeyListQuery, KeyRow, KeyStatus, SortField};
@@ -47,51 +48,6 @@ impl RowRecord {
             checked_at: self.checked_at,
             selected: self.selected,
         }
-    }
-}
-
-type AnyBackend = <AnyConnection as Connection>::Backend;
-
-enum Value {
-    Text(String),
-    Int(i64),
-    Float(f64),
-}
-
-/// SQL text with `$n` placeholders numbered in order of appearance (as SQLite needs).
-#[derive(Default)]
-struct Statement {
-    text: String,
-    values: Vec<Value>,
-}
-
-impl Statement {
-    fn sql(&mut self, s: &str) -> &mut Self {
-        self.text.push_str(s);
-        self
-    }
-
-    fn bind(&mut self, v: Value) -> &mut Self {
-        self.values.push(v);
-        let n = self.values.len();
-        self.text.push_str(&format!("${n}"));
-        self
-    }
-
-    fn query(self) -> diesel::query_builder::BoxedSqlQuery<'static, AnyBackend, diesel::query_builder::SqlQuery> {
-        let mut q = diesel::sql_query(self.text).into_boxed();
-        for v in self.values {
-            q = match v {
-                Value::Text(s) => q.bind::<Text, _>(s),
-                Value::Int(i) => q.bind::<BigInt, _>(i),
-                Value::Float(f) => q.bind::<Double, _>(f),
-            };
-        }
-        q
-    }
-
-    fn execute(self, conn: &mut AnyConnection) -> QueryResult<usize> {
-        self.query().execute(conn)
     }
 }
 

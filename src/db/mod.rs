@@ -8,6 +8,7 @@ pub mod checks;
 pub mod keys;
 pub mod schema;
 pub mod settings;
+pub mod statement;
 
 use std::time::Duration;
 

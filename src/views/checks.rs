@@ -79,3 +79,55 @@ pub fn panel(lang: Lang, progress: Option<&Progress>, message: Option<(FlashKind
         }
     }
 }
+
+/// A check the browser runs (client request mode): everything `checks.js` needs.
+#[derive(serde::Serialize)]
+pub struct ClientJob {
+    pub upstream: String,
+    pub keys: Vec<(i64, String)>,
+    pub concurrency: usize,
+    #[serde(serialize_with = "interval_ms")]
+    pub interval: crate::domain::checks::Interval,
+    pub retries: u32,
+    pub retry_interval_ms: u64,
+    pub rate: f64,
+    /// To offer the same check on the server when the browser is refused.
+    pub scope: String,
+    pub id: Option<i64>,
+    pub filter_status: Option<String>,
+    pub filter_q: Option<String>,
+}
+
+fn interval_ms<S: serde::Serializer>(i: &crate::domain::checks::Interval, s: S) -> Result<S::Ok, S::Error> {
+    use crate::domain::checks::Interval;
+    let (min, max) = match i {
+        Interval::Fixed(d) => (d.as_millis(), d.as_millis()),
+        Interval::Random { min, max } => (min.as_millis(), max.as_millis()),
+    };
+    serde::Serialize::serialize(&[min as u64, max as u64], s)
+}
+
+/// The panel of a browser-run check; `checks.js` drives it and posts the answers.
+pub fn client_panel(lang: Lang, job: &ClientJob) -> Markup {
+    let config = serde_json::to_string(job).unwrap_or_default();
+    html! {
+        section #check-panel.check-panel data-client-check=(config)
+            data-text-refused=(lang.t("checks.client.refused")) data-text-done=(lang.t("checks.client.done")) {
+            div.check-head {
+                strong { (lang.t("checks.client.running")) }
+                button.danger type="button" data-client-stop { (lang.t("checks.panel.stop")) }
+            }
+            progress max=(job.keys.len()) value="0" {}
+            p.check-numbers { span data-client-progress { "0 / " (job.keys.len()) } }
+            p.client-message role="status" {}
+            form.client-fallback hidden hx-post="/admin/checks" hx-target="#check-panel" hx-swap="outerHTML" hx-include="#check-params" {
+                input type="hidden" name="force_server" value="1";
+                input type="hidden" name="scope" value=(job.scope);
+                @if let Some(id) = job.id { input type="hidden" name="id" value=(id); }
+                @if let Some(s) = &job.filter_status { input type="hidden" name="status" value=(s); }
+                @if let Some(q) = &job.filter_q { input type="hidden" name="q" value=(q); }
+                button.primary type="submit" { (lang.t("checks.client.use_server")) }
+            }
+        }
+    }
+}

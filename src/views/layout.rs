@@ -52,6 +52,7 @@ pub fn page(ctx: &PageContext, title: &str, body: Markup) -> Markup {
                 link rel="stylesheet" href="/assets/css/app.css";
                 script src=(HTMX_PATH) defer {}
                 script src="/assets/js/app.js" defer {}
+                script src="/assets/js/checks.js" defer {}
             }
             body {
                 header.topbar {

@@ -15,10 +15,11 @@ use crate::db;
 use crate::db::keys::CheckScope;
 use crate::domain::checks::{CheckParams, RawCheckParams};
 use crate::domain::keys::{KeyListQuery, RawKeyListQuery};
+use crate::domain::settings::Settings;
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
-use crate::views::checks::panel;
+use crate::views::checks::{ClientJob, client_panel, panel};
 use crate::views::components::{FlashKind, field_message};
 
 /// Starts a job over `scope`; `Some(message)` says why it did not start.
@@ -63,6 +64,8 @@ pub struct StartForm {
     /// `key`, `selection`, `matching` or `all`.
     scope: String,
     id: Option<i64>,
+    /// Run on the server even in client request mode (the fallback the page offers).
+    force_server: Option<String>,
     #[serde(flatten)]
     params: RawCheckParams,
     #[serde(flatten)]
@@ -94,8 +97,90 @@ pub async fn post_checks(
         _ => return Err(AppError::BadRequest(format!("unknown check scope `{}`", form.scope))),
     };
     tracing::info!(admin = %admin.username, scope = %form.scope, "check job requested");
+    let settings = db::run(&state.db, |conn| Ok(Settings::from_stored(&db::settings::load_all(conn)?))).await?;
+    if settings.client_request_mode && form.force_server.is_none() {
+        // Client request mode: the browser makes the calls; it gets the keys and reports raw answers.
+        let keys = db::run(&state.db, move |conn| Ok(db::keys::ids_for_check(conn, &scope)?)).await?;
+        if keys.is_empty() {
+            return Ok(panel_response(&state, lang, Some((FlashKind::Error, lang.t("checks.nothing").to_owned()))));
+        }
+        let job = ClientJob {
+            upstream: state.effective_upstream(&settings.upstream_url).to_owned(),
+            keys,
+            concurrency: params.concurrency,
+            interval: params.interval,
+            retries: params.retries,
+            retry_interval_ms: params.retry_interval.as_millis() as u64,
+            rate: params.rate,
+            scope: form.scope.clone(),
+            id: form.id,
+            filter_status: form.view.status.clone(),
+            filter_q: form.view.q.clone(),
+        };
+        return Ok(html(StatusCode::OK, client_panel(lang, &job)));
+    }
     let message = start(&state, lang, scope, params, lang.t(label)).await?;
     Ok(panel_response(&state, lang, message))
+}
+
+/// `POST /admin/checks/client-results`: raw answers the browser got from the upstream, classified
+/// here by the same rules as server checks (the browser's word is only the HTTP status and body).
+pub async fn post_client_results(
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+    body: web::Json<ClientResults>,
+) -> Result<HttpResponse, AppError> {
+    let results = body.into_inner().results;
+    if results.len() > 1000 {
+        return Err(AppError::BadRequest("at most 1000 results per post".into()));
+    }
+    let mut outcomes = Vec::with_capacity(results.len());
+    for r in results {
+        if r.body.len() > 64 * 1024 {
+            return Err(AppError::BadRequest(format!("answer of key {} is too large", r.id)));
+        }
+        let outcome = match r.status {
+            0 => crate::domain::checks::CheckOutcome::Transient(format!(
+                "browser: {}",
+                r.body.chars().take(200).collect::<String>()
+            )),
+            100..=599 => crate::domain::checks::classify(r.status, r.body.as_bytes()),
+            other => return Err(AppError::BadRequest(format!("status {other} is not an HTTP status"))),
+        };
+        outcomes.push((r.id, outcome));
+    }
+    let settings = db::run(&state.db, |conn| Ok(Settings::from_stored(&db::settings::load_all(conn)?))).await?;
+    let min_balance = settings.min_balance;
+    let mut counts = std::collections::BTreeMap::new();
+    for (_, o) in &outcomes {
+        *counts.entry(o.class(min_balance).as_str()).or_insert(0usize) += 1;
+    }
+    let now = state.now_ms();
+    let ids: Vec<i64> = outcomes.iter().map(|(id, _)| *id).collect();
+    db::run(&state.db, move |conn| {
+        // Only keys that exist: an id from a stale page is ignored, not an error.
+        let known: std::collections::HashSet<i64> =
+            db::keys::ids_for_check(conn, &CheckScope::Ids(ids))?.into_iter().map(|(id, _)| id).collect();
+        let outcomes: Vec<_> = outcomes.into_iter().filter(|(id, _)| known.contains(id)).collect();
+        Ok(db::checks::record(conn, &outcomes, min_balance, now)?)
+    })
+    .await?;
+    tracing::info!(admin = %admin.username, ?counts, "client check results recorded");
+    Ok(HttpResponse::Ok().json(counts))
+}
+
+#[derive(Deserialize)]
+pub struct ClientResults {
+    results: Vec<ClientResult>,
+}
+
+#[derive(Deserialize)]
+pub struct ClientResult {
+    id: i64,
+    /// The HTTP status the browser got; 0 when the request failed (CORS, network, timeout).
+    status: u16,
+    #[serde(default)]
+    body: String,
 }
 
 /// `GET /admin/checks/panel`.

@@ -56,6 +56,7 @@ pub fn table() -> Vec<RouteDef> {
         def(Method::POST, "/admin/checks", Admin, || web::route().to(checks::post_checks)),
         def(Method::GET, "/admin/checks/panel", Admin, || web::route().to(checks::get_panel)),
         def(Method::POST, "/admin/checks/stop", Admin, || web::route().to(checks::post_stop)),
+        def(Method::POST, "/admin/checks/client-results", Admin, || web::route().to(checks::post_client_results)),
         def(Method::POST, "/admin/access-keys", Admin, || web::route().to(settings::post_access_key)),
         def(Method::POST, "/admin/access-keys/{id}/revoke", Admin, || {
             web::route().to(settings::post_access_key_revoke)

@@ -301,3 +301,49 @@ async fn the_schedule_runs_once_across_two_instances() {
     assert_eq!(ran, 1, "one instance ran the schedule");
     assert_eq!(upstream.hits.total(), 2, "each key checked once");
 }
+
+#[actix_web::test]
+async fn client_mode_hands_the_keys_to_the_browser_and_classifies_its_answers() {
+    let (app, upstream) = app_with_mock().await;
+    import(&app, &["sk-ok-1-aaaaaaaaaaaaaaaaaa", "sk-ok-2-bbbbbbbbbbbbbbbbbb", "sk-ok-3-cccccccccccccccccc"]).await;
+    support::with_db(&app, |c| {
+        keypool::db::settings::put_many(c, &[("client_request_mode".to_owned(), "on".to_owned())], 0).unwrap();
+    })
+    .await;
+    let res = app.hx_post("/admin/checks", &[("scope", "all"), ("concurrency", "3")]).await;
+    let body = res.text().await.unwrap();
+    assert!(body.contains("data-client-check") && body.contains(&upstream.url), "the browser gets the job");
+    assert!(app.state.checker.current().is_none(), "no server job");
+    assert_eq!(upstream.hits.total(), 0);
+
+    let balance = r#"{"code":20000,"status":true,"data":{"balance":"1","chargeBalance":"9","totalBalance":"10"}}"#;
+    let results = serde_json::json!({ "results": [
+        { "id": 1, "status": 200, "body": balance },
+        { "id": 2, "status": 401, "body": "\"Api key is invalid\"" },
+        { "id": 3, "status": 0, "body": "TypeError: Failed to fetch" },
+        { "id": 999, "status": 200, "body": balance }
+    ] });
+    let res = app.client.post(app.url("/admin/checks/client-results")).json(&results).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let counts: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(counts["active"], 2, "{counts}");
+    let rows = rows(&app).await;
+    assert_eq!(
+        (
+            row(&rows, "sk-ok-1-aaaaaaaaaaaaaaaaaa").status.as_str(),
+            row(&rows, "sk-ok-1-aaaaaaaaaaaaaaaaaa").total_balance
+        ),
+        ("active", Some(10.0))
+    );
+    assert_eq!(row(&rows, "sk-ok-2-bbbbbbbbbbbbbbbbbb").status, "invalid");
+    let failed = row(&rows, "sk-ok-3-cccccccccccccccccc");
+    assert_eq!(failed.status, "unchecked", "a refused browser request changes no state");
+    assert!(failed.last_error.as_deref().unwrap().starts_with("browser:"));
+
+    let bad = serde_json::json!({ "results": [{ "id": 1, "status": 999, "body": "" }] });
+    assert_eq!(app.client.post(app.url("/admin/checks/client-results")).json(&bad).send().await.unwrap().status(), 400);
+    // The page offers the server instead; it works whatever the mode.
+    let res = app.hx_post("/admin/checks", &[("scope", "all"), ("force_server", "1"), ("interval_secs", "0")]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(finished(&app).await.total, 3);
+}

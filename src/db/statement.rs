@@ -1,0 +1,52 @@
+//! Statements built from fixed SQL fragments with every value bound: `$n` placeholders are numbered
+//! in order of appearance, as SQLite needs, and the same text runs on PostgreSQL.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Text};
+
+use super::AnyConnection;
+
+pub type AnyBackend = <AnyConnection as Connection>::Backend;
+
+pub enum Value {
+    Text(String),
+    Int(i64),
+    Float(f64),
+}
+
+/// SQL text with `$n` placeholders numbered in order of appearance (as SQLite needs).
+#[derive(Default)]
+pub struct Statement {
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Statement {
+    pub fn sql(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    pub fn bind(&mut self, v: Value) -> &mut Self {
+        self.values.push(v);
+        let n = self.values.len();
+        self.text.push_str(&format!("${n}"));
+        self
+    }
+
+    pub fn query(self) -> diesel::query_builder::BoxedSqlQuery<'static, AnyBackend, diesel::query_builder::SqlQuery> {
+        let mut q = diesel::sql_query(self.text).into_boxed();
+        for v in self.values {
+            q = match v {
+                Value::Text(s) => q.bind::<Text, _>(s),
+                Value::Int(i) => q.bind::<BigInt, _>(i),
+                Value::Float(f) => q.bind::<Double, _>(f),
+            };
+        }
+        q
+    }
+
+    pub fn execute(self, conn: &mut AnyConnection) -> QueryResult<usize> {
+        self.query().execute(conn)
+    }
+}
