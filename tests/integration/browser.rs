@@ -512,3 +512,43 @@ async fn guest_docs_and_keys_pages_fit_a_375_px_phone() {
     b.screenshot("keys-375").await;
     b.quit().await;
 }
+
+#[actix_web::test]
+async fn checks_run_from_the_keys_page_and_fall_back_to_the_server_when_the_browser_is_refused() {
+    if !browser_available() {
+        return;
+    }
+    let upstream = crate::mock::start();
+    let url = upstream.url.clone();
+    let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
+    app.login().await;
+    let keys = "sk-ok-12-aaaaaaaaaaaaaaaaa\nsk-ok-0-bbbbbbbbbbbbbbbbbb\nsk-invalid-cccccccccccccccc";
+    app.hx_post("/admin/keys/import", &[("keys", keys)]).await;
+    let driver = start_driver().await;
+    let b = driver.session(1280, 900).await;
+    b.login(&app).await;
+
+    // Server mode: the row's "Check" starts a job; the panel follows it and the table refreshes.
+    b.goto(&app.url("/admin/keys")).await;
+    b.click("details.check-params summary").await;
+    b.type_into("#check-params input[name=interval_secs]", "0").await;
+    b.click("#keys-table tbody tr:first-child .actions button[hx-post='/admin/checks']").await;
+    b.wait_for_text("#check-panel", "Check finished").await;
+    b.wait_for_text("#keys-table .counts", "Invalid 1").await;
+
+    // Client mode: the browser is refused by the upstream (no CORS), says so, and offers the server.
+    set_mode(&app, &[("client_request_mode", "on")]).await;
+    b.goto(&app.url("/admin/keys")).await;
+    b.click("details.check-params summary").await;
+    b.type_into("#check-params input[name=interval_secs]", "0").await;
+    b.click("#keys-table .bulk button[hx-vals*='\"all\"']").await;
+    b.wait_for_text("#check-panel .client-message", "could not reach the upstream").await;
+    assert_eq!(upstream.hits.total(), 1, "the browser's requests never reached the upstream");
+    b.click("#check-panel .client-fallback button").await;
+    b.wait_for_text("#check-panel", "Check finished").await;
+    b.wait_for_text("#keys-table .counts", "Active 1").await;
+    assert!(b.text("#keys-table .counts").await.contains("Depleted 1"));
+    assert_eq!(upstream.hits.total(), 4);
+    b.screenshot("keys-checked").await;
+    b.quit().await;
+}
