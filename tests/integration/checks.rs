@@ -347,3 +347,37 @@ async fn client_mode_hands_the_keys_to_the_browser_and_classifies_its_answers() 
     assert_eq!(res.status(), 200);
     assert_eq!(finished(&app).await.total, 3);
 }
+
+#[actix_web::test]
+async fn the_optional_probe_proves_the_key_can_call_and_history_is_pruned() {
+    let (app, upstream) = app_with_mock().await;
+    import(&app, &["sk-ok-5-goodprobe-aaaaaaaaaa", "sk-ok-5-badprobe-bbbbbbbbbbb"]).await;
+    check(&app, "all", &FAST).await;
+    finished(&app).await;
+    assert_eq!(upstream.hits.total(), 2, "no probe by default");
+
+    support::with_db(&app, |c| {
+        keypool::db::settings::put_many(
+            c,
+            &[("check_probe_model".to_owned(), "Qwen/Qwen2.5-7B-Instruct".to_owned())],
+            0,
+        )
+        .unwrap();
+    })
+    .await;
+    check(&app, "all", &FAST).await;
+    finished(&app).await;
+    assert_eq!(upstream.hits.of("chat Bearer sk-ok-5-goodprobe-aaaaaaaaaa"), 1);
+    let rows = rows(&app).await;
+    assert_eq!(row(&rows, "sk-ok-5-goodprobe-aaaaaaaaaa").status, "active");
+    let bad = row(&rows, "sk-ok-5-badprobe-bbbbbbbbbbb");
+    assert_eq!(bad.status, "invalid");
+    assert!(bad.status_reason.as_deref().unwrap().starts_with("probe: HTTP 401"));
+
+    // History older than the retention goes.
+    let (before, now) =
+        (support::with_db(&app, |c| keypool::db::checks::history_count(c).unwrap()).await, app.state.now_ms());
+    assert_eq!(before, 3);
+    let pruned = support::with_db(&app, move |c| keypool::db::checks::prune_history(c, now + 1).unwrap()).await;
+    assert_eq!(pruned, 3);
+}

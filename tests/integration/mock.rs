@@ -3,7 +3,8 @@
 //! - `sk-ok-<total>-…`: 200 with that total balance (`sk-ok--0.01-…` is negative);
 //! - `sk-invalid…`: 401 with a bare JSON string; `sk-banned…`: 403 saying the key is banned;
 //! - `sk-limited…`: 429 with Retry-After; `sk-err500…`: 500; `sk-junk…`: 200 with HTML;
-//! - `sk-slow…`: answers after 3 s; `sk-flaky…`: 500 the first time, then a balance of 5.
+//! - `sk-slow…`: answers after 3 s; `sk-flaky…`: 500 the first time, then a balance of 5;
+//! - the probe (`POST /v1/chat/completions`) refuses keys holding `badprobe` with 401.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -81,6 +82,16 @@ async fn user_info(req: HttpRequest, hits: web::Data<Hits>) -> HttpResponse {
     }
 }
 
+/// The probe: a one-token chat completion; keys holding `badprobe` are refused as invalid.
+async fn chat(req: HttpRequest, hits: web::Data<Hits>) -> HttpResponse {
+    let key = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    hits.hit(&format!("chat {key}"));
+    if key.contains("badprobe") {
+        return HttpResponse::Unauthorized().json(serde_json::json!({"error": {"message": "invalid api key"}}));
+    }
+    HttpResponse::Ok().json(serde_json::json!({"choices": [{"message": {"role": "assistant", "content": "h"}}]}))
+}
+
 /// Starts the mock on its own thread and port.
 pub fn start() -> MockUpstream {
     let hits = Hits::default();
@@ -89,7 +100,10 @@ pub fn start() -> MockUpstream {
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let server = HttpServer::new(move || {
-                App::new().app_data(data.clone()).route("/v1/user/info", web::get().to(user_info))
+                App::new()
+                    .app_data(data.clone())
+                    .route("/v1/user/info", web::get().to(user_info))
+                    .route("/v1/chat/completions", web::post().to(chat))
             })
             .workers(2)
             .bind("127.0.0.1:0")
