@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 use crate::db;
-use crate::domain::settings::{Settings, SettingsChange};
+use crate::domain::settings::SettingsChange;
 use crate::domain::{access_token, account, password};
 use crate::error::AppError;
 use crate::i18n::Lang;
@@ -232,9 +232,7 @@ async fn settings(command: SettingsCommand) -> Result<(), String> {
     let state = open().await?;
     match command {
         SettingsCommand::List => {
-            let stored = db::run(&state.db, |conn| Ok(Settings::from_stored(&db::settings::load_all(conn)?)))
-                .await
-                .map_err(|e| e.to_string())?;
+            let stored = state.settings().await.map_err(|e| e.to_string())?;
             let mut out = std::io::stdout().lock();
             for (name, value) in stored.describe() {
                 let _ = writeln!(out, "{name}={value}");
@@ -253,7 +251,7 @@ async fn settings(command: SettingsCommand) -> Result<(), String> {
             let change = SettingsChange::parse(split.iter().copied()).map_err(|e| describe_errors(&e))?;
             let now = state.now_ms();
             let outcome = db::run(&state.db, move |conn| {
-                let current = Settings::from_stored(&db::settings::load_all(conn)?);
+                let current = db::settings::current(conn)?;
                 match current.apply(&change, password::hash) {
                     Ok(rows) => db::settings::put_many(conn, &rows, now).map(|_| Ok(())).map_err(AppError::from),
                     Err(errors) => Ok(Err(errors)),

@@ -30,6 +30,11 @@ impl AppState {
         self.config.clock.now_ms()
     }
 
+    /// The settings in force, read from the database.
+    pub async fn settings(&self) -> Result<crate::domain::settings::Settings, crate::error::AppError> {
+        crate::db::run(&self.db, |conn| Ok(crate::db::settings::current(conn)?)).await
+    }
+
     /// The upstream base URL in force: `KEYPOOL_UPSTREAM_URL` wins over the stored setting.
     pub fn effective_upstream<'a>(&'a self, stored: &'a str) -> &'a str {
         self.config.upstream_override.as_deref().unwrap_or(stored)

@@ -18,6 +18,8 @@ pub struct SiliconFlow {
 impl SiliconFlow {
     /// `awc::Client` is not `Send`: build one per thread that checks.
     pub fn new(base: &str, timeout: Duration, probe_model: Option<String>) -> Self {
+        // awc's rustls needs a process-wide crypto provider (idempotent; the binary installs it too).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let connector = awc::Connector::new().timeout(timeout.min(Duration::from_secs(10)));
         let client = awc::Client::builder().connector(connector).timeout(timeout).finish();
         Self { client, base: base.trim_end_matches('/').to_owned(), probe_model }

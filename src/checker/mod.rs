@@ -32,9 +32,7 @@ pub struct JobContext {
 
 /// The context of a job from the current settings.
 pub async fn context(state: &crate::state::AppState) -> Result<JobContext, crate::error::AppError> {
-    let settings =
-        db::run(&state.db, |conn| Ok(crate::domain::settings::Settings::from_stored(&db::settings::load_all(conn)?)))
-            .await?;
+    let settings = state.settings().await?;
     Ok(JobContext {
         db: state.db.clone(),
         clock: state.config.clock.clone(),

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use crate::db;
 use crate::domain::checks::{CheckParams, Interval};
-use crate::domain::settings::Settings;
 use crate::state::AppState;
 
 /// The lease that is the schedule: taken for one period by the instance that runs it.
@@ -25,9 +24,7 @@ pub fn gentle() -> CheckParams {
 /// One tick: when the period's lease is free, take it for the next period and start the job. The
 /// first run comes one full period after the schedule is first seen, not at start-up.
 pub async fn tick(state: &AppState, holder: &str) -> Result<Option<u64>, String> {
-    let settings = db::run(&state.db, |conn| Ok(Settings::from_stored(&db::settings::load_all(conn)?)))
-        .await
-        .map_err(|e| e.to_string())?;
+    let settings = state.settings().await.map_err(|e| e.to_string())?;
     if settings.auto_check_minutes == 0 {
         return Ok(None);
     }

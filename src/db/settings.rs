@@ -14,6 +14,11 @@ pub fn load_all(conn: &mut AnyConnection) -> QueryResult<HashMap<String, String>
     Ok(rows.into_iter().collect())
 }
 
+/// The settings in force (defaults for anything never stored).
+pub fn current(conn: &mut AnyConnection) -> QueryResult<crate::domain::settings::Settings> {
+    Ok(crate::domain::settings::Settings::from_stored(&load_all(conn)?))
+}
+
 /// One value, if stored.
 pub fn get(conn: &mut AnyConnection, name: &str) -> QueryResult<Option<String>> {
     settings::table.select(settings::value).filter(settings::name.eq(name)).first(conn).optional()

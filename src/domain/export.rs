@@ -66,6 +66,14 @@ impl Separator {
     }
 }
 
+/// The separator a form sent: `sep=custom` means the text of `custom_sep`.
+pub fn pick_separator<'a>(sep: Option<&'a str>, custom: Option<&'a str>) -> Option<&'a str> {
+    match (sep, custom) {
+        (Some("custom"), Some(custom)) => Some(custom),
+        (sep, _) => sep,
+    }
+}
+
 /// A parsed export request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportRequest {

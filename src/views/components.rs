@@ -46,3 +46,19 @@ pub fn flash(kind: FlashKind, text: &str) -> Markup {
     };
     html! { div class=(class) role="status" { (text) } }
 }
+
+/// The export separator choice: a word, or "custom" with its text (see `domain::export::pick_separator`).
+pub fn separator_fields(lang: Lang) -> Markup {
+    html! {
+        label { (lang.t("keys.export.separator"))
+            select name="sep" data-custom-separator {
+                @for word in ["newline", "comma", "space", "semicolon", "tab", "custom"] {
+                    option value=(word) { (lang.t(&format!("keys.export.sep_{word}"))) }
+                }
+            }
+        }
+        label.custom-sep hidden { (lang.t("keys.export.custom"))
+            input type="text" name="custom_sep" maxlength="10";
+        }
+    }
+}

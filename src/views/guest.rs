@@ -54,19 +54,7 @@ pub fn guest_page(ctx: &PageContext, v: &GuestView) -> Markup {
             }
             @if v.full_keys {
                 form.card.guest-export method="get" action="/guest/export" {
-                    label { (lang.t("keys.export.separator"))
-                        select name="sep" data-custom-separator {
-                            option value="newline" { (lang.t("keys.export.sep_newline")) }
-                            option value="comma" { (lang.t("keys.export.sep_comma")) }
-                            option value="space" { (lang.t("keys.export.sep_space")) }
-                            option value="semicolon" { (lang.t("keys.export.sep_semicolon")) }
-                            option value="tab" { (lang.t("keys.export.sep_tab")) }
-                            option value="custom" { (lang.t("keys.export.sep_custom")) }
-                        }
-                    }
-                    label.custom-sep hidden { (lang.t("keys.export.custom"))
-                        input type="text" name="custom_sep" maxlength="10";
-                    }
+                    (super::components::separator_fields(lang))
                     button.primary type="submit" { (lang.t("guest.export")) }
                 }
             }

@@ -188,19 +188,7 @@ fn export_form(lang: Lang) -> Markup {
                 label { (lang.t("keys.export.min_balance"))
                     input type="number" name="min_balance" value="10" step="0.01";
                 }
-                label { (lang.t("keys.export.separator"))
-                    select name="sep" data-custom-separator {
-                        option value="newline" { (lang.t("keys.export.sep_newline")) }
-                        option value="comma" { (lang.t("keys.export.sep_comma")) }
-                        option value="space" { (lang.t("keys.export.sep_space")) }
-                        option value="semicolon" { (lang.t("keys.export.sep_semicolon")) }
-                        option value="tab" { (lang.t("keys.export.sep_tab")) }
-                        option value="custom" { (lang.t("keys.export.sep_custom")) }
-                    }
-                }
-                label.custom-sep hidden { (lang.t("keys.export.custom"))
-                    input type="text" name="custom_sep" maxlength="10";
-                }
+                (super::components::separator_fields(lang))
                 label.switch {
                     input type="checkbox" name="with_balance" value="1";
                     span { (lang.t("keys.export.with_balance")) }

@@ -15,7 +15,6 @@ use crate::db;
 use crate::db::keys::CheckScope;
 use crate::domain::checks::{CheckParams, RawCheckParams};
 use crate::domain::keys::{KeyListQuery, RawKeyListQuery};
-use crate::domain::settings::Settings;
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
@@ -97,7 +96,7 @@ pub async fn post_checks(
         _ => return Err(AppError::BadRequest(format!("unknown check scope `{}`", form.scope))),
     };
     tracing::info!(admin = %admin.username, scope = %form.scope, "check job requested");
-    let settings = db::run(&state.db, |conn| Ok(Settings::from_stored(&db::settings::load_all(conn)?))).await?;
+    let settings = state.settings().await?;
     if settings.client_request_mode && form.force_server.is_none() {
         // Client request mode: the browser makes the calls; it gets the keys and reports raw answers.
         let keys = db::run(&state.db, move |conn| Ok(db::keys::ids_for_check(conn, &scope)?)).await?;
@@ -149,7 +148,7 @@ pub async fn post_client_results(
         };
         outcomes.push((r.id, outcome));
     }
-    let settings = db::run(&state.db, |conn| Ok(Settings::from_stored(&db::settings::load_all(conn)?))).await?;
+    let settings = state.settings().await?;
     let min_balance = settings.min_balance;
     let mut counts = std::collections::BTreeMap::new();
     for (_, o) in &outcomes {

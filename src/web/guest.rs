@@ -41,10 +41,6 @@ impl GuestAccess {
     }
 }
 
-async fn load_settings(state: &AppState) -> Result<Settings, AppError> {
-    db::run(&state.db, |conn| Ok(Settings::from_stored(&db::settings::load_all(conn)?))).await
-}
-
 /// Decides access; a guest session from before a mode or password change, or past its lifetime, ends.
 pub async fn guest_access(state: &AppState, session: &Session, settings: &Settings) -> Result<GuestAccess, AppError> {
     if let Some(admin) = session::current_admin(state, session).await? {
@@ -111,7 +107,7 @@ pub async fn get_guest(
     session: Session,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let settings = load_settings(&state).await?;
+    let settings = state.settings().await?;
     let access = guest_access(&state, &session, &settings).await?;
     let path = super::path_and_query(&req);
     let ctx = PageContext { lang, nav: Nav::Guest, admin: access.admin_name(), path: &path };
@@ -141,7 +137,7 @@ pub async fn get_guest_keys(
     session: Session,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let settings = load_settings(&state).await?;
+    let settings = state.settings().await?;
     let access = guest_access(&state, &session, &settings).await?;
     if let Some(res) = refusal(lang, &access) {
         return Ok(res);
@@ -164,7 +160,7 @@ pub async fn post_guest_login(
     session: Session,
     form: web::Form<GuestLoginForm>,
 ) -> Result<HttpResponse, AppError> {
-    let settings = load_settings(&state).await?;
+    let settings = state.settings().await?;
     let to_page = || HttpResponse::SeeOther().insert_header((header::LOCATION, "/")).finish();
     let (AccessMode::Restricted, Some(hash)) = (settings.access_mode, settings.guest_password_hash.clone()) else {
         return Ok(to_page());
@@ -203,7 +199,7 @@ pub async fn get_guest_export(
     session: Session,
     q: web::Query<GuestExportQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let settings = load_settings(&state).await?;
+    let settings = state.settings().await?;
     let access = guest_access(&state, &session, &settings).await?;
     if let Some(res) = refusal(lang, &access) {
         return Ok(res);
@@ -211,10 +207,7 @@ pub async fn get_guest_export(
     if !settings.guest_full_keys && !matches!(access, GuestAccess::Admin(_)) {
         return Ok(html(StatusCode::FORBIDDEN, refused(lang, "guest.refused_masked")));
     }
-    let sep = match (q.sep.as_deref(), q.custom_sep.as_deref()) {
-        (Some("custom"), Some(custom)) => Some(custom),
-        (sep, _) => sep,
-    };
+    let sep = crate::domain::export::pick_separator(q.sep.as_deref(), q.custom_sep.as_deref());
     let request = ExportRequest::parse("valid", None, None, sep)
         .map_err(|e| AppError::BadRequest(crate::views::components::field_message(lang, &e)))?;
     debug_assert_eq!(request.scope, ExportScope::Valid);
@@ -229,7 +222,7 @@ pub async fn get_docs(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
-    let settings = load_settings(&state).await?;
+    let settings = state.settings().await?;
     let admin = session::current_admin(&state, &session).await?;
     let base = match &settings.public_base_url {
         Some(url) => url.clone(),

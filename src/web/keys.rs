@@ -270,10 +270,7 @@ pub async fn get_export(
     admin: web::ReqData<CurrentAdmin>,
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let sep = match (q.sep.as_deref(), q.custom_sep.as_deref()) {
-        (Some("custom"), Some(custom)) => Some(custom),
-        (sep, _) => sep,
-    };
+    let sep = crate::domain::export::pick_separator(q.sep.as_deref(), q.custom_sep.as_deref());
     let request = ExportRequest::parse(&q.scope, q.min_balance.as_deref(), q.with_balance.as_deref(), sep)
         .map_err(|e| AppError::BadRequest(field_message(lang, &e)))?;
     Ok(export_response(&state, request, admin.id))

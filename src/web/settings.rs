@@ -23,10 +23,6 @@ use crate::views::settings::{
     settings_page, system_section,
 };
 
-async fn load_settings(state: &AppState) -> Result<Settings, AppError> {
-    db::run(&state.db, |conn| Ok(Settings::from_stored(&db::settings::load_all(conn)?))).await
-}
-
 async fn load_access_keys(state: &AppState) -> Result<Vec<AccessKeyItem>, AppError> {
     let rows = db::run(&state.db, |conn| Ok(db::access_keys::list(conn)?)).await?;
     Ok(rows
@@ -76,7 +72,7 @@ async fn full_page(
     let system = match sections.system {
         Some(s) => s,
         None => SystemView {
-            values: stored_values(&load_settings(state).await?),
+            values: stored_values(&state.settings().await?),
             upstream_override: state.config.upstream_override.as_deref(),
             errors: FieldErrors::default(),
             flash: None,
@@ -167,11 +163,11 @@ pub async fn post_settings(
         Err(errors) => Err((errors, None)),
         Ok(change) => {
             db::run(&state.db, move |conn| {
-                let current = Settings::from_stored(&db::settings::load_all(conn)?);
+                let current = db::settings::current(conn)?;
                 match current.apply(&change, password::hash) {
                     Ok(rows) => {
                         db::settings::put_many(conn, &rows, now)?;
-                        Ok(Ok(Settings::from_stored(&db::settings::load_all(conn)?)))
+                        Ok(Ok(db::settings::current(conn)?))
                     }
                     Err(errors) => Ok(Err((errors, Some(current.guest_password_hash.is_some())))),
                 }
@@ -196,7 +192,7 @@ pub async fn post_settings(
         Err((errors, had_password)) => {
             let had_password = match had_password {
                 Some(h) => h,
-                None => load_settings(&state).await?.guest_password_hash.is_some(),
+                None => state.settings().await?.guest_password_hash.is_some(),
             };
             (
                 SystemView {
