@@ -1,5 +1,6 @@
 //! keypool: a self-hosted SiliconFlow API-key pool and OpenAI-compatible gateway.
 
+pub mod charts;
 pub mod checker;
 pub mod cli;
 pub mod config;

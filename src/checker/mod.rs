@@ -322,6 +322,16 @@ async fn run(ctx: JobContext, keys: Vec<(i64, String)>, params: CheckParams, job
     if job.stopping() {
         job.stopped.store(true, Ordering::Relaxed);
     }
+    // The pool's usable balance after the job: one point of the dashboard's trend.
+    let (pool, now) = (ctx.db.clone(), ctx.clock.now_ms());
+    let snapshot = tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        db::checks::snapshot_pool(&mut conn, now).map_err(|e| e.to_string())
+    })
+    .await;
+    if let Ok(Err(e)) = snapshot {
+        tracing::warn!(error = %e, "could not record the pool snapshot");
+    }
 }
 
 async fn write(ctx: &JobContext, batch: Vec<(i64, CheckOutcome)>, job: &Job) {

@@ -31,17 +31,27 @@ pub fn record(
                 }
             }
             if !balances.is_empty() {
+                let cte = |st: &mut Statement| {
+                    st.sql("WITH v (id, total, charge, gift, new_status, reason) AS (VALUES ");
+                    for (i, (id, b, status, reason)) in balances.iter().enumerate() {
+                        st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
+                        st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Float(b.total));
+                        st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.charge));
+                        st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.gift));
+                        st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Text((*status).to_owned()));
+                        st.sql(" AS TEXT), CAST(").bind(Value::Text(reason.clone())).sql(" AS TEXT))");
+                    }
+                    st.sql(")");
+                };
                 let mut st = Statement::default();
-                st.sql("WITH v (id, total, charge, gift, new_status, reason) AS (VALUES ");
-                for (i, (id, b, status, reason)) in balances.iter().enumerate() {
-                    st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
-                    st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Float(b.total));
-                    st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.charge));
-                    st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.gift));
-                    st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Text((*status).to_owned()));
-                    st.sql(" AS TEXT), CAST(").bind(Value::Text(reason.clone())).sql(" AS TEXT))");
-                }
-                st.sql(") UPDATE keys SET total_balance = v.total, charge_balance = v.charge, gift_balance = v.gift, ");
+                cte(&mut st);
+                st.sql(" INSERT INTO key_events (key_id, at, from_status, to_status, reason) SELECT keys.id, ");
+                st.bind(Value::Int(now)).sql(", keys.status, v.new_status, v.reason FROM keys JOIN v ON keys.id = v.id");
+                st.sql(" WHERE keys.status NOT IN ('disabled', v.new_status)");
+                st.execute(conn)?;
+                let mut st = Statement::default();
+                cte(&mut st);
+                st.sql(" UPDATE keys SET total_balance = v.total, charge_balance = v.charge, gift_balance = v.gift, ");
                 st.sql("checked_at = ").bind(Value::Int(now)).sql(", last_error = NULL, ");
                 st.sql("status_reason = CASE WHEN keys.status NOT IN ('disabled', v.new_status) THEN v.reason ELSE keys.status_reason END, ");
                 st.sql("status_changed_at = CASE WHEN keys.status NOT IN ('disabled', v.new_status) THEN ").bind(Value::Int(now));
@@ -66,13 +76,25 @@ pub fn record(
                 if rows.is_empty() {
                     continue;
                 }
-                let mut st = Statement::default();
-                st.sql("WITH v (id, message) AS (VALUES ");
-                for (i, (id, message)) in rows.iter().enumerate() {
-                    st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
-                    st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Text((*message).to_owned())).sql(" AS TEXT))");
+                let cte = |st: &mut Statement| {
+                    st.sql("WITH v (id, message) AS (VALUES ");
+                    for (i, (id, message)) in rows.iter().enumerate() {
+                        st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
+                        st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Text((*message).to_owned())).sql(" AS TEXT))");
+                    }
+                    st.sql(")");
+                };
+                if invalid_state {
+                    let mut st = Statement::default();
+                    cte(&mut st);
+                    st.sql(" INSERT INTO key_events (key_id, at, from_status, to_status, reason) SELECT keys.id, ");
+                    st.bind(Value::Int(now)).sql(", keys.status, 'invalid', v.message FROM keys JOIN v ON keys.id = v.id");
+                    st.sql(" WHERE keys.status NOT IN ('disabled', 'invalid')");
+                    st.execute(conn)?;
                 }
-                st.sql(") UPDATE keys SET last_error = v.message");
+                let mut st = Statement::default();
+                cte(&mut st);
+                st.sql(" UPDATE keys SET last_error = v.message");
                 if invalid_state {
                     st.sql(", checked_at = ").bind(Value::Int(now));
                     st.sql(", status_reason = CASE WHEN keys.status NOT IN ('disabled', 'invalid') THEN v.message ELSE keys.status_reason END");
@@ -86,6 +108,16 @@ pub fn record(
         }
         Ok(())
     })
+}
+
+/// Records the pool's usable balance now (after a check job).
+pub fn snapshot_pool(conn: &mut AnyConnection, now: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO pool_snapshots (taken_at, active_keys, total_balance) \
+         SELECT $1, COUNT(*), COALESCE(SUM(total_balance), 0) FROM keys WHERE status = 'active'",
+    )
+    .bind::<BigInt, _>(now)
+    .execute(conn)
 }
 
 /// Deletes balance history older than `before`; returns how many rows went.

@@ -276,7 +276,41 @@ pub fn delete_one(conn: &mut AnyConnection, id: i64) -> QueryResult<usize> {
 }
 
 /// Disables (remembering the state to return to) or re-enables keys: one key, or the selection.
+/// Each change is also a key event.
 pub fn set_disabled(
+    conn: &mut AnyConnection,
+    target: KeyTarget,
+    disabled: bool,
+    reason: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        let mut ev = Statement::default();
+        ev.sql("INSERT INTO key_events (key_id, at, from_status, to_status, reason) SELECT id, ").bind(Value::Int(now));
+        if disabled {
+            ev.sql(", status, 'disabled', ")
+                .bind(Value::Text(reason.to_owned()))
+                .sql(" FROM keys WHERE status <> 'disabled'");
+        } else {
+            ev.sql(", status, COALESCE(previous_status, 'unchecked'), ").bind(Value::Text(reason.to_owned()));
+            ev.sql(" FROM keys WHERE status = 'disabled'");
+        }
+        target_clause(&mut ev, target);
+        ev.execute(conn)?;
+        update_disabled(conn, target, disabled, reason, now)
+    })
+}
+
+fn target_clause(st: &mut Statement, target: KeyTarget) {
+    match target {
+        KeyTarget::One(id) => st.sql(" AND id = ").bind(Value::Int(id)),
+        KeyTarget::SelectionOf(admin) => {
+            st.sql(" AND id IN (SELECT key_id FROM key_selections WHERE admin_id = ").bind(Value::Int(admin)).sql(")")
+        }
+    };
+}
+
+fn update_disabled(
     conn: &mut AnyConnection,
     target: KeyTarget,
     disabled: bool,
@@ -299,12 +333,7 @@ pub fn set_disabled(
         .bind(Value::Int(now))
         .sql(" WHERE status = 'disabled'");
     }
-    match target {
-        KeyTarget::One(id) => st.sql(" AND id = ").bind(Value::Int(id)),
-        KeyTarget::SelectionOf(admin) => {
-            st.sql(" AND id IN (SELECT key_id FROM key_selections WHERE admin_id = ").bind(Value::Int(admin)).sql(")")
-        }
-    };
+    target_clause(&mut st, target);
     st.execute(conn)
 }
 

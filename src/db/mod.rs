@@ -9,6 +9,7 @@ pub mod keys;
 pub mod schema;
 pub mod settings;
 pub mod statement;
+pub mod stats;
 
 use std::time::Duration;
 

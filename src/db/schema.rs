@@ -87,7 +87,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    pool_snapshots (id) {
+        id -> BigInt,
+        taken_at -> BigInt,
+        active_keys -> BigInt,
+        total_balance -> Double,
+    }
+}
+
+diesel::table! {
+    key_events (id) {
+        id -> BigInt,
+        key_id -> BigInt,
+        at -> BigInt,
+        from_status -> Text,
+        to_status -> Text,
+        reason -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(key_selections -> keys (key_id));
+diesel::joinable!(key_events -> keys (key_id));
 diesel::joinable!(balance_history -> keys (key_id));
 diesel::joinable!(key_selections -> admins (admin_id));
 

@@ -8,6 +8,7 @@ pub mod export;
 pub mod keys;
 pub mod password;
 pub mod settings;
+pub mod stats;
 
 /// A message for one form field: the field's name and a catalogue key (with optional arguments).
 #[derive(Debug, Clone, PartialEq, Eq)]

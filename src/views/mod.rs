@@ -3,13 +3,13 @@
 
 pub mod checks;
 pub mod components;
+pub mod dashboard;
 pub mod docs;
 pub mod error;
 pub mod guest;
 pub mod keys;
 pub mod layout;
 pub mod login;
-pub mod placeholder;
 pub mod settings;
 
 #[cfg(test)]

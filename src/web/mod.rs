@@ -3,6 +3,7 @@
 pub mod assets;
 pub mod auth;
 pub mod checks;
+pub mod dashboard;
 pub mod errors;
 pub mod guest;
 pub mod keys;

@@ -1,38 +1,10 @@
-//! The dashboard, keys, guest and docs pages (placeholders until their features land), `/healthz`,
-//! `/metrics` and the 404 page.
+//! `/healthz`, `/metrics`, and the 404 and 405 answers.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 
-use super::auth::html;
-use super::lang::RequestLang;
-use super::session::CurrentAdmin;
 use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::views::layout::{Nav, PageContext};
-use crate::views::placeholder::coming_page;
-
-fn admin_page(
-    req: &HttpRequest,
-    lang: crate::i18n::Lang,
-    admin: &CurrentAdmin,
-    nav: Nav,
-    title: &str,
-    note: &str,
-) -> HttpResponse {
-    let path = super::path_and_query(req);
-    let ctx = PageContext { lang, nav, admin: Some(&admin.username), path: &path };
-    html(StatusCode::OK, coming_page(&ctx, title, note))
-}
-
-pub async fn get_dashboard(
-    req: HttpRequest,
-    RequestLang(lang): RequestLang,
-    admin: web::ReqData<CurrentAdmin>,
-) -> HttpResponse {
-    admin_page(&req, lang, &admin, Nav::Dashboard, "dashboard.title", "dashboard.coming")
-}
 
 /// 200 when the database answers, 503 otherwise.
 pub async fn get_healthz(state: web::Data<AppState>) -> HttpResponse {

@@ -5,7 +5,7 @@ use actix_web::http::Method;
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{Route, web};
 
-use super::{assets, auth, checks, guest, keys, lang, pages, session, settings};
+use super::{assets, auth, checks, dashboard, guest, keys, lang, pages, session, settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -43,13 +43,15 @@ pub fn table() -> Vec<RouteDef> {
         def(Method::GET, "/lang/{code}", Public, || web::route().to(lang::get_lang)),
         def(Method::GET, "/healthz", Public, || web::route().to(pages::get_healthz)),
         def(Method::GET, "/metrics", Public, || web::route().to(pages::get_metrics)),
-        def(Method::GET, "/admin", Admin, || web::route().to(pages::get_dashboard)),
+        def(Method::GET, "/admin", Admin, || web::route().to(dashboard::get_dashboard)),
+        def(Method::GET, "/admin/charts/{name}", Admin, || web::route().to(dashboard::get_chart)),
         def(Method::GET, "/admin/keys", Admin, || web::route().to(keys::get_keys)),
         def(Method::POST, "/admin/keys/import", Admin, || web::route().to(keys::post_import)),
         def(Method::GET, "/admin/keys/export", Admin, || web::route().to(keys::get_export)),
         def(Method::POST, "/admin/keys/selection", Admin, || web::route().to(keys::post_selection)),
         def(Method::POST, "/admin/keys/bulk", Admin, || web::route().to(keys::post_bulk)),
         def(Method::POST, "/admin/keys/{id}/{action}", Admin, || web::route().to(keys::post_key_action)),
+        def(Method::GET, "/admin/keys/{id}", Admin, || web::route().to(dashboard::get_key)),
         def(Method::GET, "/admin/settings", Admin, || web::route().to(settings::get_settings)),
         def(Method::POST, "/admin/settings", Admin, || web::route().to(settings::post_settings)),
         def(Method::POST, "/admin/settings/account", Admin, || web::route().to(settings::post_account)),

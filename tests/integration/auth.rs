@@ -172,8 +172,10 @@ async fn every_admin_route_refuses_anonymous_requests() {
     // A signed-in client proves each path exists (so the refusal below is the guard, not a 404).
     let signed_in = new_client();
     assert_eq!(app.login_with(&signed_in, ADMIN_USER, ADMIN_PASSWORD).await.status(), 303);
+    let one_key = [("keys", "sk-route-walk-aaaaaaaaaaaaaaaa")];
+    signed_in.post(app.url("/admin/keys/import")).form(&one_key).send().await.unwrap();
     for r in admin {
-        let path = r.path.replace("{id}", "999").replace("{action}", "disable");
+        let path = r.path.replace("{id}", "1").replace("{action}", "disable").replace("{name}", "trend");
         let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
         let anonymous = new_client();
         let res = anonymous.request(method.clone(), app.url(&path)).form(&[("x", "1")]).send().await.unwrap();

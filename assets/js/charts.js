@@ -1,0 +1,29 @@
+// Draws every [data-chart] (an ECharts option as JSON) with the vendored ECharts, on load and after
+// each htmx swap. [data-chart-links] (a JSON list of URLs by data index) makes the chart clickable.
+(function () {
+  "use strict";
+
+  function draw(root) {
+    if (!window.echarts) return;
+    root.querySelectorAll("[data-chart]").forEach(function (el) {
+      var old = window.echarts.getInstanceByDom(el);
+      if (old) old.dispose();
+      var chart = window.echarts.init(el, null, { renderer: "svg" });
+      chart.setOption(JSON.parse(el.getAttribute("data-chart")));
+      var links = el.getAttribute("data-chart-links");
+      if (links) {
+        links = JSON.parse(links);
+        chart.on("click", function (p) { if (links[p.dataIndex]) window.location.href = links[p.dataIndex]; });
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { draw(document); });
+  document.addEventListener("htmx:afterSettle", function (ev) { draw(ev.detail.elt.parentNode || document); });
+  window.addEventListener("resize", function () {
+    document.querySelectorAll("[data-chart]").forEach(function (el) {
+      var c = window.echarts && window.echarts.getInstanceByDom(el);
+      if (c) c.resize();
+    });
+  });
+})();

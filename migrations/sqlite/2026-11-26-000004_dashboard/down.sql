@@ -1,0 +1,2 @@
+DROP TABLE key_events;
+DROP TABLE pool_snapshots;

@@ -1,0 +1,124 @@
+//! Chart options for the dashboard, built with charming and handed to the vendored ECharts as JSON.
+//! Pure functions: data in, chart out; unit-tested on their JSON.
+
+use charming::Chart;
+use charming::component::{Axis, Grid, Legend, Title};
+use charming::element::{AxisType, Label, Tooltip, Trigger};
+use charming::series::{Bar, Line, Pie};
+
+/// The chart as JSON safe to put in an HTML attribute or a `<script>`.
+pub fn to_json(chart: &Chart) -> String {
+    serde_json::to_string(chart).unwrap_or_else(|_| "{}".to_owned()).replace('<', "\\u003c").replace('>', "\\u003e")
+}
+
+/// Key counts per balance bucket.
+pub fn distribution(labels: &[String], counts: &[i64]) -> Chart {
+    Chart::new()
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .grid(Grid::new().left("3%").right("3%").bottom("3%").contain_label(true))
+        .x_axis(Axis::new().type_(AxisType::Category).data(labels.to_vec()))
+        .y_axis(Axis::new().type_(AxisType::Value).min_interval(1))
+        .series(Bar::new().name("keys").data(counts.to_vec()))
+}
+
+/// Keys per state as a doughnut, with percentages.
+pub fn status_doughnut(slices: &[(String, i64)]) -> Chart {
+    let data: Vec<(i64, &str)> = slices.iter().filter(|(_, n)| *n > 0).map(|(name, n)| (*n, name.as_str())).collect();
+    Chart::new()
+        .tooltip(Tooltip::new().trigger(Trigger::Item).formatter("{b}: {c} ({d}%)"))
+        .legend(Legend::new().bottom("0"))
+        .series(Pie::new().radius(vec!["40%", "70%"]).label(Label::new().formatter("{b}\n{d}%")).data(data))
+}
+
+/// The pool's usable balance over time; with `cap`, the axis stops at the outlier bound and the
+/// subtitle says so.
+pub fn trend(points: &[(i64, f64)], cap: Option<f64>, capped_note: &str) -> Chart {
+    let data: Vec<Vec<f64>> = points.iter().map(|(t, v)| vec![*t as f64, *v]).collect();
+    let mut y = Axis::new().type_(AxisType::Value).scale(true);
+    let mut title = Title::new();
+    if let Some(cap) = cap {
+        y = y.max(cap.ceil());
+        title = title.subtext(capped_note.to_owned());
+    }
+    Chart::new()
+        .title(title)
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .grid(Grid::new().left("3%").right("3%").bottom("3%").contain_label(true))
+        .x_axis(Axis::new().type_(AxisType::Time))
+        .y_axis(y)
+        .series(Line::new().name("balance").show_symbol(points.len() < 60).data(data))
+}
+
+/// The keys with the highest balances, as horizontal bars (highest on top).
+pub fn top_keys(labels: &[String], balances: &[f64]) -> Chart {
+    let mut labels = labels.to_vec();
+    let mut balances = balances.to_vec();
+    labels.reverse();
+    balances.reverse();
+    Chart::new()
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .grid(Grid::new().left("3%").right("6%").bottom("3%").contain_label(true))
+        .x_axis(Axis::new().type_(AxisType::Value))
+        .y_axis(Axis::new().type_(AxisType::Category).data(labels))
+        .series(Bar::new().name("balance").data(balances))
+}
+
+/// One key's balance over time.
+pub fn key_history(points: &[(i64, f64)]) -> Chart {
+    trend(points, None, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(chart: &Chart) -> serde_json::Value {
+        serde_json::from_str(&to_json(chart)).unwrap_or_default()
+    }
+
+    #[test]
+    fn distribution_has_one_bar_per_bucket() {
+        let text = json(&distribution(&["(0, 10]".into(), "> 1000".into()], &[3, 0])).to_string();
+        assert!(text.contains(r#"["(0, 10]","> 1000"]"#), "{text}");
+        assert!(text.contains("\"bar\"") && text.contains("[3,0]"), "{text}");
+    }
+
+    #[test]
+    fn empty_and_single_inputs_still_make_charts() {
+        assert!(to_json(&distribution(&[], &[])).contains("bar"));
+        assert!(
+            !to_json(&status_doughnut(&[("active".into(), 0)])).contains("\"active\""),
+            "empty slices are left out"
+        );
+        assert!(to_json(&trend(&[], None, "")).contains("\"time\""));
+        assert!(to_json(&top_keys(&["k".into()], &[1.0])).contains("\"k\""));
+    }
+
+    #[test]
+    fn doughnut_shows_percentages() {
+        let text = to_json(&status_doughnut(&[("active".into(), 3), ("invalid".into(), 1)]));
+        assert!(text.contains("40%") && text.contains("{d}%") && text.contains("\"active\""), "{text}");
+    }
+
+    #[test]
+    fn trend_cap_sets_the_axis_and_says_so() {
+        let text = to_json(&trend(&[(1000, 10.0), (2000, 12.0)], Some(20.4), "capped at 21"));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert!(text.contains("capped at 21"), "{text}");
+        assert!(v.to_string().contains("\"max\":21"), "{v}");
+        assert!(text.contains("[1000.0,10.0]"), "{text}");
+        assert!(!to_json(&trend(&[(1000, 10.0)], None, "capped")).contains("capped"));
+    }
+
+    #[test]
+    fn top_keys_put_the_highest_on_top() {
+        let text = to_json(&top_keys(&["a".into(), "b".into()], &[9.0, 1.0]));
+        assert!(text.contains(r#"["b","a"]"#) && text.contains("[1.0,9.0]"), "{text}");
+    }
+
+    #[test]
+    fn json_is_safe_inside_html() {
+        let text = to_json(&top_keys(&["</script><b>".into()], &[1.0]));
+        assert!(!text.contains('<') && text.contains("\\u003c/script"));
+    }
+}

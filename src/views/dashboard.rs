@@ -1,0 +1,217 @@
+//! 仪表盘 / Dashboard: the pool at a glance (cards, charts, recent keys) and a key's detail page.
+
+use charming::Chart;
+use maud::{Markup, html};
+
+use super::components::time;
+use super::layout::{PageContext, page};
+use crate::charts;
+use crate::domain::keys::{KeyStatus, format_balance, mask};
+use crate::i18n::Lang;
+
+pub const ECHARTS_PATH: &str = "/assets/vendor/echarts-5.6.0.min.js";
+
+/// The scripts that draw charts (only on pages that have some).
+fn chart_scripts() -> Markup {
+    html! {
+        script src=(ECHARTS_PATH) defer {}
+        script src="/assets/js/charts.js" defer {}
+    }
+}
+
+pub struct Figures {
+    pub per_status: Vec<(KeyStatus, i64)>,
+    pub total: i64,
+    pub active_balance: Option<f64>,
+    pub average: Option<f64>,
+    pub highest: Option<f64>,
+    pub lowest: Option<f64>,
+    pub median: Option<f64>,
+}
+
+pub struct RecentKey {
+    pub id: i64,
+    pub key: String,
+    pub status: String,
+    pub balance: Option<f64>,
+    pub added_at: i64,
+}
+
+/// A chart panel's state, kept in its fragment's URL.
+pub struct Panel {
+    /// `distribution`, `status`, `trend` or `top`.
+    pub name: &'static str,
+    pub chart: Chart,
+    /// Links by data index (top keys open their detail).
+    pub links: Option<Vec<String>>,
+    /// Choices shown above the chart: (label key, query, active).
+    pub choices: Vec<(String, String, bool)>,
+    pub note: Option<String>,
+}
+
+pub struct Dashboard {
+    pub figures: Figures,
+    pub panels: Vec<Panel>,
+    pub recent: Vec<RecentKey>,
+    /// Seconds between automatic refreshes (0 = off).
+    pub refresh: u32,
+}
+
+fn money(v: Option<f64>) -> String {
+    v.map(|b| format!("{b:.2}")).unwrap_or_else(|| "—".to_owned())
+}
+
+pub fn dashboard_page(ctx: &PageContext, d: &Dashboard) -> Markup {
+    let lang = ctx.lang;
+    page(
+        ctx,
+        lang.t("dashboard.title"),
+        html! {
+            div.page-head {
+                h1 { (lang.t("dashboard.title")) }
+                div.refresh {
+                    button type="button" hx-get="/admin" hx-target="#dashboard" hx-swap="outerHTML" { (lang.t("dashboard.refresh")) }
+                    label { (lang.t("dashboard.auto_refresh"))
+                        select name="refresh" hx-get="/admin" hx-target="#dashboard" hx-swap="outerHTML" hx-push-url="true" {
+                            @for s in [0u32, 30, 60, 300] {
+                                option value=(s) selected[d.refresh == s] {
+                                    @if s == 0 { (lang.t("dashboard.refresh_off")) } @else { (lang.tf("dashboard.refresh_every", &[("seconds", &s.to_string())])) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (dashboard(lang, d))
+            (chart_scripts())
+        },
+    )
+}
+
+/// Everything below the heading; swapped on refresh.
+pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
+    let f = &d.figures;
+    let refresh = (d.refresh > 0).then(|| format!("/admin?refresh={}", d.refresh));
+    let every = (d.refresh > 0).then(|| format!("every {}s", d.refresh));
+    html! {
+        div #dashboard hx-get=[refresh] hx-trigger=[every] hx-swap="outerHTML" {
+            div.metric-cards {
+                div.metric { span.value #metric-total { (f.total) } span.label { (lang.t("dashboard.cards.total")) } }
+                @for (status, n) in &f.per_status {
+                    div class={ "metric metric-" (status.as_str()) } {
+                        span.value id={ "metric-" (status.as_str()) } { (n) }
+                        span.label { (lang.t(&format!("keys.status.{}", status.as_str()))) }
+                    }
+                }
+                div.metric { span.value #metric-balance { (money(f.active_balance)) } span.label { (lang.t("dashboard.cards.balance")) } }
+                div.metric { span.value { (money(f.average)) } span.label { (lang.t("dashboard.cards.average")) } }
+                div.metric { span.value { (money(f.median)) } span.label { (lang.t("dashboard.cards.median")) } }
+                div.metric { span.value { (money(f.highest)) } span.label { (lang.t("dashboard.cards.highest")) } }
+                div.metric { span.value { (money(f.lowest)) } span.label { (lang.t("dashboard.cards.lowest")) } }
+            }
+            div.chart-grid {
+                @for p in &d.panels { (panel(lang, p)) }
+            }
+            section.card.wide {
+                h2 { (lang.t("dashboard.recent")) }
+                @if d.recent.is_empty() {
+                    p.muted { (lang.t("keys.empty")) }
+                } @else {
+                    div.table-wrap { table { tbody {
+                        @for k in &d.recent {
+                            tr {
+                                td { a href={ "/admin/keys/" (k.id) } { code { (mask(&k.key)) } } }
+                                td { span class={ "badge status-" (k.status) } { (lang.t(&format!("keys.status.{}", k.status))) } }
+                                td.balance { (k.balance.map(format_balance).unwrap_or_else(|| "—".to_owned())) }
+                                td { (time(k.added_at)) }
+                            }
+                        }
+                    } } }
+                }
+            }
+        }
+    }
+}
+
+/// One chart with its choices; its own fragment.
+pub fn panel(lang: Lang, p: &Panel) -> Markup {
+    let links = p.links.as_ref().map(|l| serde_json::to_string(l).unwrap_or_default());
+    html! {
+        section.card.chart-panel id={ "chart-" (p.name) } {
+            div.chart-head {
+                h2 { (lang.t(&format!("dashboard.chart.{}", p.name))) }
+                @if !p.choices.is_empty() {
+                    div.choices {
+                        @for (label, query, active) in &p.choices {
+                            @let href = format!("/admin/charts/{}?{query}", p.name);
+                            @if *active {
+                                strong { (lang.t(label)) }
+                            } @else {
+                                a href=(href) hx-get=(href) hx-target={ "#chart-" (p.name) } hx-swap="outerHTML" { (lang.t(label)) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(note) = &p.note { p.muted.chart-note { (note) } }
+            div.chart data-chart=(charts::to_json(&p.chart)) data-chart-links=[links] {}
+        }
+    }
+}
+
+pub struct KeyView {
+    pub detail: crate::db::stats::KeyDetail,
+    pub history: Chart,
+    pub events: Vec<crate::db::stats::KeyEvent>,
+}
+
+pub fn key_page(ctx: &PageContext, v: &KeyView) -> Markup {
+    let lang = ctx.lang;
+    let k = &v.detail;
+    let status = |s: &str| lang.t(&format!("keys.status.{s}")).to_owned();
+    page(
+        ctx,
+        lang.t("dashboard.key.title"),
+        html! {
+            h1 { (lang.t("dashboard.key.title")) }
+            section.card {
+                div.token-row {
+                    code #key-text data-key=(k.key) data-masked=(mask(&k.key)) { (mask(&k.key)) }
+                    button type="button" data-reveal { (lang.t("keys.reveal")) }
+                    button type="button" data-copy-text=(k.key) data-copied=(lang.t("common.copied")) { (lang.t("common.copy")) }
+                }
+                dl.facts {
+                    dt { (lang.t("keys.col.status")) } dd { span class={ "badge status-" (k.status) } { (status(&k.status)) } @if let Some(r) = &k.status_reason { " " span.muted { (r) } } }
+                    dt { (lang.t("keys.col.balance")) } dd { (money(k.total_balance)) " (" (money(k.charge_balance)) " + " (money(k.gift_balance)) ")" }
+                    dt { (lang.t("keys.col.checked")) } dd { @match k.checked_at { Some(t) => (time(t)), None => (lang.t("keys.never_checked")) } }
+                    dt { (lang.t("keys.col.added")) } dd { (time(k.added_at)) }
+                    @if let Some(s) = &k.source { dt { (lang.t("keys.import.source")) } dd { (s) } }
+                    @if let Some(e) = &k.last_error { dt { (lang.t("dashboard.key.last_error")) } dd { (e) } }
+                    dt { (lang.t("dashboard.key.usage")) } dd { (lang.tf("dashboard.key.usage_value", &[("requests", &k.request_count.to_string()), ("failures", &k.failure_count.to_string())])) }
+                    dt { (lang.t("access_keys.last_used")) } dd { @match k.last_used_at { Some(t) => (time(t)), None => (lang.t("access_keys.never")) } }
+                }
+            }
+            section.card.chart-panel #chart-history {
+                h2 { (lang.t("dashboard.key.history")) }
+                div.chart data-chart=(charts::to_json(&v.history)) {}
+            }
+            section.card {
+                h2 { (lang.t("dashboard.key.events")) }
+                @if v.events.is_empty() {
+                    p.muted { (lang.t("dashboard.key.no_events")) }
+                } @else {
+                    div.table-wrap { table { tbody {
+                        @for e in &v.events {
+                            tr {
+                                td { (time(e.at)) }
+                                td { (status(&e.from_status)) " → " (status(&e.to_status)) }
+                                td.muted { (e.reason.clone().unwrap_or_default()) }
+                            }
+                        }
+                    } } }
+                }
+            }
+            (chart_scripts())
+        },
+    )
+}
