@@ -27,8 +27,12 @@ pub fn default_buckets() -> Vec<Bucket> {
 
 /// `count` equal-width buckets over `(min, max]` (from the data); one bucket when they are equal.
 pub fn auto_buckets(min: f64, max: f64, count: usize) -> Vec<Bucket> {
-    if !(min.is_finite() && max.is_finite()) || max <= min || count == 0 {
-        return vec![Bucket { low: min.min(0.0), high: Some(max.max(min)) }];
+    if !(min.is_finite() && max.is_finite()) {
+        return vec![Bucket { low: 0.0, high: None }];
+    }
+    if max <= min || count == 0 {
+        // One value (or nothing to split): one bucket that holds it.
+        return vec![Bucket { low: min - 1.0, high: Some(max.max(min)) }];
     }
     let width = (max - min) / count as f64;
     // The first bucket starts just below the minimum so the smallest value falls in (low, high].
@@ -75,7 +79,8 @@ mod tests {
         let b = auto_buckets(-5.0, 15.0, 4);
         assert_eq!(b.len(), 4);
         assert!(b[0].low < -5.0 && b[3].high == Some(15.0));
-        assert_eq!(auto_buckets(3.0, 3.0, 5).len(), 1, "one value");
+        assert_eq!(auto_buckets(3.0, 3.0, 5), [Bucket { low: 2.0, high: Some(3.0) }], "one value is inside its bucket");
+        assert_eq!(auto_buckets(-2.0, -2.0, 5), [Bucket { low: -3.0, high: Some(-2.0) }], "negative");
         assert_eq!(auto_buckets(f64::NAN, 1.0, 5).len(), 1);
     }
 

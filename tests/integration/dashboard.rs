@@ -1,0 +1,180 @@
+//! The dashboard's figures and chart fragments, and a key's detail, over HTTP.
+
+use diesel::RunQueryDsl;
+use diesel::sql_types::{BigInt, Double, Nullable, Text};
+
+use crate::support::{self, TestApp};
+
+async fn seed(app: &TestApp, keys: &[(&str, &str, Option<f64>)]) {
+    let text: Vec<&str> = keys.iter().map(|(k, _, _)| *k).collect();
+    app.hx_post("/admin/keys/import", &[("keys", text.join("\n").as_str())]).await;
+    for (k, status, balance) in keys {
+        let (k, status, balance) = (k.to_string(), status.to_string(), *balance);
+        support::with_db(app, move |c| {
+            diesel::sql_query("UPDATE keys SET status = $1, total_balance = $2, checked_at = 1 WHERE key = $3")
+                .bind::<Text, _>(status)
+                .bind::<Nullable<Double>, _>(balance)
+                .bind::<Text, _>(k)
+                .execute(c)
+                .unwrap();
+        })
+        .await;
+    }
+}
+
+fn metric(html: &str, id: &str) -> String {
+    let needle = format!(r#"id="metric-{id}">"#);
+    let start = html.find(&needle).unwrap_or_else(|| panic!("no metric {id}")) + needle.len();
+    html[start..].split('<').next().unwrap().to_owned()
+}
+
+#[actix_web::test]
+async fn an_empty_pool_has_a_dashboard() {
+    let app = support::spawn().await;
+    app.login().await;
+    let res = app.get("/admin").await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert_eq!(metric(&html, "total"), "0");
+    assert_eq!(metric(&html, "balance"), "—");
+    for panel in ["distribution", "status", "trend", "top"] {
+        assert!(html.contains(&format!(r#"id="chart-{panel}""#)) && html.contains("data-chart="), "{panel}");
+    }
+    assert!(html.contains("No point yet"));
+    assert!(html.contains(keypool::views::dashboard::ECHARTS_PATH), "ECharts is vendored");
+    assert_eq!(app.get(keypool::views::dashboard::ECHARTS_PATH).await.status(), 200);
+}
+
+#[actix_web::test]
+async fn figures_are_aggregates_of_the_pool() {
+    let app = support::spawn().await;
+    app.login().await;
+    seed(
+        &app,
+        &[
+            ("sk-dash-a-aaaaaaaaaaaaaaaaaa", "active", Some(5.0)),
+            ("sk-dash-b-bbbbbbbbbbbbbbbbbb", "active", Some(11.0)),
+            ("sk-dash-c-cccccccccccccccccc", "active", Some(1500.0)),
+            ("sk-dash-d-dddddddddddddddddd", "active", Some(13.5)),
+            ("sk-dash-e-eeeeeeeeeeeeeeeeee", "depleted", Some(-0.01)),
+            ("sk-dash-f-ffffffffffffffffff", "invalid", None),
+            ("sk-dash-g-gggggggggggggggggg", "unchecked", None),
+        ],
+    )
+    .await;
+    let html = app.get("/admin").await.text().await.unwrap();
+    assert_eq!(metric(&html, "total"), "7");
+    assert_eq!(metric(&html, "active"), "4");
+    assert_eq!(metric(&html, "depleted"), "1");
+    assert_eq!(metric(&html, "balance"), "1529.50");
+    assert!(html.contains(">12.25<"), "median of 5, 11, 13.5, 1500");
+    assert!(html.contains(">382.38<"), "average");
+    assert!(html.contains(">1500.00<") && html.contains(">5.00<"), "highest and lowest active");
+
+    // Fixed buckets: (0,10]=1, (10,12]=1, (13,14]=1, >1000=1 (the negative depleted key is in none).
+    let dist = app.get("/admin/charts/distribution").await.text().await.unwrap();
+    assert!(dist.contains("[1,1,0,1,0,0,1]"), "{dist}");
+    let auto = app.get("/admin/charts/distribution?buckets=auto").await.text().await.unwrap();
+    assert!(!auto.contains("[1,1,0,1,0,0,1]") && auto.contains("&quot;bar&quot;"));
+
+    let status = app.get("/admin/charts/status").await.text().await.unwrap();
+    assert!(status.contains("Active") && status.contains("{d}%"));
+
+    let top = app.get("/admin/charts/top?top=20").await.text().await.unwrap();
+    assert!(top.contains("sk-dash…aaaa") && !top.contains("sk-dash-f"), "active keys only, masked");
+    assert!(top.contains("/admin/keys/3"), "a bar opens its key");
+    assert!(top.contains("<strong>Top 20</strong>"));
+
+    // One recent key link per key, newest first.
+    assert!(html.contains(r#"href="/admin/keys/7""#));
+}
+
+#[actix_web::test]
+async fn the_trend_follows_snapshots_periods_and_the_outlier_cap() {
+    let app = support::spawn().await;
+    app.login().await;
+    let now = app.state.now_ms();
+    let day = 86_400_000i64;
+    let points = [
+        (now - 40 * day, 100.0),
+        (now - 20 * day, 110.0),
+        (now - 3 * day, 120.0),
+        (now - 2 * day, 130.0),
+        (now - day, 9000.0),
+    ];
+    for (t, v) in points {
+        support::with_db(&app, move |c| {
+            diesel::sql_query("INSERT INTO pool_snapshots (taken_at, active_keys, total_balance) VALUES ($1, 1, $2)")
+                .bind::<BigInt, _>(t)
+                .bind::<Double, _>(v)
+                .execute(c)
+                .unwrap();
+        })
+        .await;
+    }
+    let count = |html: &str| html.matches(".0,").count();
+    let all = app.get("/admin/charts/trend?period=all").await.text().await.unwrap();
+    let week = app.get("/admin/charts/trend?period=7d").await.text().await.unwrap();
+    let month = app.get("/admin/charts/trend?period=30d").await.text().await.unwrap();
+    assert_eq!((count(&all), count(&month), count(&week)), (5, 4, 3), "points per period");
+    assert!(!all.contains("Axis capped"));
+    let capped = app.get("/admin/charts/trend?period=all&outliers=cap").await.text().await.unwrap();
+    assert!(capped.contains("Axis capped at"), "the chart says so");
+    assert!(capped.contains("&quot;max&quot;:"), "the axis is capped");
+    assert!(capped.contains("Show outliers"), "the toggle flips");
+}
+
+#[actix_web::test]
+async fn a_check_leaves_a_snapshot_history_and_state_changes_on_the_key_page() {
+    let upstream = crate::mock::start();
+    let url = upstream.url.clone();
+    let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
+    app.login().await;
+    app.hx_post("/admin/keys/import", &[("keys", "sk-ok-42-aaaaaaaaaaaaaaaaa")]).await;
+    app.hx_post("/admin/keys/1/disable", &[]).await;
+    app.hx_post("/admin/keys/1/enable", &[]).await;
+    app.hx_post("/admin/checks", &[("scope", "all"), ("interval_secs", "0")]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app.state.checker.current().is_none_or(|j| j.is_running()) {
+        assert!(std::time::Instant::now() < deadline);
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let page = app.get("/admin/keys/1").await.text().await.unwrap();
+    assert!(page.contains("Balance history") && page.contains("[") && page.contains("42.0]"), "history point");
+    assert!(page.contains("Unchecked → Active") && page.contains("balance 42"), "state change with its reason");
+    assert!(page.contains("Unchecked → Disabled") && page.contains("Disabled → Unchecked"));
+    let trend = app.get("/admin/charts/trend").await.text().await.unwrap();
+    assert!(trend.contains(",42.0]"), "the job's snapshot is a trend point: {trend}");
+    assert_eq!(app.get("/admin/keys/999").await.status(), 404);
+}
+
+#[actix_web::test]
+async fn htmx_refresh_swaps_the_dashboard_only() {
+    let app = support::spawn().await;
+    app.login().await;
+    let res = app.client.get(app.url("/admin?refresh=30")).header("hx-request", "true").send().await.unwrap();
+    let html = res.text().await.unwrap();
+    assert!(
+        html.starts_with(r#"<div id="dashboard""#) && html.contains(r#"hx-trigger="every 30s""#),
+        "{}",
+        &html[..200]
+    );
+}
+
+#[actix_web::test]
+async fn median_and_lowest_on_one_key_and_on_an_all_depleted_pool() {
+    let app = support::spawn().await;
+    app.login().await;
+    seed(&app, &[("sk-one-aaaaaaaaaaaaaaaaaaaaa", "active", Some(7.5))]).await;
+    let html = app.get("/admin").await.text().await.unwrap();
+    assert_eq!(html.matches(">7.50<").count(), 5, "total, average, median, highest, lowest");
+    support::with_db(&app, |c| {
+        diesel::sql_query("UPDATE keys SET status = 'depleted', total_balance = -2").execute(c).unwrap()
+    })
+    .await;
+    let html = app.get("/admin").await.text().await.unwrap();
+    assert_eq!(metric(&html, "balance"), "—");
+    assert_eq!(metric(&html, "depleted"), "1");
+    let dist = app.get("/admin/charts/distribution?buckets=auto").await.text().await.unwrap();
+    assert!(dist.contains("[1]"), "one bucket for one negative balance: {dist}");
+}
