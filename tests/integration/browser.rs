@@ -552,3 +552,51 @@ async fn checks_run_from_the_keys_page_and_fall_back_to_the_server_when_the_brow
     b.screenshot("keys-checked").await;
     b.quit().await;
 }
+
+#[actix_web::test]
+async fn dashboard_draws_every_chart_switches_period_toggles_outliers_and_opens_a_key() {
+    if !browser_available() {
+        return;
+    }
+    let app = support::spawn().await;
+    seed_keys(&app).await;
+    let now = app.state.now_ms();
+    for (i, v) in [100.0, 110.0, 120.0, 130.0, 9000.0].into_iter().enumerate() {
+        support::with_db(&app, move |c| {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("INSERT INTO pool_snapshots (taken_at, active_keys, total_balance) VALUES ($1, 15, $2)")
+                .bind::<diesel::sql_types::BigInt, _>(now - (5 - i as i64) * 86_400_000)
+                .bind::<diesel::sql_types::Double, _>(v)
+                .execute(c)
+                .unwrap();
+        })
+        .await;
+    }
+    let driver = start_driver().await;
+    let b = driver.session(1280, 900).await;
+    b.login(&app).await;
+    b.goto(&app.url("/admin")).await;
+    for panel in ["distribution", "status", "trend", "top"] {
+        b.find(&format!("#chart-{panel} .chart svg")).await;
+    }
+    b.screenshot("dashboard").await;
+
+    b.click("#chart-trend .choices a[href*='period=7d']").await;
+    b.wait_for_text("#chart-trend .choices strong", "7 days").await;
+    b.find("#chart-trend .chart svg").await;
+    b.click("#chart-trend .choices a[href*='outliers=cap']").await;
+    b.wait_for_text("#chart-trend .chart-note", "Axis capped").await;
+    b.find("#chart-trend .chart svg").await;
+
+    b.click("#dashboard table a[href^='/admin/keys/']").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.url().await.contains("/admin/keys/") {
+        assert!(Instant::now() < deadline, "the key's detail did not open");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.find("#chart-history .chart svg").await;
+    assert!(b.text("main h1").await.contains("Key"));
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    b.quit().await;
+}
