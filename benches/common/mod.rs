@@ -1,0 +1,77 @@
+//! What the benchmarks share: the app's configuration, a signed-in client, percentiles, and a
+//! PostgreSQL database per run when `KEYPOOL_TEST_POSTGRES_URL` is set.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, RunQueryDsl};
+use keypool::config::{Config, DatabaseUrl};
+use keypool::domain::clock::Clock;
+
+pub fn config(database: DatabaseUrl) -> Config {
+    Config {
+        database,
+        bind: "127.0.0.1:0".parse().unwrap(),
+        admin_username: Some("admin".into()),
+        admin_password: Some("bench-password".into()),
+        secret: Some(vec![9u8; 64]),
+        insecure_cookies: true,
+        upstream_override: Some("http://127.0.0.1:9".into()),
+        session_ttl: Duration::from_secs(3600),
+        guest_session_ttl: Duration::from_secs(3600),
+        schedule_tick: Duration::from_secs(3600),
+        trust_forwarded_for: false,
+        workers: Some(2),
+        clock: Clock::system(),
+    }
+}
+
+pub async fn signed_in(base: &str) -> reqwest::Client {
+    let client = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = client.post(format!("{base}/login")).form(&[("username", "admin"), ("password", "bench-password")]).send().await.unwrap();
+    assert_eq!(login.status(), 303);
+    client
+}
+
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Times `rounds` GETs of `url` (after 10 warm-ups) and returns (p50, p95) in ms.
+pub async fn time_get(client: &reqwest::Client, url: &str, htmx: bool, rounds: usize) -> (f64, f64) {
+    let mut times = Vec::with_capacity(rounds);
+    for round in 0..rounds + 10 {
+        let started = Instant::now();
+        let mut req = client.get(url);
+        if htmx {
+            req = req.header("hx-request", "true");
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200, "{url}");
+        let _ = res.bytes().await.unwrap();
+        if round >= 10 {
+            times.push(ms(started.elapsed()));
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    (percentile(&times, 0.5), percentile(&times, 0.95))
+}
+
+/// A fresh PostgreSQL database named `name` (dropped first), when the variable is set.
+pub fn postgres(name: &str) -> Option<(DatabaseUrl, impl FnOnce())> {
+    let server = std::env::var("KEYPOOL_TEST_POSTGRES_URL").ok().filter(|v| !v.is_empty())?;
+    let mut admin = diesel::PgConnection::establish(&server).unwrap();
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).unwrap();
+    let mut url = url::Url::parse(&server).unwrap();
+    url.set_path(name);
+    let name = name.to_owned();
+    let drop_it = move || {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
+    };
+    Some((DatabaseUrl::Postgres(url.to_string()), drop_it))
+}

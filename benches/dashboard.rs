@@ -1,0 +1,105 @@
+//! The dashboard with 100,000 keys and 1,000,000 balance-history rows: the page, each chart fragment
+//! and a key's detail, p50/p95 at the client over loopback (an upper bound of server time).
+//!
+//! `cargo bench --bench dashboard` (SQLite; with `KEYPOOL_TEST_POSTGRES_URL` also PostgreSQL).
+//! Goal: ≤ 100 ms p95 each.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Instant;
+
+use diesel::RunQueryDsl;
+use keypool::config::DatabaseUrl;
+use keypool::startup::Application;
+
+const KEYS: usize = 100_000;
+const HISTORY: i64 = 1_000_000;
+const ROUNDS: usize = 50;
+
+async fn run(backend: &'static str, database: DatabaseUrl, rows: &mut Vec<String>) {
+    let app = Application::build(common::config(database)).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state.clone();
+    actix_web::rt::spawn(app.into_server());
+    let client = common::signed_in(&base).await;
+
+    let seeding = Instant::now();
+    let pool = state.db.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().unwrap();
+        let keys: Vec<String> = (0..KEYS).map(|i| format!("sk-dash{i:0>41}")).collect();
+        keypool::db::keys::insert_new(&mut conn, &keys, None, 0).unwrap();
+        diesel::sql_query(
+            "UPDATE keys SET \
+             status = CASE WHEN id % 10 < 7 THEN 'active' WHEN id % 10 = 7 THEN 'depleted' WHEN id % 10 = 8 THEN 'invalid' ELSE status END, \
+             total_balance = CASE WHEN id % 10 < 7 THEN (id * 7919 % 20000) / 100.0 WHEN id % 10 = 7 THEN 0 ELSE NULL END, \
+             checked_at = CASE WHEN id % 10 < 9 THEN added_at + id ELSE NULL END",
+        )
+        .execute(&mut conn)
+        .unwrap();
+        let series = match &mut *conn {
+            keypool::db::AnyConnection::Sqlite(_) => format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {HISTORY}) SELECT i FROM n"
+            ),
+            keypool::db::AnyConnection::Postgresql(_) => format!("SELECT i FROM generate_series(1, {HISTORY}) AS s(i)"),
+        };
+        diesel::sql_query(format!(
+            "INSERT INTO balance_history (key_id, total_balance, charge_balance, gift_balance, checked_at) \
+             SELECT (i % {KEYS}) + 1, (i % 5000) / 10.0, 0, 0, i * 1000 FROM ({series}) s"
+        ))
+        .execute(&mut conn)
+        .unwrap();
+        diesel::sql_query(format!(
+            "INSERT INTO pool_snapshots (taken_at, active_keys, total_balance) \
+             SELECT i * 3600000, 70000, 700000 + (i % 500) FROM ({}) s WHERE i <= 2160",
+            series.replace(&HISTORY.to_string(), "2160")
+        ))
+        .execute(&mut conn)
+        .unwrap();
+        let analyze = match &mut *conn {
+            keypool::db::AnyConnection::Sqlite(_) => "ANALYZE",
+            keypool::db::AnyConnection::Postgresql(_) => "VACUUM ANALYZE",
+        };
+        diesel::sql_query(analyze).execute(&mut conn).unwrap();
+    })
+    .await
+    .unwrap();
+    eprintln!("{backend}: seeded {KEYS} keys and {HISTORY} history rows in {:.1} s", seeding.elapsed().as_secs_f64());
+
+    let pages = [
+        ("dashboard page", "/admin", false),
+        ("dashboard refresh (fragment)", "/admin?refresh=30", true),
+        ("chart: distribution, fixed buckets", "/admin/charts/distribution", true),
+        ("chart: distribution, automatic buckets", "/admin/charts/distribution?buckets=auto", true),
+        ("chart: states", "/admin/charts/status", true),
+        ("chart: trend, all time, outliers capped", "/admin/charts/trend?period=all&outliers=cap", true),
+        ("chart: trend, 7 days", "/admin/charts/trend?period=7d", true),
+        ("chart: top 50", "/admin/charts/top?top=50", true),
+        ("chart: top all (1000)", "/admin/charts/top?top=all", true),
+        ("key detail (10 history rows of 1M)", "/admin/keys/4242", false),
+    ];
+    for (what, path, htmx) in pages {
+        let (p50, p95) = common::time_get(&client, &format!("{base}{path}"), htmx, ROUNDS).await;
+        rows.push(format!("| {backend} | {what} | {p50:.1} | {p95:.1} |"));
+    }
+}
+
+fn main() {
+    let rows = actix_web::rt::System::new().block_on(async {
+        let mut rows = Vec::new();
+        let dir = tempfile::tempdir().unwrap();
+        run("SQLite", DatabaseUrl::Sqlite(dir.path().join("bench.db")), &mut rows).await;
+        if let Some((url, drop_it)) = common::postgres("keypool_bench_dashboard") {
+            run("PostgreSQL", url, &mut rows).await;
+            drop_it();
+        }
+        rows
+    });
+    println!("\n| backend | what | p50 ms | p95 ms |");
+    println!("| --- | --- | ---: | ---: |");
+    for r in rows {
+        println!("{r}");
+    }
+}
