@@ -47,13 +47,13 @@ async fn run(backend: &'static str, database: DatabaseUrl, rows: &mut Vec<String
         };
         diesel::sql_query(format!(
             "INSERT INTO balance_history (key_id, total_balance, charge_balance, gift_balance, checked_at) \
-             SELECT (i % {KEYS}) + 1, (i % 5000) / 10.0, 0, 0, i * 1000 FROM ({series}) s"
+             SELECT (i % {KEYS}) + 1, (i % 5000) / 10.0, 0, 0, CAST(i AS BIGINT) * 1000 FROM ({series}) s"
         ))
         .execute(&mut conn)
         .unwrap();
         diesel::sql_query(format!(
             "INSERT INTO pool_snapshots (taken_at, active_keys, total_balance) \
-             SELECT i * 3600000, 70000, 700000 + (i % 500) FROM ({}) s WHERE i <= 2160",
+             SELECT CAST(i AS BIGINT) * 3600000, 70000, 700000 + (i % 500) FROM ({}) s WHERE i <= 2160",
             series.replace(&HISTORY.to_string(), "2160")
         ))
         .execute(&mut conn)

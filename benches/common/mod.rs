@@ -27,8 +27,14 @@ pub fn config(database: DatabaseUrl) -> Config {
 }
 
 pub async fn signed_in(base: &str) -> reqwest::Client {
-    let client = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let login = client.post(format!("{base}/login")).form(&[("username", "admin"), ("password", "bench-password")]).send().await.unwrap();
+    let client =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = client
+        .post(format!("{base}/login"))
+        .form(&[("username", "admin"), ("password", "bench-password")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(login.status(), 303);
     client
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use crate::db::{self, DbPool};
+pub use crate::domain::checks::Progress;
 use crate::domain::checks::{CheckOutcome, CheckParams, Interval, OutcomeClass};
 use crate::domain::clock::Clock;
 use client::SiliconFlow;
@@ -55,22 +56,6 @@ pub struct Job {
     finished: Mutex<Option<Instant>>,
     stop: AtomicBool,
     stopped: AtomicBool,
-}
-
-/// A snapshot for display.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Progress {
-    pub id: u64,
-    pub label: String,
-    pub total: usize,
-    pub processed: usize,
-    pub counts: Vec<(OutcomeClass, usize)>,
-    pub elapsed: Duration,
-    /// Checks per second so far.
-    pub speed: f64,
-    pub eta: Option<Duration>,
-    pub running: bool,
-    pub stopped: bool,
 }
 
 impl Job {

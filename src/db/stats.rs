@@ -6,6 +6,7 @@ use diesel::sql_types::{BigInt, Double, Nullable, Text};
 
 use super::AnyConnection;
 use super::statement::{Statement, Value};
+use crate::domain::keys::{KeyDetail, KeyEvent};
 use crate::domain::stats::Bucket;
 
 /// Balance figures of the active keys.
@@ -143,9 +144,14 @@ pub struct KeyLine {
 
 /// The active keys with the highest balances.
 pub fn top_keys(conn: &mut AnyConnection, limit: i64) -> QueryResult<Vec<KeyLine>> {
-    diesel::sql_query(
-        "SELECT id, key, status, total_balance, added_at FROM keys WHERE status = 'active'          ORDER BY total_balance DESC, id DESC LIMIT $1",
-    )
+    // The order of the (status, balance, id) index read backwards, on both backends.
+    let order = match super::backend_of(conn) {
+        super::Backend::Sqlite => "total_balance DESC, id DESC",
+        super::Backend::Postgres => "total_balance DESC NULLS LAST, id DESC",
+    };
+    diesel::sql_query(format!(
+        "SELECT id, key, status, total_balance, added_at FROM keys WHERE status = 'active' ORDER BY {order} LIMIT $1"
+    ))
     .bind::<BigInt, _>(limit)
     .load(conn)
 }
@@ -159,9 +165,8 @@ pub fn recent_keys(conn: &mut AnyConnection, limit: i64) -> QueryResult<Vec<KeyL
     .load(conn)
 }
 
-/// One key in full, for its detail page.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct KeyDetail {
+#[derive(QueryableByName)]
+struct KeyDetailRow {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
     #[diesel(sql_type = Text)]
@@ -192,13 +197,30 @@ pub struct KeyDetail {
     pub last_used_at: Option<i64>,
 }
 
+/// One key in full, for its detail page.
 pub fn key_detail(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<KeyDetail>> {
-    diesel::sql_query(
+    let row: Option<KeyDetailRow> = diesel::sql_query(
         "SELECT id, key, status, status_reason, total_balance, charge_balance, gift_balance, added_at, checked_at,          last_error, source, request_count, failure_count, last_used_at FROM keys WHERE id = $1",
     )
     .bind::<BigInt, _>(id)
     .get_result(conn)
-    .optional()
+    .optional()?;
+    Ok(row.map(|r| KeyDetail {
+        id: r.id,
+        key: r.key,
+        status: r.status,
+        status_reason: r.status_reason,
+        total_balance: r.total_balance,
+        charge_balance: r.charge_balance,
+        gift_balance: r.gift_balance,
+        added_at: r.added_at,
+        checked_at: r.checked_at,
+        last_error: r.last_error,
+        source: r.source,
+        request_count: r.request_count,
+        failure_count: r.failure_count,
+        last_used_at: r.last_used_at,
+    }))
 }
 
 /// A key's balance history, oldest first (the latest 1,000 points).
@@ -219,9 +241,8 @@ pub fn key_history(conn: &mut AnyConnection, id: i64) -> QueryResult<Vec<(i64, f
     Ok(rows.into_iter().map(|p| (p.checked_at, p.total_balance)).collect())
 }
 
-/// A key's state changes, newest first.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct KeyEvent {
+#[derive(QueryableByName)]
+struct KeyEventRow {
     #[diesel(sql_type = BigInt)]
     pub at: i64,
     #[diesel(sql_type = Text)]
@@ -232,10 +253,15 @@ pub struct KeyEvent {
     pub reason: Option<String>,
 }
 
+/// A key's state changes, newest first (the latest 100).
 pub fn key_events(conn: &mut AnyConnection, id: i64) -> QueryResult<Vec<KeyEvent>> {
-    diesel::sql_query(
+    let rows: Vec<KeyEventRow> = diesel::sql_query(
         "SELECT at, from_status, to_status, reason FROM key_events WHERE key_id = $1 ORDER BY at DESC, id DESC LIMIT 100",
     )
     .bind::<BigInt, _>(id)
-    .load(conn)
+    .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| KeyEvent { at: r.at, from_status: r.from_status, to_status: r.to_status, reason: r.reason })
+        .collect())
 }

@@ -201,6 +201,22 @@ impl OutcomeClass {
     }
 }
 
+/// A check job's state, as shown by the panel and the CLI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub id: u64,
+    pub label: String,
+    pub total: usize,
+    pub processed: usize,
+    pub counts: Vec<(OutcomeClass, usize)>,
+    pub elapsed: Duration,
+    /// Checks per second so far.
+    pub speed: f64,
+    pub eta: Option<Duration>,
+    pub running: bool,
+    pub stopped: bool,
+}
+
 /// The upstream's message in any of its error shapes: `{"message"}`, `{"error":{"message"}}`, a bare
 /// JSON string, or the raw text.
 pub fn upstream_message(body: &[u8]) -> String {

@@ -91,6 +91,34 @@ pub struct KeyRow {
     pub selected: bool,
 }
 
+/// One key in full, for its detail page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyDetail {
+    pub id: i64,
+    pub key: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub total_balance: Option<f64>,
+    pub charge_balance: Option<f64>,
+    pub gift_balance: Option<f64>,
+    pub added_at: i64,
+    pub checked_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub source: Option<String>,
+    pub request_count: i64,
+    pub failure_count: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A state change of a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyEvent {
+    pub at: i64,
+    pub from_status: String,
+    pub to_status: String,
+    pub reason: Option<String>,
+}
+
 /// What an import did: keys added, already in the pool, repeated within the input, and rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportOutcome {

@@ -3,8 +3,8 @@
 use maud::{Markup, html};
 
 use super::components::{FlashKind, field_error, flash};
-use crate::checker::Progress;
 use crate::domain::FieldErrors;
+use crate::domain::checks::Progress;
 use crate::i18n::Lang;
 
 fn secs(d: std::time::Duration) -> String {

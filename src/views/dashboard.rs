@@ -49,9 +49,11 @@ pub struct Panel {
     pub note: Option<String>,
 }
 
+/// The chart panels, each loaded as its own fragment once the page is there.
+pub const PANELS: [&str; 4] = ["distribution", "status", "trend", "top"];
+
 pub struct Dashboard {
     pub figures: Figures,
-    pub panels: Vec<Panel>,
     pub recent: Vec<RecentKey>,
     /// Seconds between automatic refreshes (0 = off).
     pub refresh: u32,
@@ -110,7 +112,12 @@ pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
                 div.metric { span.value { (money(f.lowest)) } span.label { (lang.t("dashboard.cards.lowest")) } }
             }
             div.chart-grid {
-                @for p in &d.panels { (panel(lang, p)) }
+                @for name in PANELS {
+                    section.card.chart-panel id={ "chart-" (name) } hx-get={ "/admin/charts/" (name) } hx-trigger="load" hx-swap="outerHTML" {
+                        h2 { (lang.t(&format!("dashboard.chart.{name}"))) }
+                        p.muted { (lang.t("dashboard.loading")) }
+                    }
+                }
             }
             section.card.wide {
                 h2 { (lang.t("dashboard.recent")) }
@@ -160,9 +167,9 @@ pub fn panel(lang: Lang, p: &Panel) -> Markup {
 }
 
 pub struct KeyView {
-    pub detail: crate::db::stats::KeyDetail,
+    pub detail: crate::domain::keys::KeyDetail,
     pub history: Chart,
-    pub events: Vec<crate::db::stats::KeyEvent>,
+    pub events: Vec<crate::domain::keys::KeyEvent>,
 }
 
 pub fn key_page(ctx: &PageContext, v: &KeyView) -> Markup {

@@ -32,7 +32,7 @@ fn status_label(lang: Lang, status: &str) -> String {
     }
 }
 
-pub fn keys_page(ctx: &PageContext, table: &KeyTable, check: Option<&crate::checker::Progress>) -> Markup {
+pub fn keys_page(ctx: &PageContext, table: &KeyTable, check: Option<&crate::domain::checks::Progress>) -> Markup {
     let lang = ctx.lang;
     let q = &table.query;
     page(

@@ -10,7 +10,7 @@ use super::lang::RequestLang;
 use super::session::CurrentAdmin;
 use crate::charts;
 use crate::db;
-use crate::domain::keys::{KeyStatus, mask};
+use crate::domain::keys::mask;
 use crate::domain::stats::{auto_buckets, default_buckets, outlier_cap};
 use crate::error::AppError;
 use crate::i18n::Lang;
@@ -40,7 +40,7 @@ fn choice(label: &str, query: String, active: bool) -> (String, String, bool) {
     (label.to_owned(), query, active)
 }
 
-async fn distribution(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppError> {
+async fn distribution(state: &AppState, q: &ChartQuery) -> Result<Panel, AppError> {
     let auto = q.buckets.as_deref() == Some("auto");
     let counts = db::run(&state.db, move |conn| {
         let buckets = if auto {
@@ -56,7 +56,6 @@ async fn distribution(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Pa
     })
     .await?;
     let labels: Vec<String> = counts.0.iter().map(|b| b.label()).collect();
-    let _ = lang;
     Ok(Panel {
         name: "distribution",
         chart: charts::distribution(&labels, &counts.1),
@@ -129,7 +128,7 @@ async fn top(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppE
     Ok(Panel { name: "top", chart: charts::top_keys(&labels, &balances), links: Some(links), choices, note })
 }
 
-async fn load(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Dashboard, AppError> {
+async fn load(state: &AppState, q: &ChartQuery) -> Result<Dashboard, AppError> {
     let figures = db::run(&state.db, |conn| {
         let per_status = db::keys::count_by_status(conn)?;
         let total = per_status.iter().map(|(_, n)| n).sum();
@@ -150,12 +149,6 @@ async fn load(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Dashboard,
             lowest: active.lowest,
             median,
         },
-        panels: vec![
-            distribution(state, lang, q).await?,
-            status(state, lang).await?,
-            trend(state, lang, q).await?,
-            top(state, lang, q).await?,
-        ],
         recent: recent
             .into_iter()
             .map(|k| RecentKey {
@@ -178,7 +171,7 @@ pub async fn get_dashboard(
     admin: web::ReqData<CurrentAdmin>,
     q: web::Query<ChartQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let d = load(&state, lang, &q).await?;
+    let d = load(&state, &q).await?;
     if super::is_htmx(&req) && !req.headers().contains_key("hx-history-restore-request") {
         return Ok(html(StatusCode::OK, dashboard(lang, &d)));
     }
@@ -195,7 +188,7 @@ pub async fn get_chart(
     q: web::Query<ChartQuery>,
 ) -> Result<HttpResponse, AppError> {
     let p = match name.as_str() {
-        "distribution" => distribution(&state, lang, &q).await?,
+        "distribution" => distribution(&state, &q).await?,
         "status" => status(&state, lang).await?,
         "trend" => trend(&state, lang, &q).await?,
         "top" => top(&state, lang, &q).await?,
@@ -222,6 +215,5 @@ pub async fn get_key(
     let view = KeyView { detail, history: charts::key_history(&history), events };
     let path = super::path_and_query(&req);
     let ctx = PageContext { lang, nav: Nav::Keys, admin: Some(&admin.username), path: &path };
-    let _ = KeyStatus::ALL;
     Ok(html(StatusCode::OK, key_page(&ctx, &view)))
 }

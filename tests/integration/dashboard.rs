@@ -38,9 +38,11 @@ async fn an_empty_pool_has_a_dashboard() {
     assert_eq!(metric(&html, "total"), "0");
     assert_eq!(metric(&html, "balance"), "—");
     for panel in ["distribution", "status", "trend", "top"] {
-        assert!(html.contains(&format!(r#"id="chart-{panel}""#)) && html.contains("data-chart="), "{panel}");
+        assert!(html.contains(&format!(r#"hx-get="/admin/charts/{panel}""#)), "{panel} loads as a fragment");
+        let fragment = app.get(&format!("/admin/charts/{panel}")).await.text().await.unwrap();
+        assert!(fragment.contains(&format!(r#"id="chart-{panel}""#)) && fragment.contains("data-chart="), "{panel}");
     }
-    assert!(html.contains("No point yet"));
+    assert!(app.get("/admin/charts/trend").await.text().await.unwrap().contains("No point yet"));
     assert!(html.contains(keypool::views::dashboard::ECHARTS_PATH), "ECharts is vendored");
     assert_eq!(app.get(keypool::views::dashboard::ECHARTS_PATH).await.status(), 200);
 }
