@@ -339,7 +339,7 @@ fn key_row(lang: Lang, number: i64, r: &KeyRow) -> Markup {
     let disabled = r.status == KeyStatus::Disabled.as_str();
     html! {
         tr.selected[r.selected] {
-            td.num { (number) }
+            td.num { a href={ "/admin/keys/" (r.id) } title=(lang.t("keys.details")) { (number) } }
             td.check {
                 input type="checkbox" aria-label=(lang.t("keys.select.row")) checked[r.selected]
                     hx-post="/admin/keys/selection" hx-vals=(format!(r#"{{"action":"{select_action}","ids":"{}"}}"#, r.id))
