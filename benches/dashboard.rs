@@ -31,14 +31,7 @@ async fn run(backend: &'static str, database: DatabaseUrl, rows: &mut Vec<String
         let mut conn = pool.get().unwrap();
         let keys: Vec<String> = (0..KEYS).map(|i| format!("sk-dash{i:0>41}")).collect();
         keypool::db::keys::insert_new(&mut conn, &keys, None, 0).unwrap();
-        diesel::sql_query(
-            "UPDATE keys SET \
-             status = CASE WHEN id % 10 < 7 THEN 'active' WHEN id % 10 = 7 THEN 'depleted' WHEN id % 10 = 8 THEN 'invalid' ELSE status END, \
-             total_balance = CASE WHEN id % 10 < 7 THEN (id * 7919 % 20000) / 100.0 WHEN id % 10 = 7 THEN 0 ELSE NULL END, \
-             checked_at = CASE WHEN id % 10 < 9 THEN added_at + id ELSE NULL END",
-        )
-        .execute(&mut conn)
-        .unwrap();
+        common::seed_states(&mut conn);
         let series = match &mut *conn {
             keypool::db::AnyConnection::Sqlite(_) => format!(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {HISTORY}) SELECT i FROM n"
@@ -58,11 +51,7 @@ async fn run(backend: &'static str, database: DatabaseUrl, rows: &mut Vec<String
         ))
         .execute(&mut conn)
         .unwrap();
-        let analyze = match &mut *conn {
-            keypool::db::AnyConnection::Sqlite(_) => "ANALYZE",
-            keypool::db::AnyConnection::Postgresql(_) => "VACUUM ANALYZE",
-        };
-        diesel::sql_query(analyze).execute(&mut conn).unwrap();
+        common::analyze(&mut conn);
     })
     .await
     .unwrap();

@@ -8,11 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+mod common;
 
-use diesel::{Connection, RunQueryDsl};
-use keypool::config::{Config, DatabaseUrl};
-use keypool::domain::clock::Clock;
+use std::time::Instant;
+
+use keypool::config::DatabaseUrl;
 use keypool::startup::Application;
 
 const KEYS: usize = 100_000;
@@ -26,47 +26,12 @@ struct Row {
     note: String,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn config(database: DatabaseUrl) -> Config {
-    Config {
-        database,
-        bind: "127.0.0.1:0".parse().unwrap(),
-        admin_username: Some("admin".into()),
-        admin_password: Some("bench-password".into()),
-        secret: Some(vec![9u8; 64]),
-        insecure_cookies: true,
-        upstream_override: None,
-        session_ttl: Duration::from_secs(3600),
-        guest_session_ttl: Duration::from_secs(24 * 3600),
-        schedule_tick: Duration::from_secs(20),
-        trust_forwarded_for: false,
-        workers: Some(2),
-        clock: Clock::system(),
-    }
-}
-
 async fn run_backend(backend: &'static str, database: DatabaseUrl, rows: &mut Vec<Row>) {
-    let app = Application::build(config(database)).await.expect("app starts");
+    let app = Application::build(common::config(database)).await.expect("app starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state.clone();
     actix_web::rt::spawn(app.into_server());
-    let client =
-        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let login = client
-        .post(format!("{base}/login"))
-        .form(&[("username", "admin"), ("password", "bench-password")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 303);
+    let client = common::signed_in(&base).await;
 
     let paste: String = (0..KEYS).map(|i| format!("sk-bench{i:0>40}\n")).collect();
     let started = Instant::now();
@@ -83,8 +48,8 @@ async fn run_backend(backend: &'static str, database: DatabaseUrl, rows: &mut Ve
     rows.push(Row {
         backend,
         what: format!("import {KEYS} keys (one paste)"),
-        p50: ms(import),
-        p95: ms(import),
+        p50: common::ms(import),
+        p95: common::ms(import),
         note: "1 run".into(),
     });
 
@@ -92,21 +57,8 @@ async fn run_backend(backend: &'static str, database: DatabaseUrl, rows: &mut Ve
     let pool = state.db.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get().unwrap();
-        diesel::sql_query(
-            "UPDATE keys SET \
-             status = CASE WHEN id % 10 < 7 THEN 'active' WHEN id % 10 = 7 THEN 'depleted' WHEN id % 10 = 8 THEN 'invalid' ELSE status END, \
-             total_balance = CASE WHEN id % 10 < 7 THEN (id * 7919 % 20000) / 100.0 WHEN id % 10 = 7 THEN 0 ELSE NULL END, \
-             checked_at = CASE WHEN id % 10 < 9 THEN added_at + id ELSE NULL END",
-        )
-        .execute(&mut conn)
-        .unwrap();
-        if let keypool::db::AnyConnection::Sqlite(c) = &mut *conn {
-            diesel::sql_query("ANALYZE").execute(c).unwrap();
-        } else {
-            // What autovacuum does shortly after a bulk change: statistics and the visibility map
-            // (index-only scans).
-            diesel::sql_query("VACUUM ANALYZE keys").execute(&mut *conn).unwrap();
-        }
+        common::seed_states(&mut conn);
+        common::analyze(&mut conn);
     })
     .await
     .unwrap();
@@ -127,24 +79,8 @@ async fn run_backend(backend: &'static str, database: DatabaseUrl, rows: &mut Ve
     ];
     for (what, query) in pages {
         let url = format!("{base}/admin/keys?{query}");
-        let mut times = Vec::with_capacity(ROUNDS);
-        for round in 0..ROUNDS + 10 {
-            let started = Instant::now();
-            let res = client.get(&url).header("hx-request", "true").send().await.unwrap();
-            assert_eq!(res.status(), 200);
-            let _ = res.bytes().await.unwrap();
-            if round >= 10 {
-                times.push(ms(started.elapsed()));
-            }
-        }
-        times.sort_by(f64::total_cmp);
-        rows.push(Row {
-            backend,
-            what,
-            p50: percentile(&times, 0.5),
-            p95: percentile(&times, 0.95),
-            note: format!("{ROUNDS} runs"),
-        });
+        let (p50, p95) = common::time_get(&client, &url, true, ROUNDS).await;
+        rows.push(Row { backend, what, p50, p95, note: format!("{ROUNDS} runs") });
     }
 
     let mut times = Vec::new();
@@ -159,15 +95,15 @@ async fn run_backend(backend: &'static str, database: DatabaseUrl, rows: &mut Ve
             .bytes()
             .await
             .unwrap();
-        times.push(ms(started.elapsed()));
+        times.push(common::ms(started.elapsed()));
         size = bytes.len();
     }
     times.sort_by(f64::total_cmp);
     rows.push(Row {
         backend,
         what: format!("export all {KEYS} keys with balance"),
-        p50: percentile(&times, 0.5),
-        p95: percentile(&times, 0.95),
+        p50: common::percentile(&times, 0.5),
+        p95: common::percentile(&times, 0.95),
         note: format!("5 runs, {:.1} MB", size as f64 / 1e6),
     });
 }
@@ -177,15 +113,9 @@ fn main() {
         let mut rows = Vec::new();
         let dir = tempfile::tempdir().unwrap();
         run_backend("SQLite", DatabaseUrl::Sqlite(dir.path().join("bench.db")), &mut rows).await;
-        if let Some(server) = std::env::var("KEYPOOL_TEST_POSTGRES_URL").ok().filter(|v| !v.is_empty()) {
-            let name = "keypool_bench_keys";
-            let mut admin = diesel::PgConnection::establish(&server).unwrap();
-            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).unwrap();
-            diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).unwrap();
-            let mut url = url::Url::parse(&server).unwrap();
-            url.set_path(name);
-            run_backend("PostgreSQL", DatabaseUrl::Postgres(url.to_string()), &mut rows).await;
-            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).unwrap();
+        if let Some((url, drop_it)) = common::postgres("keypool_bench_keys") {
+            run_backend("PostgreSQL", url, &mut rows).await;
+            drop_it();
         } else {
             eprintln!("KEYPOOL_TEST_POSTGRES_URL is not set: SQLite only");
         }

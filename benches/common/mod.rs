@@ -81,3 +81,26 @@ pub fn postgres(name: &str) -> Option<(DatabaseUrl, impl FnOnce())> {
     };
     Some((DatabaseUrl::Postgres(url.to_string()), drop_it))
 }
+
+/// Gives a pool realistic states and balances, as checks would: 70 % active with balances, 10 % each
+/// depleted (0), invalid and unchecked; then fresh planner statistics (PostgreSQL: and the visibility map,
+/// as autovacuum leaves it after a bulk change).
+pub fn seed_states(conn: &mut keypool::db::AnyConnection) {
+    diesel::sql_query(
+        "UPDATE keys SET \
+         status = CASE WHEN id % 10 < 7 THEN 'active' WHEN id % 10 = 7 THEN 'depleted' WHEN id % 10 = 8 THEN 'invalid' ELSE status END, \
+         total_balance = CASE WHEN id % 10 < 7 THEN (id * 7919 % 20000) / 100.0 WHEN id % 10 = 7 THEN 0 ELSE NULL END, \
+         checked_at = CASE WHEN id % 10 < 9 THEN added_at + id ELSE NULL END",
+    )
+    .execute(conn)
+    .unwrap();
+}
+
+/// `ANALYZE` (SQLite) or `VACUUM ANALYZE` (PostgreSQL).
+pub fn analyze(conn: &mut keypool::db::AnyConnection) {
+    let sql = match conn {
+        keypool::db::AnyConnection::Sqlite(_) => "ANALYZE",
+        keypool::db::AnyConnection::Postgresql(_) => "VACUUM ANALYZE",
+    };
+    diesel::sql_query(sql).execute(conn).unwrap();
+}
