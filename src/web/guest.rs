@@ -122,12 +122,20 @@ pub async fn get_guest(
     })
 }
 
-fn refusal(lang: Lang, access: &GuestAccess) -> Option<HttpResponse> {
-    match access {
-        GuestAccess::NeedsPassword => Some(html(StatusCode::UNAUTHORIZED, refused(lang, "guest.refused_password"))),
-        GuestAccess::AdminOnly => Some(html(StatusCode::FORBIDDEN, refused(lang, "guest.refused_private"))),
-        _ => None,
-    }
+/// The settings and the visitor's access when the keys may be shown; otherwise the refusal (401 for
+/// the guest password, 403 for admins only) that a fragment or an export answers.
+async fn admitted(
+    state: &AppState,
+    session: &Session,
+    lang: Lang,
+) -> Result<Result<(Settings, GuestAccess), HttpResponse>, AppError> {
+    let settings = state.settings().await?;
+    let access = guest_access(state, session, &settings).await?;
+    Ok(match access {
+        GuestAccess::NeedsPassword => Err(html(StatusCode::UNAUTHORIZED, refused(lang, "guest.refused_password"))),
+        GuestAccess::AdminOnly => Err(html(StatusCode::FORBIDDEN, refused(lang, "guest.refused_private"))),
+        access => Ok((settings, access)),
+    })
 }
 
 /// `GET /guest/keys?page=N`: the cards fragment.
@@ -137,11 +145,10 @@ pub async fn get_guest_keys(
     session: Session,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let settings = state.settings().await?;
-    let access = guest_access(&state, &session, &settings).await?;
-    if let Some(res) = refusal(lang, &access) {
-        return Ok(res);
-    }
+    let (settings, access) = match admitted(&state, &session, lang).await? {
+        Ok(admitted) => admitted,
+        Err(refused) => return Ok(refused),
+    };
     let view = load_view(&state, &settings, matches!(access, GuestAccess::Admin(_)), q.page.as_deref()).await?;
     Ok(html(StatusCode::OK, cards(lang, &view)))
 }
@@ -199,11 +206,10 @@ pub async fn get_guest_export(
     session: Session,
     q: web::Query<GuestExportQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let settings = state.settings().await?;
-    let access = guest_access(&state, &session, &settings).await?;
-    if let Some(res) = refusal(lang, &access) {
-        return Ok(res);
-    }
+    let (settings, access) = match admitted(&state, &session, lang).await? {
+        Ok(admitted) => admitted,
+        Err(refused) => return Ok(refused),
+    };
     if !settings.guest_full_keys && !matches!(access, GuestAccess::Admin(_)) {
         return Ok(html(StatusCode::FORBIDDEN, refused(lang, "guest.refused_masked")));
     }
