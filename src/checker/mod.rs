@@ -33,15 +33,21 @@ pub struct JobContext {
 
 /// The context of a job from the current settings.
 pub async fn context(state: &crate::state::AppState) -> Result<JobContext, crate::error::AppError> {
-    let settings = state.settings().await?;
-    Ok(JobContext {
-        db: state.db.clone(),
-        clock: state.config.clock.clone(),
-        upstream: state.effective_upstream(&settings.upstream_url).to_owned(),
-        timeout: Duration::from_secs(settings.check_timeout_secs as u64),
-        probe_model: settings.check_probe_model.clone(),
-        min_balance: settings.min_balance,
-    })
+    Ok(JobContext::new(state, &state.settings().await?))
+}
+
+impl JobContext {
+    /// The context of a job from settings already read.
+    pub fn new(state: &crate::state::AppState, settings: &crate::domain::settings::Settings) -> Self {
+        Self {
+            db: state.db.clone(),
+            clock: state.config.clock.clone(),
+            upstream: state.effective_upstream(&settings.upstream_url).to_owned(),
+            timeout: Duration::from_secs(settings.check_timeout_secs as u64),
+            probe_model: settings.check_probe_model.clone(),
+            min_balance: settings.min_balance,
+        }
+    }
 }
 
 /// The live state of a job, shared with whoever shows it.

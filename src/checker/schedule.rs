@@ -44,7 +44,7 @@ pub async fn tick(state: &AppState, holder: &str) -> Result<Option<u64>, String>
     if !due || keys.is_empty() {
         return Ok(None);
     }
-    let ctx = super::context(state).await.map_err(|e| e.to_string())?;
+    let ctx = super::JobContext::new(state, &settings);
     match state.checker.start(ctx, keys, gentle(), "scheduled") {
         Ok(job) => Ok(Some(job.id)),
         Err(e) => Err(e.to_string()),

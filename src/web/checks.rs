@@ -46,6 +46,7 @@ pub fn panel_markup(state: &AppState, lang: Lang, message: Option<(FlashKind, St
 }
 
 pub fn panel_response(state: &AppState, lang: Lang, message: Option<(FlashKind, String)>) -> HttpResponse {
+    // One snapshot for the markup and the trigger, so a job ending in between cannot lose the refresh.
     let progress = state.checker.current().map(|j| j.progress());
     let mut res = html(StatusCode::OK, panel(lang, progress.as_ref(), message, false));
     if progress.is_some_and(|p| !p.running) {

@@ -600,3 +600,37 @@ async fn dashboard_draws_every_chart_switches_period_toggles_outliers_and_opens_
     assert!(errors.is_empty(), "console errors: {errors:?}");
     b.quit().await;
 }
+
+#[actix_web::test]
+async fn client_mode_checks_from_the_browser_and_the_server_classifies_the_answers() {
+    if !browser_available() {
+        return;
+    }
+    let upstream = crate::mock::start_allowing_browsers();
+    let url = upstream.url.clone();
+    let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
+    app.login().await;
+    let keys = "sk-ok-12-aaaaaaaaaaaaaaaaa\nsk-ok-0-bbbbbbbbbbbbbbbbbb\nsk-invalid-cccccccccccccccc\nsk-flaky-dddddddddddddddddd";
+    app.hx_post("/admin/keys/import", &[("keys", keys)]).await;
+    set_mode(&app, &[("client_request_mode", "on")]).await;
+    let driver = start_driver().await;
+    let b = driver.session(1280, 900).await;
+    b.login(&app).await;
+    b.goto(&app.url("/admin/keys")).await;
+    b.click("details.check-params summary").await;
+    b.type_into("#check-params input[name=interval_secs]", "0").await;
+    b.type_into("#check-params input[name=retry_interval_ms]", "0").await;
+    b.click("#keys-table .bulk button[hx-vals*='\"all\"']").await;
+    b.wait_for_text("#check-panel .client-message", "Checked 4 of 4 keys from this browser").await;
+    // The table refreshes itself; the server classified what the browser got.
+    b.wait_for_text("#keys-table .counts", "Invalid 1").await;
+    let counts = b.text("#keys-table .counts").await;
+    assert!(counts.contains("Active 2") && counts.contains("Depleted 1"), "{counts}");
+    assert!(app.state.checker.current().is_none(), "no server job ran");
+    assert_eq!(upstream.hits.of("sk-flaky-dddddddddddddddddd"), 2, "the browser retried the 500 once");
+    assert_eq!(upstream.hits.total(), 5);
+    // The upstream's deliberate 500 is logged as a failed resource; nothing else may be.
+    let errors: Vec<_> = b.console_errors().await.into_iter().filter(|e| !e.starts_with(&upstream.url)).collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    b.quit().await;
+}

@@ -92,17 +92,46 @@ async fn chat(req: HttpRequest, hits: web::Data<Hits>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"choices": [{"message": {"role": "assistant", "content": "h"}}]}))
 }
 
-/// Starts the mock on its own thread and port.
+/// Starts the mock on its own thread and port (no CORS: browsers are refused, like an API that does not
+/// allow them).
 pub fn start() -> MockUpstream {
+    start_with(false)
+}
+
+/// The same mock answering CORS preflights and allowing any origin, so a browser can call it.
+pub fn start_allowing_browsers() -> MockUpstream {
+    start_with(true)
+}
+
+async fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .insert_header(("Access-Control-Allow-Headers", "authorization, content-type"))
+        .insert_header(("Access-Control-Allow-Methods", "GET, POST"))
+        .finish()
+}
+
+fn start_with(cors: bool) -> MockUpstream {
     let hits = Hits::default();
     let data = web::Data::new(hits.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let server = HttpServer::new(move || {
+                // Without CORS there is no preflight answer and no allowed origin: browsers are refused.
+                let allow = actix_web::middleware::Condition::new(
+                    cors,
+                    actix_web::middleware::DefaultHeaders::new().add(("Access-Control-Allow-Origin", "*")),
+                );
                 App::new()
                     .app_data(data.clone())
+                    .wrap(allow)
                     .route("/v1/user/info", web::get().to(user_info))
+                    .configure(|c| {
+                        if cors {
+                            c.route("/v1/user/info", web::method(actix_web::http::Method::OPTIONS).to(preflight));
+                        }
+                    })
                     .route("/v1/chat/completions", web::post().to(chat))
             })
             .workers(2)
