@@ -184,6 +184,9 @@ async fn serve(bind: Option<String>) -> Result<(), String> {
     let state = app.state.clone();
     app.into_server().await.map_err(|e| e.to_string())?;
     // The server has stopped (SIGTERM/SIGINT): write what is still only in memory.
+    if !crate::pool::writer::flush(&state.pool, &state.db).await {
+        tracing::error!("could not write the last proxy outcomes at shutdown");
+    }
     state.access_keys.flush(&state.db).await.map_err(|e| e.to_string())
 }
 

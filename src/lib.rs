@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod i18n;
+pub mod pool;
 pub mod proxy;
 pub mod startup;
 pub mod state;

@@ -53,6 +53,7 @@ impl Application {
         let secret = session_secret(&state).await?;
         let state = web::Data::new(state);
         crate::proxy::auth::spawn_last_used_flusher(state.clone());
+        crate::pool::writer::spawn(state.pool.clone(), state.db.clone(), state.config.clock.clone());
         spawn_schedule(state.clone());
 
         let app_state = state.clone();
@@ -71,6 +72,8 @@ impl Application {
                     .build();
             App::new()
                 .app_data(state)
+                // awc is not Send: one upstream client per worker.
+                .app_data(web::Data::new(crate::proxy::upstream::UpstreamClient::default()))
                 // Malformed input gets the same localised page as every other error.
                 .app_data(
                     web::FormConfig::default()
@@ -147,12 +150,22 @@ pub async fn prepare(config: Config, first_start: bool) -> Result<AppState, Star
         checker: crate::checker::Checker::default(),
         schedule_ticks: std::sync::atomic::AtomicU64::new(0),
         instance_id: format!("{}-{}", std::process::id(), password::random_token(8)),
+        pool: Arc::new(crate::pool::KeyPool::new(
+            crate::domain::settings::Settings::default(),
+            crate::domain::settings::DEFAULT_UPSTREAM_URL.to_owned(),
+        )),
+        metrics: crate::proxy::metrics::ProxyMetrics::default(),
+        models_cache: crate::proxy::billing::ModelsCache::default(),
         config,
     };
     if first_start {
         ensure_admin(&state).await?;
     }
     state.access_keys.reload(&state.db).await.map_err(|e| StartError::Database(e.to_string()))?;
+    state.settings().await.map_err(|e| StartError::Database(e.to_string()))?;
+    crate::pool::writer::reload(&state.pool, &state.db, state.now_ms())
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?;
     Ok(state)
 }
 

@@ -23,6 +23,12 @@ pub struct AppState {
     pub schedule_ticks: std::sync::atomic::AtomicU64,
     /// Names this instance in leases.
     pub instance_id: String,
+    /// The routable keys, in memory, and what the proxy learned but has not written yet.
+    pub pool: Arc<crate::pool::KeyPool>,
+    /// The proxy's counters and histograms.
+    pub metrics: crate::proxy::metrics::ProxyMetrics,
+    /// The upstream's model list, kept for a minute.
+    pub models_cache: crate::proxy::billing::ModelsCache,
 }
 
 impl AppState {
@@ -30,9 +36,12 @@ impl AppState {
         self.config.clock.now_ms()
     }
 
-    /// The settings in force, read from the database.
+    /// The settings in force, read from the database (and handed to the proxy's in-memory copy).
     pub async fn settings(&self) -> Result<crate::domain::settings::Settings, crate::error::AppError> {
-        crate::db::run(&self.db, |conn| Ok(crate::db::settings::current(conn)?)).await
+        let settings = crate::db::run(&self.db, |conn| Ok(crate::db::settings::current(conn)?)).await?;
+        let upstream = self.effective_upstream(&settings.upstream_url).to_owned();
+        self.pool.set_settings(settings.clone(), upstream);
+        Ok(settings)
     }
 
     /// The upstream base URL in force: `KEYPOOL_UPSTREAM_URL` wins over the stored setting.

@@ -16,6 +16,9 @@ pub struct AccessKey {
     pub token_hint: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// Requests through `/v1` with this key, and those that failed.
+    pub request_count: i64,
+    pub failure_count: i64,
 }
 
 #[derive(Insertable)]

@@ -10,6 +10,7 @@ pub mod schema;
 pub mod settings;
 pub mod statement;
 pub mod stats;
+pub mod usage;
 
 use std::time::Duration;
 

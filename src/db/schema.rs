@@ -28,6 +28,8 @@ diesel::table! {
         token_hint -> Text,
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
+        request_count -> BigInt,
+        failure_count -> BigInt,
     }
 }
 
@@ -104,6 +106,23 @@ diesel::table! {
         from_status -> Text,
         to_status -> Text,
         reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    request_log (id) {
+        id -> BigInt,
+        at -> BigInt,
+        access_key_id -> Nullable<BigInt>,
+        key_id -> Nullable<BigInt>,
+        method -> Text,
+        path -> Text,
+        model -> Nullable<Text>,
+        status -> BigInt,
+        latency_ms -> BigInt,
+        ttfb_ms -> Nullable<BigInt>,
+        attempts -> BigInt,
+        error -> Nullable<Text>,
     }
 }
 

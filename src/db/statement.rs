@@ -2,7 +2,7 @@
 //! in order of appearance, as SQLite needs, and the same text runs on PostgreSQL.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Text};
+use diesel::sql_types::{BigInt, Double, Nullable, Text};
 
 use super::AnyConnection;
 
@@ -12,6 +12,8 @@ pub enum Value {
     Text(String),
     Int(i64),
     Float(f64),
+    OptInt(Option<i64>),
+    OptText(Option<String>),
 }
 
 /// SQL text with `$n` placeholders numbered in order of appearance (as SQLite needs).
@@ -41,6 +43,8 @@ impl Statement {
                 Value::Text(s) => q.bind::<Text, _>(s),
                 Value::Int(i) => q.bind::<BigInt, _>(i),
                 Value::Float(f) => q.bind::<Double, _>(f),
+                Value::OptInt(i) => q.bind::<Nullable<BigInt>, _>(i),
+                Value::OptText(s) => q.bind::<Nullable<Text>, _>(s),
             };
         }
         q

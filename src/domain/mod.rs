@@ -7,6 +7,8 @@ pub mod clock;
 pub mod export;
 pub mod keys;
 pub mod password;
+pub mod proxy;
+pub mod usage;
 pub mod settings;
 pub mod stats;
 

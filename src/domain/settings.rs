@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::proxy::{CorsOrigins, SelectionStrategy};
 use super::{FieldError, FieldErrors};
 
 pub const DEFAULT_UPSTREAM_URL: &str = "https://api.siliconflow.cn";
@@ -23,6 +24,17 @@ pub const NAMES: &[&str] = &[
     "check_probe_model",
     "check_timeout_secs",
     "history_retention_days",
+    "selection_strategy",
+    "max_attempts",
+    "max_body_mb",
+    "connect_timeout_s",
+    "first_byte_timeout_s",
+    "idle_timeout_s",
+    "cooldown_s",
+    "cors_origins",
+    "request_log_retention_days",
+    "metrics_public",
+    "metrics_token",
 ];
 
 /// The schedule choices of `auto_check_minutes` (0 = off).
@@ -88,6 +100,95 @@ pub struct Settings {
     pub history_retention_days: u32,
     /// Bumped whenever the access mode or guest password changes: guest sessions of an older epoch end.
     pub guest_epoch: i64,
+    /// The proxy's tuning: how it picks keys, fails over and times out.
+    pub proxy: ProxySettings,
+    /// Anyone may read `/metrics` (otherwise a signed-in admin, or the metrics token).
+    pub metrics_public: bool,
+    /// SHA-256 (hex) of the token that lets a scraper read `/metrics`; never shown.
+    pub metrics_token_hash: Option<String>,
+}
+
+/// The gateway's settings, kept in memory by the proxy (the hot path reads no database).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxySettings {
+    pub selection_strategy: SelectionStrategy,
+    /// Upstream attempts per request, each on a different key (1–10).
+    pub max_attempts: u32,
+    /// Largest request body accepted, in MB (1–1024).
+    pub max_body_mb: u32,
+    pub connect_timeout_s: u32,
+    /// Until the upstream's response head; reasoning models are slow to start.
+    pub first_byte_timeout_s: u32,
+    /// Longest silence between two chunks of a streamed answer.
+    pub idle_timeout_s: u32,
+    /// How long a rate-limited key cools when the upstream gives no `Retry-After`.
+    pub cooldown_s: u32,
+    pub cors_origins: CorsOrigins,
+    /// Request-log rows older than this are deleted.
+    pub request_log_retention_days: u32,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self {
+            selection_strategy: SelectionStrategy::default(),
+            max_attempts: 3,
+            max_body_mb: 32,
+            connect_timeout_s: 10,
+            first_byte_timeout_s: 300,
+            idle_timeout_s: 120,
+            cooldown_s: 60,
+            cors_origins: CorsOrigins::Any,
+            request_log_retention_days: 7,
+        }
+    }
+}
+
+/// Bounds of the numeric proxy settings: (name, min, max).
+pub const PROXY_RANGES: [(&str, u32, u32); 7] = [
+    ("max_attempts", 1, 10),
+    ("max_body_mb", 1, 1024),
+    ("connect_timeout_s", 1, 120),
+    ("first_byte_timeout_s", 1, 3600),
+    ("idle_timeout_s", 1, 3600),
+    ("cooldown_s", 1, 3600),
+    ("request_log_retention_days", 1, 365),
+];
+
+impl ProxySettings {
+    fn number(&self, name: &str) -> u32 {
+        match name {
+            "max_attempts" => self.max_attempts,
+            "max_body_mb" => self.max_body_mb,
+            "connect_timeout_s" => self.connect_timeout_s,
+            "first_byte_timeout_s" => self.first_byte_timeout_s,
+            "idle_timeout_s" => self.idle_timeout_s,
+            "cooldown_s" => self.cooldown_s,
+            _ => self.request_log_retention_days,
+        }
+    }
+
+    fn number_mut(&mut self, name: &str) -> &mut u32 {
+        match name {
+            "max_attempts" => &mut self.max_attempts,
+            "max_body_mb" => &mut self.max_body_mb,
+            "connect_timeout_s" => &mut self.connect_timeout_s,
+            "first_byte_timeout_s" => &mut self.first_byte_timeout_s,
+            "idle_timeout_s" => &mut self.idle_timeout_s,
+            "cooldown_s" => &mut self.cooldown_s,
+            _ => &mut self.request_log_retention_days,
+        }
+    }
+
+    /// The value of a numeric proxy setting by name (for forms and `settings list`).
+    pub fn get(&self, name: &str) -> u32 {
+        self.number(name)
+    }
+}
+
+/// The field name of a numeric proxy setting as a `'static` str.
+fn proxy_field(name: &str) -> Option<(&'static str, u32, u32)> {
+    PROXY_RANGES.iter().find(|(n, ..)| *n == name).copied()
 }
 
 impl Default for Settings {
@@ -107,6 +208,9 @@ impl Default for Settings {
             check_timeout_secs: 15,
             history_retention_days: 90,
             guest_epoch: 0,
+            proxy: ProxySettings::default(),
+            metrics_public: false,
+            metrics_token_hash: None,
         }
     }
 }
@@ -114,6 +218,7 @@ impl Default for Settings {
 /// Storage names that are not user-facing settings.
 pub const GUEST_PASSWORD_HASH: &str = "guest_password_hash";
 pub const GUEST_EPOCH: &str = "guest_epoch";
+pub const METRICS_TOKEN_HASH: &str = "metrics_token_hash";
 
 impl Settings {
     /// Builds settings from stored rows; a value that no longer parses falls back to its default.
@@ -141,6 +246,23 @@ impl Settings {
                 .and_then(|v| parse_range(v, 1, 3650, "history_retention_days").ok())
                 .unwrap_or(d.history_retention_days),
             guest_epoch: get(GUEST_EPOCH).and_then(|v| v.parse().ok()).unwrap_or(0),
+            proxy: {
+                let mut p = d.proxy.clone();
+                for (name, min, max) in PROXY_RANGES {
+                    if let Some(v) = get(name).and_then(|v| parse_range(v, min, max, name).ok()) {
+                        *p.number_mut(name) = v;
+                    }
+                }
+                if let Some(s) = get("selection_strategy").and_then(|v| SelectionStrategy::parse(v).ok()) {
+                    p.selection_strategy = s;
+                }
+                if let Some(c) = get("cors_origins").and_then(|v| CorsOrigins::parse(v).ok()) {
+                    p.cors_origins = c;
+                }
+                p
+            },
+            metrics_public: get("metrics_public").and_then(parse_bool).unwrap_or(d.metrics_public),
+            metrics_token_hash: get(METRICS_TOKEN_HASH).filter(|h| !h.is_empty()).map(str::to_owned),
         }
     }
 
@@ -203,6 +325,22 @@ impl Settings {
         if let Some(d) = change.history_retention_days {
             rows.push(("history_retention_days".to_owned(), d.to_string()));
         }
+        if let Some(s) = change.selection_strategy {
+            rows.push(("selection_strategy".to_owned(), s.as_str().to_owned()));
+        }
+        for (name, value) in &change.proxy_numbers {
+            rows.push(((*name).to_owned(), value.to_string()));
+        }
+        if let Some(c) = &change.cors_origins {
+            rows.push(("cors_origins".to_owned(), c.to_setting()));
+        }
+        if let Some(b) = change.metrics_public {
+            rows.push(("metrics_public".to_owned(), bool_str(b).to_owned()));
+        }
+        if let Some(token) = &change.metrics_token {
+            let hash = token.as_deref().map(super::access_token::hash).unwrap_or_default();
+            rows.push((METRICS_TOKEN_HASH.to_owned(), hash));
+        }
         if guest_changed {
             rows.push((GUEST_EPOCH.to_owned(), (self.guest_epoch + 1).to_string()));
         }
@@ -225,6 +363,17 @@ impl Settings {
             ("check_probe_model", self.check_probe_model.clone().unwrap_or_default()),
             ("check_timeout_secs", self.check_timeout_secs.to_string()),
             ("history_retention_days", self.history_retention_days.to_string()),
+            ("selection_strategy", self.proxy.selection_strategy.as_str().to_owned()),
+            ("max_attempts", self.proxy.max_attempts.to_string()),
+            ("max_body_mb", self.proxy.max_body_mb.to_string()),
+            ("connect_timeout_s", self.proxy.connect_timeout_s.to_string()),
+            ("first_byte_timeout_s", self.proxy.first_byte_timeout_s.to_string()),
+            ("idle_timeout_s", self.proxy.idle_timeout_s.to_string()),
+            ("cooldown_s", self.proxy.cooldown_s.to_string()),
+            ("cors_origins", self.proxy.cors_origins.to_setting()),
+            ("request_log_retention_days", self.proxy.request_log_retention_days.to_string()),
+            ("metrics_public", bool_str(self.metrics_public).to_owned()),
+            ("metrics_token", if self.metrics_token_hash.is_some() { "(set)" } else { "(not set)" }.to_owned()),
         ]
     }
 }
@@ -249,6 +398,13 @@ pub struct SettingsChange {
     pub check_probe_model: Option<String>,
     pub check_timeout_secs: Option<u32>,
     pub history_retention_days: Option<u32>,
+    pub selection_strategy: Option<SelectionStrategy>,
+    /// Numeric proxy settings (names of [`PROXY_RANGES`]) with their new values.
+    pub proxy_numbers: Vec<(&'static str, u32)>,
+    pub cors_origins: Option<CorsOrigins>,
+    pub metrics_public: Option<bool>,
+    /// `Some(None)` removes the token (`off`); blank keeps it.
+    pub metrics_token: Option<Option<String>>,
 }
 
 impl SettingsChange {
@@ -298,7 +454,28 @@ impl SettingsChange {
             "history_retention_days" => {
                 self.history_retention_days = Some(parse_range(value, 1, 3650, "history_retention_days")?)
             }
-            _ => return Err(FieldError::new("name", "settings.unknown_name").with("name", name)),
+            "selection_strategy" => self.selection_strategy = Some(SelectionStrategy::parse(value)?),
+            "cors_origins" => self.cors_origins = Some(CorsOrigins::parse(value)?),
+            "metrics_public" => {
+                self.metrics_public =
+                    Some(parse_bool(value).ok_or_else(|| FieldError::new("metrics_public", "settings.bool_invalid"))?);
+            }
+            "metrics_token" => match value.trim() {
+                "" => {}
+                "off" => self.metrics_token = Some(None),
+                token if token.len() >= 16 && token.len() <= 200 && token.chars().all(|c| c.is_ascii_graphic()) => {
+                    self.metrics_token = Some(Some(token.to_owned()));
+                }
+                _ => return Err(FieldError::new("metrics_token", "settings.metrics_token_invalid")),
+            },
+            other => match proxy_field(other) {
+                Some((field, min, max)) => {
+                    let v = parse_range(value, min, max, field)?;
+                    self.proxy_numbers.retain(|(n, _)| *n != field);
+                    self.proxy_numbers.push((field, v));
+                }
+                None => return Err(FieldError::new("name", "settings.unknown_name").with("name", name)),
+            },
         }
         Ok(())
     }
@@ -479,6 +656,34 @@ mod tests {
         assert!(parse_upstream_url("https://api.example.com/?a=1").is_err());
         assert!(parse_upstream_url("https://user:pw@api.example.com").is_err());
         assert!(parse_upstream_url("not a url").is_err());
+    }
+
+    #[test]
+    fn proxy_settings_parse_store_and_reload() {
+        let change = SettingsChange::parse([
+            ("selection_strategy", "round_robin"),
+            ("max_attempts", "5"),
+            ("first_byte_timeout_s", "600"),
+            ("cors_origins", "https://chat.example.com"),
+            ("metrics_token", "scrape-me-please-123"),
+        ])
+        .unwrap_or_default();
+        let rows = Settings::default().apply(&change, fake_hash).unwrap_or_default();
+        let stored: HashMap<String, String> = rows.into_iter().collect();
+        assert!(!stored.values().any(|v| v.contains("scrape-me")), "the token is stored hashed");
+        let s = Settings::from_stored(&stored);
+        assert_eq!(s.proxy.selection_strategy, SelectionStrategy::RoundRobin);
+        assert_eq!((s.proxy.max_attempts, s.proxy.first_byte_timeout_s, s.proxy.max_body_mb), (5, 600, 32));
+        assert_eq!(s.proxy.cors_origins.allow("https://chat.example.com"), Some("https://chat.example.com"));
+        assert_eq!(s.metrics_token_hash.as_deref(), Some(super::super::access_token::hash("scrape-me-please-123").as_str()));
+        let err = SettingsChange::parse([("max_attempts", "0"), ("max_body_mb", "2048"), ("metrics_token", "short")])
+            .err()
+            .unwrap_or_default();
+        let fields: Vec<_> = err.0.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["max_attempts", "max_body_mb", "metrics_token"]);
+        let off = SettingsChange::parse([("metrics_token", "off")]).unwrap_or_default();
+        let rows = s.apply(&off, fake_hash).unwrap_or_default();
+        assert!(rows.contains(&(METRICS_TOKEN_HASH.to_owned(), String::new())));
     }
 
     #[test]

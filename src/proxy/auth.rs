@@ -36,17 +36,13 @@ impl AccessKeyIndex {
         Ok(())
     }
 
-    /// Whether the token is a current access key; remembers the use.
-    pub fn authenticate(&self, token: &str, now_ms: i64) -> bool {
+    /// The id of the access key the token is, if it is a current one; remembers the use.
+    pub fn authenticate(&self, token: &str, now_ms: i64) -> Option<i64> {
         let hash = access_token::hash(token);
-        let Ok(guard) = self.by_hash.read() else { return false };
-        match guard.get(&hash) {
-            Some(entry) => {
-                entry.pending_use.store(now_ms, Ordering::Relaxed);
-                true
-            }
-            None => false,
-        }
+        let guard = self.by_hash.read().ok()?;
+        let entry = guard.get(&hash)?;
+        entry.pending_use.store(now_ms, Ordering::Relaxed);
+        Some(entry.id)
     }
 
     /// Takes the pending last-used times, as (id, time) pairs.
@@ -72,7 +68,8 @@ impl AccessKeyIndex {
 }
 
 /// Every 5 seconds for the life of the server: writes last-used times and reloads the index, so a key
-/// created or revoked elsewhere (the CLI, another instance) takes effect within that time.
+/// created or revoked elsewhere (the CLI, another instance) takes effect within that time; the proxy's
+/// in-memory settings are refreshed at the same pace.
 pub fn spawn_last_used_flusher(state: actix_web::web::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(5));
@@ -83,6 +80,9 @@ pub fn spawn_last_used_flusher(state: actix_web::web::Data<AppState>) {
             }
             if let Err(e) = state.access_keys.reload(&state.db).await {
                 tracing::warn!(error = %e, "could not reload access keys");
+            }
+            if let Err(e) = state.settings().await {
+                tracing::warn!(error = %e, "could not reload settings");
             }
         }
     });

@@ -1,0 +1,3 @@
+DROP TABLE request_log;
+ALTER TABLE access_keys DROP COLUMN failure_count;
+ALTER TABLE access_keys DROP COLUMN request_count;

@@ -1,0 +1,290 @@
+//! The in-memory pool of routable keys: a lock-free snapshot the proxy picks from, per-key atomics for
+//! the state the proxy learns, the outcome buffer the writer drains, and the incident guard.
+//!
+//! The database is the truth and this is a cache of it (DESIGN.md §3 rule 4): `reload` reads the
+//! `active` and `cooling` keys; a state the proxy decided and has not written yet (newer than the row's
+//! `status_changed_at`) survives a reload, so nothing flips back. Picking never touches the database.
+
+pub mod incident;
+pub mod select;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use arc_swap::ArcSwap;
+
+use crate::db::usage::PoolRow;
+use crate::domain::keys::KeyStatus;
+use crate::domain::settings::{ProxySettings, Settings};
+use crate::domain::usage::{RequestLogRow, StateChange, UsageBatch};
+pub use incident::{Incident, IncidentGuard};
+
+const ROUTABLE: u8 = 0;
+const COOLING: u8 = 1;
+const DEAD: u8 = 2;
+
+/// Request-log rows kept in memory while the database cannot take them; beyond, the oldest go.
+pub const LOG_BUFFER_CAP: usize = 100_000;
+
+/// One upstream key as the proxy sees it.
+pub struct KeySlot {
+    pub id: i64,
+    pub key: Box<str>,
+    balance_bits: AtomicU64,
+    state: AtomicU8,
+    cooling_until: AtomicI64,
+    /// When the proxy last changed this key's state (0 = never).
+    changed_at: AtomicI64,
+    /// Requests in flight on this key right now.
+    pub inflight: AtomicU32,
+}
+
+impl KeySlot {
+    fn new(id: i64, key: &str) -> Self {
+        Self {
+            id,
+            key: key.into(),
+            balance_bits: AtomicU64::new(0),
+            state: AtomicU8::new(DEAD),
+            cooling_until: AtomicI64::new(0),
+            changed_at: AtomicI64::new(0),
+            inflight: AtomicU32::new(0),
+        }
+    }
+
+    pub fn balance(&self) -> f64 {
+        f64::from_bits(self.balance_bits.load(Ordering::Relaxed))
+    }
+
+    /// Whether the key may take a request at `now`.
+    pub fn usable(&self, now: i64) -> bool {
+        match self.state.load(Ordering::Relaxed) {
+            ROUTABLE => true,
+            COOLING => self.cooling_until.load(Ordering::Relaxed) <= now,
+            _ => false,
+        }
+    }
+}
+
+/// The keys that were routable when the snapshot was built, with cumulative balances for weighted
+/// picks (one binary search).
+#[derive(Default)]
+pub struct Snapshot {
+    pub slots: Vec<Arc<KeySlot>>,
+    cumulative: Vec<f64>,
+    pub total_balance: f64,
+    /// The earliest end of a cooling period among loaded keys (i64::MAX: none), when a rebuild is due.
+    next_cooling_end: i64,
+}
+
+/// The settings the proxy reads on every request, kept in memory.
+pub struct RuntimeSettings {
+    pub settings: Settings,
+    /// The upstream base URL in force (`KEYPOOL_UPSTREAM_URL` wins over the setting).
+    pub upstream: String,
+}
+
+impl RuntimeSettings {
+    pub fn proxy(&self) -> &ProxySettings {
+        &self.settings.proxy
+    }
+}
+
+pub struct KeyPool {
+    loaded: RwLock<HashMap<i64, Arc<KeySlot>>>,
+    snapshot: ArcSwap<Snapshot>,
+    cursor: AtomicUsize,
+    rebuild_due: AtomicBool,
+    reload_due: AtomicBool,
+    runtime: ArcSwap<RuntimeSettings>,
+    pending: Mutex<UsageBatch>,
+    /// Request-log rows dropped because the buffer was full (the database away for long).
+    pub dropped_log_rows: AtomicU64,
+    pub incident: IncidentGuard,
+}
+
+impl KeyPool {
+    pub fn new(settings: Settings, upstream: String) -> Self {
+        Self {
+            loaded: RwLock::default(),
+            snapshot: ArcSwap::from_pointee(Snapshot { next_cooling_end: i64::MAX, ..Snapshot::default() }),
+            cursor: AtomicUsize::new(0),
+            rebuild_due: AtomicBool::new(false),
+            reload_due: AtomicBool::new(false),
+            runtime: ArcSwap::from_pointee(RuntimeSettings { settings, upstream }),
+            pending: Mutex::default(),
+            dropped_log_rows: AtomicU64::new(0),
+            incident: IncidentGuard::default(),
+        }
+    }
+
+    pub fn runtime(&self) -> Arc<RuntimeSettings> {
+        self.runtime.load_full()
+    }
+
+    /// New settings in force; a changed minimum balance reshapes the routable set.
+    pub fn set_settings(&self, settings: Settings, upstream: String) {
+        let min_changed = self.runtime.load().settings.min_balance != settings.min_balance;
+        self.runtime.store(Arc::new(RuntimeSettings { settings, upstream }));
+        if min_changed {
+            self.rebuild_due.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Keys were changed in the database (import, check, admin): reload soon.
+    pub fn mark_stale(&self) {
+        self.reload_due.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes the "reload soon" mark.
+    pub fn take_stale(&self) -> bool {
+        self.reload_due.swap(false, Ordering::Relaxed)
+    }
+
+    /// Replaces the loaded keys with the database's `active` and `cooling` ones, keeping states the
+    /// proxy decided since the row was last changed, then rebuilds the snapshot.
+    pub fn reload(&self, rows: Vec<PoolRow>, now: i64) {
+        {
+            let Ok(mut loaded) = self.loaded.write() else { return };
+            let mut next = HashMap::with_capacity(rows.len());
+            for row in rows {
+                let slot = match loaded.remove(&row.id) {
+                    Some(s) if *s.key == *row.key => s,
+                    _ => Arc::new(KeySlot::new(row.id, &row.key)),
+                };
+                slot.balance_bits.store(row.total_balance.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
+                let local_newer = slot.changed_at.load(Ordering::Relaxed) > row.status_changed_at.unwrap_or(0);
+                if !local_newer {
+                    let cooling = row.status == KeyStatus::Cooling.as_str();
+                    slot.state.store(if cooling { COOLING } else { ROUTABLE }, Ordering::Relaxed);
+                    slot.cooling_until.store(row.cooling_until.unwrap_or(0), Ordering::Relaxed);
+                }
+                next.insert(row.id, slot);
+            }
+            *loaded = next;
+        }
+        self.rebuild(now);
+    }
+
+    /// Rebuilds the snapshot from the loaded keys (no database).
+    pub fn rebuild(&self, now: i64) {
+        self.rebuild_due.store(false, Ordering::Relaxed);
+        let min_balance = self.runtime.load().settings.min_balance;
+        let Ok(loaded) = self.loaded.read() else { return };
+        let mut slots: Vec<Arc<KeySlot>> = Vec::with_capacity(loaded.len());
+        let mut next_cooling_end = i64::MAX;
+        for slot in loaded.values() {
+            if slot.balance() <= min_balance {
+                continue;
+            }
+            if slot.usable(now) {
+                slots.push(slot.clone());
+            } else if slot.state.load(Ordering::Relaxed) == COOLING {
+                next_cooling_end = next_cooling_end.min(slot.cooling_until.load(Ordering::Relaxed));
+            }
+        }
+        drop(loaded);
+        slots.sort_unstable_by_key(|s| s.id);
+        let mut total = 0.0;
+        let cumulative = slots
+            .iter()
+            .map(|s| {
+                total += s.balance().max(0.01);
+                total
+            })
+            .collect();
+        let total_balance = slots.iter().map(|s| s.balance()).sum();
+        self.snapshot.store(Arc::new(Snapshot { slots, cumulative, total_balance, next_cooling_end }));
+    }
+
+    /// Whether the snapshot should be rebuilt now (a state changed, or a cooling period ended).
+    pub fn rebuild_due(&self, now: i64) -> bool {
+        self.rebuild_due.load(Ordering::Relaxed) || self.snapshot.load().next_cooling_end <= now
+    }
+
+    /// Picks a usable key not in `tried`, by the strategy in force. O(1) or O(log n) per pick; a linear
+    /// scan only when most keys of the snapshot died since it was built.
+    pub fn pick(&self, tried: &[i64], now: i64) -> Option<Arc<KeySlot>> {
+        let strategy = self.runtime.load().settings.proxy.selection_strategy;
+        let snap = self.snapshot.load();
+        select::pick(&snap.slots, &snap.cumulative, strategy, &self.cursor, tried, now)
+    }
+
+    /// When the first cooling key may be used again (for `Retry-After`), if any is cooling.
+    pub fn next_cooling_end(&self) -> Option<i64> {
+        let end = self.snapshot.load().next_cooling_end;
+        (end != i64::MAX).then_some(end)
+    }
+
+    /// Applies a state the proxy decided for a key, and queues it for the database.
+    pub fn change_state(&self, slot: &KeySlot, change: StateChange) {
+        let state = match change.status {
+            KeyStatus::Cooling => COOLING,
+            KeyStatus::Active => ROUTABLE,
+            _ => DEAD,
+        };
+        slot.cooling_until.store(change.cooling_until.unwrap_or(0), Ordering::Relaxed);
+        slot.state.store(state, Ordering::Relaxed);
+        slot.changed_at.store(change.at, Ordering::Relaxed);
+        self.rebuild_due.store(true, Ordering::Relaxed);
+        if let Ok(mut p) = self.pending.lock() {
+            p.change(change);
+        }
+    }
+
+    /// Counts one attempt on a key.
+    pub fn count_attempt(&self, key_id: i64, failed: bool, at: i64) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.count_key(key_id, failed, at);
+        }
+    }
+
+    /// Counts one request of an access key and logs it.
+    pub fn log_request(&self, row: RequestLogRow, failed: bool) {
+        let Ok(mut p) = self.pending.lock() else { return };
+        if let Some(id) = row.access_key_id {
+            p.count_access_key(id, failed, row.at);
+        }
+        if p.log.len() >= LOG_BUFFER_CAP {
+            // Drop the oldest tenth at once, so a long outage costs one move per 10,000 requests.
+            let n = LOG_BUFFER_CAP / 10;
+            p.log.drain(..n);
+            self.dropped_log_rows.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        p.log.push(row);
+    }
+
+    /// Takes everything not yet written.
+    pub fn take_pending(&self) -> UsageBatch {
+        self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default()
+    }
+
+    /// Puts back a batch the database did not take.
+    pub fn restore_pending(&self, batch: UsageBatch) {
+        if let Ok(mut p) = self.pending.lock() {
+            let dropped = p.restore(batch, LOG_BUFFER_CAP);
+            self.dropped_log_rows.fetch_add(dropped as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Loaded keys by what the proxy knows of them: (routable now, cooling, dead since the load).
+    pub fn counts(&self, now: i64) -> (usize, usize, usize) {
+        let Ok(loaded) = self.loaded.read() else { return (0, 0, 0) };
+        let mut c = (0, 0, 0);
+        for s in loaded.values() {
+            match s.state.load(Ordering::Relaxed) {
+                ROUTABLE => c.0 += 1,
+                COOLING if s.cooling_until.load(Ordering::Relaxed) <= now => c.0 += 1,
+                COOLING => c.1 += 1,
+                _ => c.2 += 1,
+            }
+        }
+        c
+    }
+}

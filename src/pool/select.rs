@@ -1,0 +1,165 @@
+//! The selection strategies over a snapshot's slots. Each pick is O(1) (random, round robin, least
+//! in flight over a window of 64) or O(log n) (weighted: one binary search over cumulative balances).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rand::Rng;
+
+use super::KeySlot;
+use crate::domain::proxy::SelectionStrategy;
+
+/// Keys compared by `least_inflight` per pick.
+pub const LEAST_INFLIGHT_WINDOW: usize = 64;
+/// Picks tried by the strategy before falling back to a scan for any usable key.
+const TRIES: usize = 8;
+
+/// A usable key not in `tried`, chosen by `strategy`.
+pub fn pick(
+    slots: &[Arc<KeySlot>],
+    cumulative: &[f64],
+    strategy: SelectionStrategy,
+    cursor: &AtomicUsize,
+    tried: &[i64],
+    now: i64,
+) -> Option<Arc<KeySlot>> {
+    let n = slots.len();
+    if n == 0 {
+        return None;
+    }
+    let ok = |s: &KeySlot| s.usable(now) && !tried.contains(&s.id);
+    let mut rng = rand::rng();
+    for _ in 0..TRIES.min(n * 2) {
+        let index = match strategy {
+            SelectionStrategy::Random => rng.random_range(0..n),
+            SelectionStrategy::RoundRobin => cursor.fetch_add(1, Ordering::Relaxed) % n,
+            SelectionStrategy::Weighted => {
+                let total = cumulative.last().copied().unwrap_or(0.0);
+                let r = rng.random::<f64>() * total;
+                cumulative.partition_point(|c| *c <= r).min(n - 1)
+            }
+            SelectionStrategy::LeastInflight => {
+                let start = cursor.fetch_add(1, Ordering::Relaxed);
+                let best = (0..LEAST_INFLIGHT_WINDOW.min(n))
+                    .map(|i| &slots[(start + i) % n])
+                    .filter(|s| ok(s))
+                    .min_by_key(|s| s.inflight.load(Ordering::Relaxed));
+                match best {
+                    Some(s) => return Some(s.clone()),
+                    None => start % n,
+                }
+            }
+        };
+        if ok(&slots[index]) {
+            return Some(slots[index].clone());
+        }
+    }
+    let start = rng.random_range(0..n);
+    (0..n).map(|i| &slots[(start + i) % n]).find(|s| ok(s)).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::settings::Settings;
+    use crate::pool::KeyPool;
+
+    fn pool(balances: &[f64]) -> KeyPool {
+        let pool = KeyPool::new(Settings::default(), "http://upstream".into());
+        let rows = balances
+            .iter()
+            .enumerate()
+            .map(|(i, b)| crate::db::usage::PoolRow {
+                id: i as i64 + 1,
+                key: format!("sk-{i:030}"),
+                status: "active".into(),
+                total_balance: Some(*b),
+                cooling_until: None,
+                status_changed_at: Some(1),
+            })
+            .collect();
+        pool.reload(rows, 10);
+        pool
+    }
+
+    fn with(pool: &KeyPool, strategy: SelectionStrategy) {
+        let mut s = Settings::default();
+        s.proxy.selection_strategy = strategy;
+        pool.set_settings(s, "http://upstream".into());
+    }
+
+    #[test]
+    fn weighted_follows_balance_and_skips_the_broke() {
+        let pool = pool(&[1.0, 99.0, 0.0]);
+        let mut hits = [0usize; 4];
+        for _ in 0..10_000 {
+            hits[pool.pick(&[], 10).map_or(0, |s| s.id as usize)] += 1;
+        }
+        assert_eq!(hits[3], 0, "a key without balance is not routable");
+        assert_eq!(hits[0], 0);
+        assert!(hits[2] > 9_500 && hits[1] > 20, "{hits:?}");
+    }
+
+    #[test]
+    fn round_robin_visits_every_key_in_turn_and_tried_keys_are_skipped() {
+        let pool = pool(&[5.0, 5.0, 5.0]);
+        with(&pool, SelectionStrategy::RoundRobin);
+        let ids: Vec<i64> = (0..6).filter_map(|_| pool.pick(&[], 10)).map(|s| s.id).collect();
+        assert_eq!(ids, [1, 2, 3, 1, 2, 3]);
+        for strategy in SelectionStrategy::ALL {
+            with(&pool, strategy);
+            for _ in 0..50 {
+                assert_eq!(pool.pick(&[1, 3], 10).map(|s| s.id), Some(2), "{strategy:?}");
+            }
+            assert!(pool.pick(&[1, 2, 3], 10).is_none());
+        }
+    }
+
+    #[test]
+    fn least_inflight_prefers_the_idle_key() {
+        let pool = pool(&[5.0, 5.0, 5.0]);
+        with(&pool, SelectionStrategy::LeastInflight);
+        let snap = pool.snapshot();
+        snap.slots[0].inflight.store(3, Ordering::Relaxed);
+        snap.slots[2].inflight.store(1, Ordering::Relaxed);
+        for _ in 0..20 {
+            assert_eq!(pool.pick(&[], 10).map(|s| s.id), Some(2));
+        }
+    }
+
+    #[test]
+    fn states_decided_by_the_proxy_survive_a_reload_and_cooling_ends() {
+        use crate::domain::usage::StateChange;
+        let p = pool(&[5.0, 5.0]);
+        with(&p, SelectionStrategy::RoundRobin);
+        let slot = p.snapshot().slots[0].clone();
+        p.change_state(&slot, StateChange {
+            key_id: 1,
+            status: crate::domain::keys::KeyStatus::Cooling,
+            reason: "429".into(),
+            at: 20,
+            cooling_until: Some(1_000),
+        });
+        for _ in 0..10 {
+            assert_eq!(p.pick(&[], 30).map(|s| s.id), Some(2), "a cooling key is skipped at once");
+        }
+        assert!(p.rebuild_due(30));
+        p.rebuild(30);
+        assert_eq!(p.snapshot().slots.len(), 1);
+        assert_eq!(p.next_cooling_end(), Some(1_000));
+        // A reload from a database that has not seen the change yet keeps it.
+        let rows = vec![crate::db::usage::PoolRow {
+            id: 1,
+            key: slot.key.to_string(),
+            status: "active".into(),
+            total_balance: Some(5.0),
+            cooling_until: None,
+            status_changed_at: Some(1),
+        }];
+        p.reload(rows, 40);
+        assert!(p.snapshot().slots.is_empty() && !slot.usable(40));
+        assert!(p.rebuild_due(1_000), "the cooling end is due");
+        p.rebuild(1_000);
+        assert_eq!(p.pick(&[], 1_000).map(|s| s.id), Some(1));
+    }
+}
