@@ -60,7 +60,9 @@ pub fn record(conn: &mut AnyConnection, batch: &UsageBatch) -> QueryResult<()> {
             let mut st = Statement::default();
             cte(&mut st);
             st.sql(" INSERT INTO key_events (key_id, at, from_status, to_status, reason) ");
-            st.sql("SELECT keys.id, v.at, keys.status, v.new_status, v.reason FROM keys JOIN v ON keys.id = v.id WHERE");
+            st.sql(
+                "SELECT keys.id, v.at, keys.status, v.new_status, v.reason FROM keys JOIN v ON keys.id = v.id WHERE",
+            );
             st.sql(newer).sql(" AND keys.status <> v.new_status");
             st.execute(conn)?;
             let mut st = Statement::default();

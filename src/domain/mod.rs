@@ -8,9 +8,9 @@ pub mod export;
 pub mod keys;
 pub mod password;
 pub mod proxy;
-pub mod usage;
 pub mod settings;
 pub mod stats;
+pub mod usage;
 
 /// A message for one form field: the field's name and a catalogue key (with optional arguments).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -194,7 +194,9 @@ mod tests {
         for caller_mistake in [400, 404, 413, 422, 409] {
             assert_eq!(classify_answer(caller_mistake, None, b"{}"), AttemptClass::Deliver, "{caller_mistake}");
         }
-        assert!(matches!(classify_answer(401, None, br#""Api key is invalid""#), AttemptClass::KeyInvalid(m) if m.contains("invalid")));
+        assert!(
+            matches!(classify_answer(401, None, br#""Api key is invalid""#), AttemptClass::KeyInvalid(m) if m.contains("invalid"))
+        );
         assert!(matches!(classify_answer(402, None, b""), AttemptClass::KeyDepleted(m) if m == "HTTP 402"));
         let sf_balance = br#"{"code":30001,"message":"Sorry, your account balance is insufficient","data":null}"#;
         assert!(matches!(classify_answer(403, None, sf_balance), AttemptClass::KeyDepleted(_)));
@@ -202,7 +204,10 @@ mod tests {
             classify_answer(403, None, br#"{"code":30011,"message":"The API key has been banned"}"#),
             AttemptClass::KeyInvalid(_)
         ));
-        assert!(matches!(classify_answer(403, None, br#"{"message":"region not served"}"#), AttemptClass::Transient(_)));
+        assert!(matches!(
+            classify_answer(403, None, br#"{"message":"region not served"}"#),
+            AttemptClass::Transient(_)
+        ));
         assert_eq!(
             classify_answer(429, Some("7"), br#"{"message":"rate limited"}"#),
             AttemptClass::RateLimited { retry_after_s: Some(7), message: "HTTP 429: rate limited".into() }

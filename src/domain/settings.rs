@@ -675,7 +675,10 @@ mod tests {
         assert_eq!(s.proxy.selection_strategy, SelectionStrategy::RoundRobin);
         assert_eq!((s.proxy.max_attempts, s.proxy.first_byte_timeout_s, s.proxy.max_body_mb), (5, 600, 32));
         assert_eq!(s.proxy.cors_origins.allow("https://chat.example.com"), Some("https://chat.example.com"));
-        assert_eq!(s.metrics_token_hash.as_deref(), Some(super::super::access_token::hash("scrape-me-please-123").as_str()));
+        assert_eq!(
+            s.metrics_token_hash.as_deref(),
+            Some(super::super::access_token::hash("scrape-me-please-123").as_str())
+        );
         let err = SettingsChange::parse([("max_attempts", "0"), ("max_body_mb", "2048"), ("metrics_token", "short")])
             .err()
             .unwrap_or_default();

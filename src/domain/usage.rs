@@ -71,7 +71,11 @@ impl UsageBatch {
     }
 
     pub fn count_access_key(&mut self, id: i64, failed: bool, at: i64) {
-        self.access_keys.entry(id).or_default().add(Usage { requests: 1, failures: i64::from(failed), last_used_at: at });
+        self.access_keys.entry(id).or_default().add(Usage {
+            requests: 1,
+            failures: i64::from(failed),
+            last_used_at: at,
+        });
     }
 
     /// Keeps the later of two changes of the same key.
@@ -130,11 +134,23 @@ mod tests {
         let mut older = UsageBatch::default();
         older.count_key(1, false, 10);
         older.count_key(1, true, 20);
-        older.change(StateChange { key_id: 1, status: KeyStatus::Cooling, reason: "429".into(), at: 20, cooling_until: Some(80) });
+        older.change(StateChange {
+            key_id: 1,
+            status: KeyStatus::Cooling,
+            reason: "429".into(),
+            at: 20,
+            cooling_until: Some(80),
+        });
         older.log.extend([row(1), row(2)]);
         let mut newer = UsageBatch::default();
         newer.count_key(1, false, 30);
-        newer.change(StateChange { key_id: 1, status: KeyStatus::Invalid, reason: "401".into(), at: 30, cooling_until: None });
+        newer.change(StateChange {
+            key_id: 1,
+            status: KeyStatus::Invalid,
+            reason: "401".into(),
+            at: 30,
+            cooling_until: None,
+        });
         newer.log.extend([row(3), row(4)]);
         let dropped = newer.restore(older, 3);
         assert_eq!(dropped, 1);

@@ -24,6 +24,24 @@ pub struct Incident {
     pub keys: usize,
 }
 
+/// What a failure means, seen together with the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing unusual: the failure is about this key.
+    KeyFault,
+    /// An incident is in progress: leave the key alone.
+    Incident,
+    /// This failure started an incident; the keys that failed in the window (whose cooling, if any,
+    /// was the incident's doing and can be undone).
+    IncidentStarted(Vec<i64>),
+}
+
+impl Verdict {
+    pub fn is_incident(&self) -> bool {
+        !matches!(self, Self::KeyFault)
+    }
+}
+
 #[derive(Default)]
 struct State {
     recent: VecDeque<(i64, i64)>,
@@ -36,9 +54,9 @@ pub struct IncidentGuard {
 }
 
 impl IncidentGuard {
-    /// Records a correlated-kind failure of `key_id`; returns whether an incident is now in progress.
-    pub fn record_failure(&self, key_id: i64, at: i64, retry_after_s: Option<u64>, cause: &str) -> bool {
-        let Ok(mut s) = self.state.lock() else { return false };
+    /// Records a correlated-kind failure of `key_id`.
+    pub fn record_failure(&self, key_id: i64, at: i64, retry_after_s: Option<u64>, cause: &str) -> Verdict {
+        let Ok(mut s) = self.state.lock() else { return Verdict::KeyFault };
         while s.recent.front().is_some_and(|(t, _)| *t < at - WINDOW_MS) {
             s.recent.pop_front();
         }
@@ -49,15 +67,17 @@ impl IncidentGuard {
             .unwrap_or(BACKOFF_MS);
         let keys = s.recent.len();
         let ongoing = s.current.as_ref().is_some_and(|i| i.until > at);
-        if ongoing || keys >= DISTINCT_KEYS {
-            let since = s.current.as_ref().filter(|_| ongoing).map_or(at, |i| i.since);
-            if !ongoing {
-                tracing::warn!(keys, cause, "upstream incident: many keys failing at once; key states are frozen");
-            }
-            s.current = Some(Incident { since, until: at + backoff, cause: cause.to_owned(), keys: keys.max(DISTINCT_KEYS) });
-            return true;
+        if !ongoing && keys < DISTINCT_KEYS {
+            return Verdict::KeyFault;
         }
-        false
+        let since = s.current.as_ref().filter(|_| ongoing).map_or(at, |i| i.since);
+        s.current =
+            Some(Incident { since, until: at + backoff, cause: cause.to_owned(), keys: keys.max(DISTINCT_KEYS) });
+        if ongoing {
+            return Verdict::Incident;
+        }
+        tracing::warn!(keys, cause, "upstream incident: many keys failing at once; key states are frozen");
+        Verdict::IncidentStarted(s.recent.iter().map(|(_, k)| *k).collect())
     }
 
     /// A request went through: the upstream works, so an incident ends.
@@ -85,15 +105,20 @@ mod tests {
     fn many_keys_failing_together_is_an_incident_one_key_is_not() {
         let g = IncidentGuard::default();
         for t in 0..20 {
-            assert!(!g.record_failure(1, t * 100, None, "HTTP 429"), "one key failing often is that key's problem");
+            assert_eq!(g.record_failure(1, t * 100, None, "HTTP 429"), Verdict::KeyFault, "one key failing often");
         }
         for k in 2..=4 {
-            assert!(!g.record_failure(k, 2_500, None, "HTTP 429"));
+            assert_eq!(g.record_failure(k, 2_500, None, "HTTP 429"), Verdict::KeyFault);
         }
-        assert!(g.record_failure(5, 3_000, Some(90), "HTTP 429"), "five distinct keys within 10 s");
+        assert_eq!(
+            g.record_failure(5, 3_000, Some(90), "HTTP 429"),
+            Verdict::IncidentStarted(vec![1, 2, 3, 4, 5]),
+            "five distinct keys within 10 s"
+        );
+        assert_eq!(g.record_failure(6, 3_000, None, "HTTP 429"), Verdict::Incident);
         let i = g.active(3_001).unwrap_or_else(|| panic!("incident expected"));
-        assert_eq!((i.since, i.until), (3_000, 93_000));
-        assert!(g.active(93_000).is_none(), "it clears after the back-off");
+        assert_eq!((i.since, i.until), (3_000, 33_000), "the last failure had no Retry-After");
+        assert!(g.active(33_000).is_none(), "it clears after the back-off");
         g.record_failure(6, 4_000, None, "HTTP 503");
         assert!(g.active(4_001).is_some());
         g.record_success();
@@ -104,7 +129,7 @@ mod tests {
     fn failures_spread_over_time_are_not_an_incident() {
         let g = IncidentGuard::default();
         for k in 0..10 {
-            assert!(!g.record_failure(k, k * 3_000, None, "HTTP 500"));
+            assert_eq!(g.record_failure(k, k * 3_000, None, "HTTP 500"), Verdict::KeyFault);
         }
     }
 }

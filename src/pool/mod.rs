@@ -19,7 +19,7 @@ use crate::db::usage::PoolRow;
 use crate::domain::keys::KeyStatus;
 use crate::domain::settings::{ProxySettings, Settings};
 use crate::domain::usage::{RequestLogRow, StateChange, UsageBatch};
-pub use incident::{Incident, IncidentGuard};
+pub use incident::{Incident, IncidentGuard, Verdict};
 
 const ROUTABLE: u8 = 0;
 const COOLING: u8 = 1;
@@ -103,6 +103,8 @@ pub struct KeyPool {
     /// Request-log rows dropped because the buffer was full (the database away for long).
     pub dropped_log_rows: AtomicU64,
     pub incident: IncidentGuard,
+    /// One flush at a time, so "flushed" means everything taken so far is written.
+    pub(crate) flush_lock: tokio::sync::Mutex<()>,
 }
 
 impl KeyPool {
@@ -117,6 +119,7 @@ impl KeyPool {
             pending: Mutex::default(),
             dropped_log_rows: AtomicU64::new(0),
             incident: IncidentGuard::default(),
+            flush_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -236,6 +239,16 @@ impl KeyPool {
         if let Ok(mut p) = self.pending.lock() {
             p.change(change);
         }
+    }
+
+    /// A loaded key by id.
+    pub fn slot(&self, id: i64) -> Option<Arc<KeySlot>> {
+        self.loaded.read().ok()?.get(&id).cloned()
+    }
+
+    /// Whether the proxy has put this key in cooling (and it has not ended by `now`).
+    pub fn is_cooling(&self, slot: &KeySlot, now: i64) -> bool {
+        slot.state.load(Ordering::Relaxed) == COOLING && slot.cooling_until.load(Ordering::Relaxed) > now
     }
 
     /// Counts one attempt on a key.

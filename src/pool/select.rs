@@ -133,13 +133,16 @@ mod tests {
         let p = pool(&[5.0, 5.0]);
         with(&p, SelectionStrategy::RoundRobin);
         let slot = p.snapshot().slots[0].clone();
-        p.change_state(&slot, StateChange {
-            key_id: 1,
-            status: crate::domain::keys::KeyStatus::Cooling,
-            reason: "429".into(),
-            at: 20,
-            cooling_until: Some(1_000),
-        });
+        p.change_state(
+            &slot,
+            StateChange {
+                key_id: 1,
+                status: crate::domain::keys::KeyStatus::Cooling,
+                reason: "429".into(),
+                at: 20,
+                cooling_until: Some(1_000),
+            },
+        );
         for _ in 0..10 {
             assert_eq!(p.pick(&[], 30).map(|s| s.id), Some(2), "a cooling key is skipped at once");
         }

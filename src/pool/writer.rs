@@ -21,15 +21,17 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Writes what is pending now; on failure it stays pending. Returns whether the database took it.
 pub async fn flush(pool: &KeyPool, db: &DbPool) -> bool {
+    let _one_at_a_time = pool.flush_lock.lock().await;
     let batch = pool.take_pending();
     if batch.is_empty() {
         return true;
     }
     let conn_pool = db.clone();
     let written = actix_web::web::block(move || {
-        let result = conn_pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-            db::usage::record(&mut conn, &batch).map_err(|e| e.to_string())
-        });
+        let result = conn_pool
+            .get()
+            .map_err(|e| e.to_string())
+            .and_then(|mut conn| db::usage::record(&mut conn, &batch).map_err(|e| e.to_string()));
         (batch, result)
     })
     .await;

@@ -127,19 +127,25 @@ impl ProxyMetrics {
                 let n = count.load(Ordering::Relaxed);
                 if n > 0 {
                     let outcome = Outcome::ALL[o].as_str();
-                    let _ = writeln!(
-                        out,
-                        "keypool_proxy_requests_total{{status=\"{status}\",outcome=\"{outcome}\"}} {n}"
-                    );
+                    let _ =
+                        writeln!(out, "keypool_proxy_requests_total{{status=\"{status}\",outcome=\"{outcome}\"}} {n}");
                 }
             }
         }
-        out.push_str("# HELP keypool_proxy_retries_total Attempts that failed and moved on to another key, by cause.\n");
+        out.push_str(
+            "# HELP keypool_proxy_retries_total Attempts that failed and moved on to another key, by cause.\n",
+        );
         out.push_str("# TYPE keypool_proxy_retries_total counter\n");
         for (i, cause) in RETRY_CAUSES.iter().enumerate() {
-            let _ = writeln!(out, "keypool_proxy_retries_total{{cause=\"{cause}\"}} {}", self.retries[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "keypool_proxy_retries_total{{cause=\"{cause}\"}} {}",
+                self.retries[i].load(Ordering::Relaxed)
+            );
         }
-        out.push_str("# HELP keypool_proxy_inflight Requests through /v1 in flight.\n# TYPE keypool_proxy_inflight gauge\n");
+        out.push_str(
+            "# HELP keypool_proxy_inflight Requests through /v1 in flight.\n# TYPE keypool_proxy_inflight gauge\n",
+        );
         let _ = writeln!(out, "keypool_proxy_inflight {}", self.inflight.load(Ordering::Relaxed));
         self.upstream_latency.render(
             out,

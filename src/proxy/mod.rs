@@ -21,12 +21,13 @@ use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::json;
 
+use crate::domain::keys::KeyStatus;
 use crate::domain::proxy::{AttemptClass, classify_answer, needs_classification};
 use crate::domain::usage::StateChange;
-use crate::pool::KeySlot;
+use crate::pool::{KeySlot, Verdict};
 use crate::state::AppState;
 use metrics::Outcome;
-use relay::{InflightGuard, Ledger, Relay};
+use relay::{EndCheck, InflightGuard, Ledger, Relay};
 use upstream::UpstreamClient;
 
 /// Largest failure answer read to classify it.
@@ -235,19 +236,18 @@ async fn handle(
         }
         let content_type =
             res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        let sse = content_type.starts_with("text/event-stream") && !res.headers().contains_key(header::CONTENT_ENCODING);
-        let length = res
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let sse =
+            content_type.starts_with("text/event-stream") && !res.headers().contains_key(header::CONTENT_ENCODING);
+        let length =
+            res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         out.insert_header(("x-accel-buffering", "no"));
         let cache_models = req.method() == Method::GET && req.path() == "/v1/models" && req.query_string().is_empty();
         let stream = Box::pin(res);
         state.metrics.overhead.observe(started.elapsed().saturating_sub(upstream_time));
         if cache_models && status == 200 {
             // Small and asked for often by chat clients: read it whole and keep it for a minute.
-            let relay = Relay::new(stream, idle, false, status, ledger, guard);
+            let check = EndCheck { expected_len: length, expect_done: false };
+            let relay = Relay::new(stream, idle, false, status, check, ledger, guard);
             let collected: Vec<Result<Bytes, actix_web::Error>> = relay.collect().await;
             let mut whole = BytesMut::new();
             for chunk in collected {
@@ -267,7 +267,9 @@ async fn handle(
             state.models_cache.put(now, &content_type, whole.clone());
             return out.body(whole);
         }
-        let relay = Relay::new(stream, idle, sse, status, ledger, guard);
+        let check =
+            EndCheck { expected_len: length, expect_done: status == 200 && req.path().ends_with("/completions") };
+        let relay = Relay::new(stream, idle, sse, status, check, ledger, guard);
         return match length {
             Some(n) if !sse => out.body(SizedStream::new(n, relay)),
             _ => out.streaming(relay),
@@ -366,7 +368,24 @@ fn learn(state: &AppState, slot: &Arc<KeySlot>, class: &AttemptClass, incident: 
             AttemptClass::RateLimited { retry_after_s, .. } => *retry_after_s,
             _ => None,
         };
-        frozen |= state.pool.incident.record_failure(slot.id, now, retry_after, class.message());
+        let verdict = state.pool.incident.record_failure(slot.id, now, retry_after, class.message());
+        if let Verdict::IncidentStarted(keys) = &verdict {
+            // Those keys were cooled for the incident's 429s, not for anything of their own.
+            for other in keys.iter().filter_map(|id| state.pool.slot(*id)) {
+                if state.pool.is_cooling(&other, now) {
+                    let reason = "upstream incident: the rate limit was not this key's".to_owned();
+                    let change = StateChange {
+                        key_id: other.id,
+                        status: KeyStatus::Active,
+                        reason,
+                        at: now,
+                        cooling_until: None,
+                    };
+                    state.pool.change_state(&other, change);
+                }
+            }
+        }
+        frozen |= verdict.is_incident();
     }
     if frozen {
         return;
@@ -392,11 +411,8 @@ enum BodyError {
 
 /// Reads the whole body (so it can be resent to another key), refusing more than `limit` bytes.
 async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes, BodyError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge);
     }

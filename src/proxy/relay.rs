@@ -2,6 +2,10 @@
 //! recording how it ended. When the upstream dies mid-stream, an SSE caller gets an `event: error`
 //! frame and no `data: [DONE]` (it must be able to tell a truncated answer from a whole one); any
 //! other body is cut, so the caller's HTTP client sees an incomplete response.
+//!
+//! A connection that closes early looks like a clean end to awc, so the relay checks the ends itself:
+//! a body with a `Content-Length` must deliver that many bytes, and an OpenAI-style completion stream
+//! (`/completions` paths) must have sent `data: [DONE]`, as every such stream does when it is whole.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -86,6 +90,23 @@ pub struct Relay {
     sse: bool,
     status: u16,
     end: Option<(Ledger, InflightGuard)>,
+    /// Bytes the body must have (its `Content-Length`).
+    expected_len: Option<u64>,
+    received: u64,
+    /// Whether a whole stream ends with `data: [DONE]`, and whether it was seen.
+    expect_done: bool,
+    saw_done: bool,
+    /// The last bytes of the previous chunk, so a `[DONE]` split across chunks is found.
+    tail: Vec<u8>,
+}
+
+const DONE: &[u8] = b"data: [DONE]";
+
+/// The end checks of a relayed body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EndCheck {
+    pub expected_len: Option<u64>,
+    pub expect_done: bool,
 }
 
 impl Relay {
@@ -94,6 +115,7 @@ impl Relay {
         idle: Duration,
         sse: bool,
         status: u16,
+        check: EndCheck,
         ledger: Ledger,
         guard: InflightGuard,
     ) -> Self {
@@ -104,7 +126,35 @@ impl Relay {
             sse,
             status,
             end: Some((ledger, guard)),
+            expected_len: check.expected_len,
+            received: 0,
+            expect_done: check.expect_done && sse,
+            saw_done: false,
+            tail: Vec::new(),
         }
+    }
+
+    fn watch(&mut self, chunk: &[u8]) {
+        self.received += chunk.len() as u64;
+        if !self.expect_done || self.saw_done {
+            return;
+        }
+        self.tail.extend_from_slice(&chunk[chunk.len().saturating_sub(DONE.len() * 2)..]);
+        let found = chunk.windows(DONE.len()).any(|w| w == DONE) || self.tail.windows(DONE.len()).any(|w| w == DONE);
+        self.saw_done = found;
+        let keep = self.tail.len().saturating_sub(DONE.len());
+        self.tail.drain(..keep);
+    }
+
+    /// Why a body that ended is not whole, if it is not.
+    fn truncated(&self) -> Option<String> {
+        if let Some(n) = self.expected_len
+            && self.received < n
+        {
+            return Some(format!("the upstream closed the connection after {} of {n} bytes", self.received));
+        }
+        (self.expect_done && !self.saw_done)
+            .then(|| "the upstream stream broke off before its end marker (connection lost)".to_owned())
     }
 
     fn finish(&mut self, outcome: Outcome, error: Option<String>) {
@@ -143,15 +193,19 @@ impl Stream for Relay {
             Poll::Ready(Some(Ok(chunk))) => {
                 let deadline = actix_web::rt::time::Instant::now() + this.idle;
                 this.sleep.as_mut().reset(deadline);
+                this.watch(&chunk);
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(Some(Err(e))) => this.fail(format!("upstream stream broke: {e}")),
+            Poll::Ready(Some(Err(e))) => this.fail(format!("the upstream stream broke: {e}")),
             Poll::Ready(None) => {
+                if let Some(why) = this.truncated() {
+                    return this.fail(why);
+                }
                 this.finish(if this.status < 400 { Outcome::Ok } else { Outcome::CallerError }, None);
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if this.sleep.as_mut().poll(cx).is_ready() {
+                if std::future::Future::poll(this.sleep.as_mut(), cx).is_ready() {
                     let secs = this.idle.as_secs();
                     this.fail(format!("no data from the upstream for {secs} s (idle_timeout_s)"))
                 } else {

@@ -52,11 +52,25 @@ pub struct Panel {
 /// The chart panels, each loaded as its own fragment once the page is there.
 pub const PANELS: [&str; 4] = ["distribution", "status", "trend", "top"];
 
+/// An upstream incident in progress: many keys failing the same way at once.
+pub struct IncidentBanner {
+    pub since: i64,
+    /// When it is expected to clear (unless more failures extend it, or a success ends it sooner).
+    pub until: i64,
+    /// Seconds from now until `until`.
+    pub clears_in_s: i64,
+    /// The last failure's message, e.g. "HTTP 429: rate limited".
+    pub cause: String,
+    /// Distinct keys that failed together.
+    pub keys: usize,
+}
+
 pub struct Dashboard {
     pub figures: Figures,
     pub recent: Vec<RecentKey>,
     /// Seconds between automatic refreshes (0 = off).
     pub refresh: u32,
+    pub incident: Option<IncidentBanner>,
 }
 
 fn money(v: Option<f64>) -> String {
@@ -97,6 +111,7 @@ pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
     let every = (d.refresh > 0).then(|| format!("every {}s", d.refresh));
     html! {
         div #dashboard hx-get=[refresh] hx-trigger=[every] hx-swap="outerHTML" {
+            @if let Some(i) = &d.incident { (incident_banner(lang, i)) }
             div.metric-cards {
                 div.metric { span.value #metric-total { (f.total) } span.label { (lang.t("dashboard.cards.total")) } }
                 @for (status, n) in &f.per_status {
@@ -135,6 +150,21 @@ pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
                         }
                     } } }
                 }
+            }
+        }
+    }
+}
+
+fn incident_banner(lang: Lang, i: &IncidentBanner) -> Markup {
+    html! {
+        div.incident-banner #incident role="alert" {
+            strong { (lang.t("dashboard.incident.title")) }
+            p { (lang.tf("dashboard.incident.body", &[("keys", &i.keys.to_string())])) }
+            dl.facts {
+                dt { (lang.t("dashboard.incident.cause")) } dd { code { (i.cause) } }
+                dt { (lang.t("dashboard.incident.since")) } dd { (time(i.since)) }
+                dt { (lang.t("dashboard.incident.until")) }
+                dd { (time(i.until)) " " (lang.tf("dashboard.incident.clears_in", &[("seconds", &i.clears_in_s.to_string())])) }
             }
         }
     }

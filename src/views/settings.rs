@@ -6,7 +6,8 @@ use maud::{Markup, html};
 use super::components::{FlashKind, field_error, flash, time};
 use super::layout::{PageContext, page};
 use crate::domain::FieldErrors;
-use crate::domain::settings::AccessMode;
+use crate::domain::proxy::SelectionStrategy;
+use crate::domain::settings::{AccessMode, PROXY_RANGES};
 use crate::i18n::Lang;
 
 pub type Flash = Option<(FlashKind, String)>;
@@ -32,6 +33,19 @@ pub struct SystemValues {
     pub check_probe_model: String,
     pub check_timeout_secs: String,
     pub history_retention_days: String,
+    pub selection_strategy: String,
+    /// The numeric gateway settings by their names in [`PROXY_RANGES`].
+    pub proxy_numbers: Vec<(&'static str, String)>,
+    pub cors_origins: String,
+    pub metrics_public: bool,
+    /// Whether a metrics token is stored; the token itself is never shown.
+    pub metrics_token_set: bool,
+}
+
+impl SystemValues {
+    fn proxy_number(&self, name: &str) -> &str {
+        self.proxy_numbers.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str())
+    }
 }
 
 pub struct SystemView<'a> {
@@ -48,6 +62,9 @@ pub struct AccessKeyItem {
     pub hint: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// Requests through `/v1` with this key, and those that failed.
+    pub request_count: i64,
+    pub failure_count: i64,
 }
 
 pub struct AccessKeysView {
@@ -181,8 +198,61 @@ pub fn system_section(lang: Lang, v: &SystemView) -> Markup {
                 label for="retention" { (lang.t("settings.checks.retention")) }
                 input #retention name="history_retention_days" type="number" min="1" max="3650" value=(vals.history_retention_days);
                 (field_error(lang, &v.errors, "history_retention_days"))
+                (gateway_fieldset(lang, v))
                 button.primary type="submit" { (lang.t("settings.system.save")) }
             }
+        }
+    }
+}
+
+/// 网关: how the `/v1` proxy picks keys, fails over and times out, its CORS and `/metrics` access.
+fn gateway_fieldset(lang: Lang, v: &SystemView) -> Markup {
+    let vals = &v.values;
+    html! {
+        fieldset.gateway #gateway {
+            legend { (lang.t("settings.gateway.title")) }
+            label for="selection-strategy" { (lang.t("settings.gateway.selection_strategy")) }
+            select #selection-strategy name="selection_strategy" aria-invalid=[invalid(&v.errors, "selection_strategy")] {
+                @for s in SelectionStrategy::ALL {
+                    option value=(s.as_str()) selected[vals.selection_strategy == s.as_str()] {
+                        (lang.t(&format!("settings.strategy.{}", s.as_str())))
+                    }
+                }
+            }
+            (field_error(lang, &v.errors, "selection_strategy"))
+            ul.help.strategies {
+                @for s in SelectionStrategy::ALL {
+                    li {
+                        strong { (lang.t(&format!("settings.strategy.{}", s.as_str()))) }
+                        " — "
+                        (lang.t(&format!("settings.strategy.{}_help", s.as_str())))
+                    }
+                }
+            }
+            @for (name, min, max) in PROXY_RANGES {
+                @let id = name.replace('_', "-");
+                label for=(id) { (lang.t(&format!("settings.gateway.{name}"))) }
+                input id=(id) name=(name) type="number" min=(min) max=(max) value=(vals.proxy_number(name))
+                    aria-invalid=[invalid(&v.errors, name)];
+                (field_error(lang, &v.errors, name))
+                p.help { (lang.tf(&format!("settings.gateway.{name}_help"), &[("min", &min.to_string()), ("max", &max.to_string())])) }
+            }
+            label for="cors-origins" { (lang.t("settings.gateway.cors_origins")) }
+            input #cors-origins name="cors_origins" type="text" value=(vals.cors_origins)
+                placeholder=(lang.t("settings.gateway.cors_origins_hint")) aria-invalid=[invalid(&v.errors, "cors_origins")];
+            (field_error(lang, &v.errors, "cors_origins"))
+            p.help { (lang.t("settings.gateway.cors_origins_help")) }
+            label.switch {
+                input name="metrics_public" type="checkbox" value="on" checked[vals.metrics_public];
+                span { (lang.t("settings.gateway.metrics_public")) }
+            }
+            p.help { (lang.t("settings.gateway.metrics_public_help")) }
+            label for="metrics-token" { (lang.t("settings.gateway.metrics_token")) }
+            input #metrics-token name="metrics_token" type="password" autocomplete="new-password"
+                placeholder=(if vals.metrics_token_set { lang.t("settings.gateway.metrics_token_set") } else { lang.t("settings.gateway.metrics_token_unset") })
+                aria-invalid=[invalid(&v.errors, "metrics_token")];
+            (field_error(lang, &v.errors, "metrics_token"))
+            p.help { (lang.t("settings.gateway.metrics_token_help")) }
         }
     }
 }
@@ -212,6 +282,8 @@ pub fn access_keys_section(lang: Lang, v: &AccessKeysView) -> Markup {
                             th { (lang.t("access_keys.token")) }
                             th { (lang.t("access_keys.created_at")) }
                             th { (lang.t("access_keys.last_used")) }
+                            th.count { (lang.t("access_keys.requests")) }
+                            th.count { (lang.t("access_keys.failures")) }
                             th { span.sr-only { (lang.t("access_keys.actions")) } }
                         } }
                         tbody {
@@ -221,6 +293,8 @@ pub fn access_keys_section(lang: Lang, v: &AccessKeysView) -> Markup {
                                     td { code { (k.hint) } }
                                     td { (time(k.created_at)) }
                                     td { @match k.last_used_at { Some(t) => (time(t)), None => span.muted { (lang.t("access_keys.never")) } } }
+                                    td.count { (k.request_count) }
+                                    td.count { (k.failure_count) }
                                     td {
                                         form method="post" action={ "/admin/access-keys/" (k.id) "/revoke" }
                                             hx-post={ "/admin/access-keys/" (k.id) "/revoke" } hx-target="#access-keys" hx-swap="outerHTML"

@@ -16,7 +16,7 @@ use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
 use crate::views::dashboard::{
-    Dashboard, Figures, KeyView, Panel, RecentKey, dashboard, dashboard_page, key_page, panel,
+    Dashboard, Figures, IncidentBanner, KeyView, Panel, RecentKey, dashboard, dashboard_page, key_page, panel,
 };
 use crate::views::layout::{Nav, PageContext};
 
@@ -139,6 +139,14 @@ async fn load(state: &AppState, q: &ChartQuery) -> Result<Dashboard, AppError> {
     })
     .await?;
     let (per_status, total, active, median, recent) = figures;
+    let now = state.now_ms();
+    let incident = state.pool.incident.active(now).map(|i| IncidentBanner {
+        since: i.since,
+        until: i.until,
+        clears_in_s: (i.until - now + 999) / 1000,
+        cause: i.cause,
+        keys: i.keys,
+    });
     Ok(Dashboard {
         figures: Figures {
             per_status,
@@ -160,6 +168,7 @@ async fn load(state: &AppState, q: &ChartQuery) -> Result<Dashboard, AppError> {
             })
             .collect(),
         refresh: q.refresh.filter(|s| [30, 60, 300].contains(s)).unwrap_or(0),
+        incident,
     })
 }
 

@@ -11,7 +11,7 @@ use super::lang::RequestLang;
 use super::session::{self, CurrentAdmin};
 use crate::db;
 use crate::domain::account::AccountChange;
-use crate::domain::settings::{Settings, SettingsChange};
+use crate::domain::settings::{PROXY_RANGES, Settings, SettingsChange};
 use crate::domain::{FieldError, FieldErrors, access_token, password};
 use crate::error::AppError;
 use crate::i18n::Lang;
@@ -33,6 +33,8 @@ async fn load_access_keys(state: &AppState) -> Result<Vec<AccessKeyItem>, AppErr
             hint: k.token_hint,
             created_at: k.created_at,
             last_used_at: k.last_used_at,
+            request_count: k.request_count,
+            failure_count: k.failure_count,
         })
         .collect())
 }
@@ -52,6 +54,11 @@ fn stored_values(s: &Settings) -> SystemValues {
         check_probe_model: s.check_probe_model.clone().unwrap_or_default(),
         check_timeout_secs: s.check_timeout_secs.to_string(),
         history_retention_days: s.history_retention_days.to_string(),
+        selection_strategy: s.proxy.selection_strategy.as_str().to_owned(),
+        proxy_numbers: PROXY_RANGES.iter().map(|(name, ..)| (*name, s.proxy.get(name).to_string())).collect(),
+        cors_origins: s.proxy.cors_origins.to_setting(),
+        metrics_public: s.metrics_public,
+        metrics_token_set: s.metrics_token_hash.is_some(),
     }
 }
 
@@ -129,6 +136,35 @@ pub struct SystemForm {
     check_probe_model: Option<String>,
     check_timeout_secs: Option<String>,
     history_retention_days: Option<String>,
+    selection_strategy: Option<String>,
+    max_attempts: Option<String>,
+    max_body_mb: Option<String>,
+    connect_timeout_s: Option<String>,
+    first_byte_timeout_s: Option<String>,
+    idle_timeout_s: Option<String>,
+    cooldown_s: Option<String>,
+    request_log_retention_days: Option<String>,
+    cors_origins: Option<String>,
+    /// A checkbox: present when on.
+    metrics_public: Option<String>,
+    /// Blank keeps the stored token, `off` removes it.
+    #[serde(default)]
+    metrics_token: String,
+}
+
+impl SystemForm {
+    /// The numeric gateway fields, by their names in [`PROXY_RANGES`].
+    fn proxy_numbers(&self) -> [(&'static str, &Option<String>); 7] {
+        [
+            ("max_attempts", &self.max_attempts),
+            ("max_body_mb", &self.max_body_mb),
+            ("connect_timeout_s", &self.connect_timeout_s),
+            ("first_byte_timeout_s", &self.first_byte_timeout_s),
+            ("idle_timeout_s", &self.idle_timeout_s),
+            ("cooldown_s", &self.cooldown_s),
+            ("request_log_retention_days", &self.request_log_retention_days),
+        ]
+    }
 }
 
 pub async fn post_settings(
@@ -140,15 +176,18 @@ pub async fn post_settings(
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let checkbox = |present: bool| if present { "on" } else { "off" };
-    let checks = [
+    let optional = [
         ("auto_check_minutes", &form.auto_check_minutes),
         ("min_balance", &form.min_balance),
         ("check_probe_model", &form.check_probe_model),
         ("check_timeout_secs", &form.check_timeout_secs),
         ("history_retention_days", &form.history_retention_days),
+        ("selection_strategy", &form.selection_strategy),
+        ("cors_origins", &form.cors_origins),
     ];
-    let present_checks = checks.iter().filter_map(|(name, v)| v.as_deref().map(|v| (*name, v)));
-    let parsed = SettingsChange::parse(present_checks.chain([
+    let present =
+        optional.into_iter().chain(form.proxy_numbers()).filter_map(|(name, v)| v.as_deref().map(|v| (name, v)));
+    let parsed = SettingsChange::parse(present.chain([
         ("access_mode", form.access_mode.as_str()),
         ("guest_password", form.guest_password.as_str()),
         ("guest_page_size", form.guest_page_size.as_str()),
@@ -157,9 +196,12 @@ pub async fn post_settings(
         ("guest_full_keys", checkbox(form.guest_full_keys.is_some())),
         ("public_base_url", form.public_base_url.as_str()),
         ("contact", form.contact.as_str()),
+        ("metrics_public", checkbox(form.metrics_public.is_some())),
+        ("metrics_token", form.metrics_token.as_str()),
     ]));
     let now = state.now_ms();
-    let outcome: Result<Settings, (FieldErrors, Option<bool>)> = match parsed {
+    // On failure: the errors, and the stored settings when they were already read.
+    let outcome: Result<(), (FieldErrors, Option<Settings>)> = match parsed {
         Err(errors) => Err((errors, None)),
         Ok(change) => {
             db::run(&state.db, move |conn| {
@@ -167,9 +209,9 @@ pub async fn post_settings(
                 match current.apply(&change, password::hash) {
                     Ok(rows) => {
                         db::settings::put_many(conn, &rows, now)?;
-                        Ok(Ok(db::settings::current(conn)?))
+                        Ok(Ok(()))
                     }
-                    Err(errors) => Ok(Err((errors, Some(current.guest_password_hash.is_some())))),
+                    Err(errors) => Ok(Err((errors, Some(current)))),
                 }
             })
             .await?
@@ -177,7 +219,9 @@ pub async fn post_settings(
     };
     let upstream_override = state.config.upstream_override.as_deref();
     let (view, status) = match outcome {
-        Ok(saved) => {
+        Ok(()) => {
+            // Reads the saved settings back and hands them to the proxy, which uses them at once.
+            let saved = state.settings().await?;
             tracing::info!(admin = %admin.username, "settings saved");
             (
                 SystemView {
@@ -189,16 +233,18 @@ pub async fn post_settings(
                 StatusCode::OK,
             )
         }
-        Err((errors, had_password)) => {
-            let had_password = match had_password {
-                Some(h) => h,
-                None => state.settings().await?.guest_password_hash.is_some(),
+        Err((errors, stored)) => {
+            let stored = match stored {
+                Some(s) => s,
+                None => state.settings().await?,
             };
+            let proxy_numbers =
+                form.proxy_numbers().into_iter().map(|(name, v)| (name, v.clone().unwrap_or_default())).collect();
             (
                 SystemView {
                     values: SystemValues {
                         access_mode: form.access_mode,
-                        guest_password_set: had_password,
+                        guest_password_set: stored.guest_password_hash.is_some(),
                         guest_page_size: form.guest_page_size,
                         upstream_url: form.upstream_url,
                         client_request_mode: form.client_request_mode.is_some(),
@@ -210,6 +256,11 @@ pub async fn post_settings(
                         check_probe_model: form.check_probe_model.unwrap_or_default(),
                         check_timeout_secs: form.check_timeout_secs.unwrap_or_default(),
                         history_retention_days: form.history_retention_days.unwrap_or_default(),
+                        selection_strategy: form.selection_strategy.unwrap_or_default(),
+                        proxy_numbers,
+                        cors_origins: form.cors_origins.unwrap_or_default(),
+                        metrics_public: form.metrics_public.is_some(),
+                        metrics_token_set: stored.metrics_token_hash.is_some(),
                     },
                     upstream_override,
                     errors,

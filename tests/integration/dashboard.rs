@@ -180,3 +180,31 @@ async fn median_and_lowest_on_one_key_and_on_an_all_depleted_pool() {
     let dist = app.get("/admin/charts/distribution?buckets=auto").await.text().await.unwrap();
     assert!(dist.contains("[1]"), "one bucket for one negative balance: {dist}");
 }
+
+#[actix_web::test]
+async fn an_incident_shows_a_banner_until_it_clears() {
+    let app = support::spawn().await;
+    app.login().await;
+    let html = app.get("/admin").await.text().await.unwrap();
+    assert!(!html.contains("incident-banner") && !html.contains("Upstream incident"), "no incident, no banner");
+
+    let now = app.state.now_ms();
+    for key_id in 1..=4 {
+        app.state.pool.incident.record_failure(key_id, now, None, "HTTP 429: rate limited");
+    }
+    assert!(!app.get("/admin").await.text().await.unwrap().contains("incident-banner"), "four keys are not enough");
+    app.state.pool.incident.record_failure(5, now, None, "HTTP 429: rate limited");
+    let html = app.get("/admin").await.text().await.unwrap();
+    assert!(html.contains(r#"id="incident" role="alert""#), "a visible warning");
+    assert!(html.contains("Upstream incident: many keys are failing at once"));
+    assert!(html.contains("5 different keys failed") && html.contains("key states are frozen"));
+    assert!(html.contains("single attempt") && html.contains("HTTP 429: rate limited"), "says the cause");
+    assert!(html.contains("Expected to clear") && html.contains("in about 30 s"), "and when it should clear");
+    let fragment = app.client.get(app.url("/admin")).header("hx-request", "true").send().await.unwrap();
+    assert!(fragment.text().await.unwrap().contains("incident-banner"), "the refreshed fragment keeps it");
+    let zh = app.client.get(app.url("/admin")).header("accept-language", "zh-CN").send().await.unwrap();
+    assert!(zh.text().await.unwrap().contains("上游异常"), "localised");
+
+    app.clock.advance(std::time::Duration::from_secs(31));
+    assert!(!app.get("/admin").await.text().await.unwrap().contains("incident-banner"), "cleared after the back-off");
+}

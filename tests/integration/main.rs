@@ -9,6 +9,7 @@ mod dashboard;
 mod guest;
 mod keys;
 mod mock;
+mod proxy;
 mod schema;
 mod settings;
 mod support;

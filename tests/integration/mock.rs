@@ -5,12 +5,21 @@
 //! - `sk-limited…`: 429 with Retry-After; `sk-err500…`: 500; `sk-junk…`: 200 with HTML;
 //! - `sk-slow…`: answers after 3 s; `sk-flaky…`: 500 the first time, then a balance of 5;
 //! - the probe (`POST /v1/chat/completions`) refuses keys holding `badprobe` with 401.
+//!
+//! Chat completions (what the proxy forwards) answer by key too: `sk-invalid…` 401, `sk-banned…` 403
+//! banned, `sk-broke…` 403 insufficient balance, `sk-pay…` 402, `sk-limited…` 429 with `Retry-After: 7`,
+//! `sk-err500…` 500, `sk-slow…` a head after 3 s, `sk-stall…` one SSE chunk then silence, `sk-drop…`
+//! two SSE chunks then a broken connection; any other key answers, naming itself in the content, as a
+//! JSON completion or (with `"stream": true`) an SSE stream ending in `data: [DONE]`. The model
+//! `no-such-model` gets 404 and a body that is not JSON gets 400, whatever the key. `/v1/echo` answers
+//! what it received; `/v1/models` a model list.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use futures_util::StreamExt;
 
 #[derive(Clone, Default)]
 pub struct Hits(Arc<Mutex<HashMap<String, usize>>>);
@@ -82,14 +91,96 @@ async fn user_info(req: HttpRequest, hits: web::Data<Hits>) -> HttpResponse {
     }
 }
 
-/// The probe: a one-token chat completion; keys holding `badprobe` are refused as invalid.
-async fn chat(req: HttpRequest, hits: web::Data<Hits>) -> HttpResponse {
-    let key = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    hits.hit(&format!("chat {key}"));
+/// Chat completions: the probe of the checks, and what the proxy forwards.
+async fn chat(req: HttpRequest, body: web::Bytes, hits: web::Data<Hits>) -> HttpResponse {
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    hits.hit(&format!("chat {header}"));
+    let key = header.strip_prefix("Bearer ").unwrap_or("").to_owned();
     if key.contains("badprobe") {
         return HttpResponse::Unauthorized().json(serde_json::json!({"error": {"message": "invalid api key"}}));
     }
-    HttpResponse::Ok().json(serde_json::json!({"choices": [{"message": {"role": "assistant", "content": "h"}}]}))
+    match key.get(..9).unwrap_or("") {
+        k if k.starts_with("sk-invali") => return HttpResponse::Unauthorized().json("Api key is invalid"),
+        k if k.starts_with("sk-banned") => {
+            return HttpResponse::Forbidden()
+                .json(serde_json::json!({"code": 30011, "message": "The API key has been banned", "data": null}));
+        }
+        k if k.starts_with("sk-broke") => {
+            return HttpResponse::Forbidden().json(
+                serde_json::json!({"code": 30001, "message": "Sorry, your account balance is insufficient", "data": null}),
+            );
+        }
+        k if k.starts_with("sk-pay") => return HttpResponse::PaymentRequired().json("payment required"),
+        k if k.starts_with("sk-limite") => {
+            return HttpResponse::TooManyRequests()
+                .insert_header(("Retry-After", "7"))
+                .json(serde_json::json!({"code": 50603, "message": "System is too busy now", "data": null}));
+        }
+        k if k.starts_with("sk-err500") => {
+            return HttpResponse::InternalServerError()
+                .json(serde_json::json!({"error": {"message": "upstream exploded"}}));
+        }
+        k if k.starts_with("sk-slow") => actix_web::rt::time::sleep(Duration::from_secs(3)).await,
+        _ => {}
+    }
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return HttpResponse::BadRequest().json(serde_json::json!({"error": {"message": "body is not JSON"}}));
+    };
+    let model = request["model"].as_str().unwrap_or("").to_owned();
+    if model == "no-such-model" {
+        return HttpResponse::NotFound().json(serde_json::json!({"error": {"message": "Model does not exist."}}));
+    }
+    let content = format!("answered by {key}");
+    if key.starts_with("sk-stall") || key.starts_with("sk-drop") || request["stream"] == true {
+        let chunk = |text: &str| {
+            let frame = serde_json::json!({
+                "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": null}]
+            });
+            web::Bytes::from(format!("data: {frame}\n\n"))
+        };
+        let first = [chunk("answered "), chunk(&format!("by {key}"))];
+        let stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>>>> = if key
+            .starts_with("sk-stall")
+        {
+            Box::pin(futures_util::stream::iter([Ok(first[0].clone())]).chain(futures_util::stream::pending()))
+        } else if key.starts_with("sk-drop") {
+            Box::pin(futures_util::stream::iter(first.into_iter().map(Ok)).chain(futures_util::stream::once(async {
+                // Long enough for the first chunks to leave, then the connection breaks.
+                actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+                Err(actix_web::error::ErrorInternalServerError("connection lost"))
+            })))
+        } else {
+            let done = web::Bytes::from_static(b"data: [DONE]\n\n");
+            Box::pin(futures_util::stream::iter(first.into_iter().chain([done]).map(Ok)))
+        };
+        return HttpResponse::Ok().content_type("text/event-stream").streaming(stream);
+    }
+    HttpResponse::Ok().json(serde_json::json!({
+        "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4}
+    }))
+}
+
+/// Answers what it received, for header and query tests.
+async fn echo(req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let headers: serde_json::Map<String, serde_json::Value> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), serde_json::Value::from(v.to_str().unwrap_or(""))))
+        .collect();
+    HttpResponse::Ok().insert_header(("set-cookie", "upstream=secret")).json(serde_json::json!({
+        "method": req.method().as_str(), "path": req.path(), "query": req.query_string(),
+        "headers": headers, "body": String::from_utf8_lossy(&body)
+    }))
+}
+
+async fn models(hits: web::Data<Hits>) -> HttpResponse {
+    hits.hit("models");
+    HttpResponse::Ok().json(serde_json::json!({
+        "object": "list", "data": [{"id": "Qwen/Qwen2.5-7B-Instruct", "object": "model", "created": 0, "owned_by": "mock"}]
+    }))
 }
 
 /// Starts the mock on its own thread and port (no CORS: browsers are refused, like an API that does not
@@ -125,6 +216,7 @@ fn start_with(cors: bool) -> MockUpstream {
                 );
                 App::new()
                     .app_data(data.clone())
+                    .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
                     .wrap(allow)
                     .route("/v1/user/info", web::get().to(user_info))
                     .configure(|c| {
@@ -133,6 +225,8 @@ fn start_with(cors: bool) -> MockUpstream {
                         }
                     })
                     .route("/v1/chat/completions", web::post().to(chat))
+                    .route("/v1/echo", web::route().to(echo))
+                    .route("/v1/models", web::get().to(models))
             })
             .workers(2)
             .bind("127.0.0.1:0")

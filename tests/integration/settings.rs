@@ -1,6 +1,7 @@
 //! The settings page (validation, saving, secrets never shown), the account form, access keys and
 //! the `/v1` authentication that uses them, plus the small system routes.
 
+use keypool::domain::proxy::{CorsOrigins, SelectionStrategy};
 use keypool::domain::settings::{AccessMode, Settings};
 
 use crate::support::{self, ADMIN_PASSWORD, TestApp, header};
@@ -251,6 +252,8 @@ async fn health_assets_language_and_pages() {
     let res = app.get("/no/such/page").await;
     assert_eq!(res.status(), 404);
     assert!(res.text().await.unwrap().contains("页面不存在"), "in the language chosen above");
+    assert_eq!(app.get("/metrics").await.status(), 401, "metrics are private by default");
+    app.login().await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("keypool_database_up 1"));
 }
@@ -275,4 +278,201 @@ async fn malformed_input_gets_a_localised_error_page() {
     let res = app.client.post(app.url("/admin/keys/abc/delete")).header("accept-language", "en").send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert!(res.text().await.unwrap().contains("does not exist"));
+}
+
+/// The system form with every gateway field, as the page posts it.
+fn gateway_form<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut form = system_form(&[]);
+    form.extend([
+        ("selection_strategy", "weighted"),
+        ("max_attempts", "3"),
+        ("max_body_mb", "32"),
+        ("connect_timeout_s", "10"),
+        ("first_byte_timeout_s", "300"),
+        ("idle_timeout_s", "120"),
+        ("cooldown_s", "60"),
+        ("request_log_retention_days", "7"),
+        ("cors_origins", "*"),
+        ("metrics_token", ""),
+    ]);
+    for (k, v) in overrides {
+        form.retain(|(name, _)| name != k);
+        form.push((k, v));
+    }
+    form
+}
+
+#[actix_web::test]
+async fn gateway_settings_are_saved_and_reach_the_proxy_at_once() {
+    let app = support::spawn().await;
+    app.login().await;
+    let page = app.get("/admin/settings").await.text().await.unwrap();
+    assert!(page.contains(r#"<option value="weighted" selected>"#), "the default strategy");
+    assert!(page.contains(r#"name="max_attempts" type="number" min="1" max="10" value="3""#), "{page}");
+    assert!(page.contains(r#"name="request_log_retention_days" type="number" min="1" max="365" value="7""#));
+    assert!(page.contains("Gateway (/v1)") && page.contains("Weighted by balance"));
+
+    let res = app
+        .hx_post(
+            "/admin/settings",
+            &gateway_form(&[
+                ("selection_strategy", "least_inflight"),
+                ("max_attempts", "5"),
+                ("max_body_mb", "64"),
+                ("connect_timeout_s", "7"),
+                ("first_byte_timeout_s", "900"),
+                ("idle_timeout_s", "45"),
+                ("cooldown_s", "90"),
+                ("request_log_retention_days", "30"),
+                ("cors_origins", "https://chat.example.com, http://localhost:3000/"),
+                ("metrics_public", "on"),
+            ]),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("Settings saved."));
+    assert!(body.contains(r#"<option value="least_inflight" selected>"#), "the saved values are shown");
+    assert!(body.contains(r#"value="https://chat.example.com, http://localhost:3000""#));
+
+    let runtime = app.state.pool.runtime();
+    let proxy = &runtime.settings.proxy;
+    assert_eq!(proxy.selection_strategy, SelectionStrategy::LeastInflight, "the proxy sees it right away");
+    assert_eq!(
+        (
+            proxy.max_attempts,
+            proxy.max_body_mb,
+            proxy.connect_timeout_s,
+            proxy.first_byte_timeout_s,
+            proxy.idle_timeout_s,
+            proxy.cooldown_s,
+            proxy.request_log_retention_days
+        ),
+        (5, 64, 7, 900, 45, 90, 30)
+    );
+    let origins = CorsOrigins::List(vec!["https://chat.example.com".into(), "http://localhost:3000".into()]);
+    assert_eq!(proxy.cors_origins, origins);
+    assert!(runtime.settings.metrics_public);
+    let stored = app.state.settings().await.unwrap();
+    assert_eq!(stored.proxy, *proxy, "stored as the proxy has it");
+    assert!(stored.metrics_public);
+
+    // An unchecked box saves as off; the other gateway fields keep what was posted.
+    let res = app.hx_post("/admin/settings", &gateway_form(&[("max_attempts", "5")])).await;
+    assert_eq!(res.status(), 200);
+    let runtime = app.state.pool.runtime();
+    assert!(!runtime.settings.metrics_public);
+    assert_eq!(runtime.settings.proxy.selection_strategy, SelectionStrategy::Weighted);
+    assert_eq!(runtime.settings.proxy.cors_origins, CorsOrigins::Any);
+
+    // A form without the gateway fields (an older page) leaves them as they are.
+    let before = stored_settings(&app).await.proxy;
+    assert_eq!(app.hx_post("/admin/settings", &system_form(&[])).await.status(), 200);
+    assert_eq!(stored_settings(&app).await.proxy, before);
+}
+
+#[actix_web::test]
+async fn invalid_gateway_settings_save_nothing_and_say_why_next_to_the_field() {
+    let app = support::spawn().await;
+    app.login().await;
+    let before = stored_settings(&app).await;
+    let cases: [(&[(&str, &str)], &str, &str); 5] = [
+        (&[("max_attempts", "0")], "max_attempts", "Enter a whole number from 1 to 10."),
+        (&[("max_body_mb", "2048")], "max_body_mb", "Enter a whole number from 1 to 1024."),
+        (&[("cors_origins", "not a url")], "cors_origins", "Not an origin: not."),
+        (&[("metrics_token", "short")], "metrics_token", "The metrics token must be 16 to 200"),
+        (&[("selection_strategy", "fastest")], "selection_strategy", "Choose random, weighted"),
+    ];
+    for (overrides, field, message) in cases {
+        let res = app.hx_post("/admin/settings", &gateway_form(overrides)).await;
+        assert_eq!(res.status(), 422, "{overrides:?}");
+        let body = res.text().await.unwrap();
+        let at = body.find(&format!(r#"id="error-{field}""#)).unwrap_or_else(|| panic!("no error for {field}: {body}"));
+        assert!(body[at..].contains(message), "{field}: {body}");
+        assert!(body.contains("Nothing was saved"));
+        assert_eq!(stored_settings(&app).await, before, "{overrides:?} saved nothing");
+    }
+    // All at once: every field says what is wrong, and what was typed stays (but never the token).
+    let res = app
+        .post_form(
+            "/admin/settings",
+            &gateway_form(&[
+                ("max_attempts", "0"),
+                ("cors_origins", "not a url"),
+                ("metrics_token", "short-secret"),
+                ("cooldown_s", "45"),
+            ]),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let body = res.text().await.unwrap();
+    for field in ["max_attempts", "cors_origins", "metrics_token"] {
+        assert!(body.contains(&format!(r#"id="error-{field}""#)), "{field}");
+    }
+    assert!(
+        body.contains(r#"value="not a url""#)
+            && body.contains(r#"name="cooldown_s" type="number" min="1" max="3600" value="45""#)
+    );
+    assert!(!body.contains("short-secret"), "a typed token is not echoed");
+    assert_eq!(stored_settings(&app).await, before);
+    assert_eq!(app.state.pool.runtime().settings.proxy, before.proxy, "the proxy kept its settings");
+}
+
+#[actix_web::test]
+async fn metrics_need_a_session_the_token_or_public_access_and_the_token_is_never_shown() {
+    let app = support::spawn().await;
+    let anonymous = support::new_client();
+    let metrics = |auth: Option<&str>| {
+        let mut req = anonymous.get(app.url("/metrics"));
+        if let Some(token) = auth {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        req.send()
+    };
+    assert_eq!(metrics(None).await.unwrap().status(), 401, "no session");
+    app.login().await;
+    assert_eq!(app.get("/metrics").await.status(), 200, "a signed-in admin");
+
+    let token = "scrape-token-0123456789abcdef";
+    assert_eq!(metrics(Some(token)).await.unwrap().status(), 401, "no token set yet");
+    let res = app.hx_post("/admin/settings", &gateway_form(&[("metrics_token", token)])).await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    let hash = stored_settings(&app).await.metrics_token_hash.unwrap();
+    assert!(!body.contains(token) && !body.contains(&hash), "neither the token nor its hash is shown");
+    assert!(body.contains("Set (hidden); leave blank to keep it, off to remove it"));
+    let page = app.get("/admin/settings").await.text().await.unwrap();
+    assert!(!page.contains(token) && !page.contains(&hash));
+    assert!(page.contains("Set (hidden); leave blank to keep it, off to remove it"));
+
+    let res = metrics(Some(token)).await.unwrap();
+    assert_eq!(res.status(), 200, "the scraper's token");
+    assert!(res.text().await.unwrap().contains("keypool_database_up 1"));
+    assert_eq!(metrics(Some("scrape-token-wrong-wrong-wrong")).await.unwrap().status(), 401);
+    assert_eq!(metrics(None).await.unwrap().status(), 401);
+
+    // Blank keeps the token; off removes it.
+    app.hx_post("/admin/settings", &gateway_form(&[])).await;
+    assert_eq!(metrics(Some(token)).await.unwrap().status(), 200);
+    app.hx_post("/admin/settings", &gateway_form(&[("metrics_token", "off")])).await;
+    assert_eq!(metrics(Some(token)).await.unwrap().status(), 401);
+    assert!(app.get("/admin/settings").await.text().await.unwrap().contains(r#"placeholder="Not set""#));
+
+    app.hx_post("/admin/settings", &gateway_form(&[("metrics_public", "on")])).await;
+    assert_eq!(metrics(None).await.unwrap().status(), 200, "public metrics need nothing");
+}
+
+#[actix_web::test]
+async fn access_keys_list_their_request_and_failure_counts() {
+    use diesel::RunQueryDsl;
+    let app = support::spawn().await;
+    app.login().await;
+    assert_eq!(app.hx_post("/admin/access-keys", &[("name", "busy client")]).await.status(), 200);
+    support::with_db(&app, |c| {
+        diesel::sql_query("UPDATE access_keys SET request_count = 1234, failure_count = 56").execute(c).unwrap()
+    })
+    .await;
+    let page = app.get("/admin/settings").await.text().await.unwrap();
+    assert!(page.contains("Requests") && page.contains("Failures"));
+    assert!(page.contains(r#"<td class="count">1234</td><td class="count">56</td>"#), "{page}");
 }

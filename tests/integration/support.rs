@@ -190,3 +190,64 @@ pub async fn with_db<T: Send + 'static>(
     .await
     .expect("blocking task")
 }
+
+/// Puts keys straight into the pool as `active` with these balances (as if checked) and reloads the
+/// proxy's memory; returns their ids in order.
+pub async fn seed_active(app: &TestApp, keys: &[(&str, f64)]) -> Vec<i64> {
+    let keys: Vec<(String, f64)> = keys.iter().map(|(k, b)| ((*k).to_owned(), *b)).collect();
+    let now = app.state.now_ms();
+    let ids = with_db(app, move |c| {
+        let mut ids = Vec::new();
+        for (key, balance) in keys {
+            #[derive(diesel::QueryableByName)]
+            struct Id {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                id: i64,
+            }
+            let row: Id = diesel::sql_query(
+                "INSERT INTO keys (key, status, total_balance, added_at, checked_at, status_changed_at) \
+                 VALUES ($1, 'active', $2, $3, $3, $3) RETURNING id",
+            )
+            .bind::<diesel::sql_types::Text, _>(key)
+            .bind::<diesel::sql_types::Double, _>(balance)
+            .bind::<diesel::sql_types::BigInt, _>(now)
+            .get_result(c)
+            .unwrap();
+            ids.push(row.id);
+        }
+        ids
+    })
+    .await;
+    reload_pool(app).await;
+    ids
+}
+
+/// Reloads the proxy's in-memory pool from the database now.
+pub async fn reload_pool(app: &TestApp) {
+    keypool::pool::writer::reload(&app.state.pool, &app.state.db, app.state.now_ms()).await.unwrap();
+}
+
+/// Mints an access key for the proxy and returns its token.
+pub async fn access_key(app: &TestApp) -> String {
+    let minted = keypool::domain::access_token::mint();
+    let (hash, hint, now) = (minted.hash.clone(), minted.hint.clone(), app.state.now_ms());
+    let name = format!("test-{}", &minted.token[3..11]);
+    with_db(app, move |c| keypool::db::access_keys::create(c, &name, &hash, &hint, now).unwrap()).await;
+    app.state.access_keys.reload(&app.state.db).await.unwrap();
+    minted.token
+}
+
+/// Stores settings (NAME=VALUE as `keypool settings set` takes them) and hands them to the proxy.
+pub async fn set_settings(app: &TestApp, pairs: &[(&str, &str)]) {
+    let change = keypool::domain::settings::SettingsChange::parse(pairs.iter().copied()).unwrap();
+    let current = app.state.settings().await.unwrap();
+    let rows = current.apply(&change, |p| Ok(format!("plain:{p}"))).unwrap();
+    let now = app.state.now_ms();
+    with_db(app, move |c| keypool::db::settings::put_many(c, &rows, now).unwrap()).await;
+    app.state.settings().await.unwrap();
+}
+
+/// Writes what the proxy has learned but not written yet.
+pub async fn flush_outcomes(app: &TestApp) {
+    assert!(keypool::pool::writer::flush(&app.state.pool, &app.state.db).await, "the database took the batch");
+}
