@@ -68,10 +68,6 @@ async fn bench(backend: &str, url: DatabaseUrl, upstream: &str) -> Vec<String> {
         timeout: Duration::from_secs(15),
         probe_model: None,
         min_balance: 0.0,
-        pool: std::sync::Arc::new(keypool::pool::KeyPool::new(
-            keypool::domain::settings::Settings::default(),
-            upstream.to_owned(),
-        )),
     };
     let fast = CheckParams {
         concurrency: 64,

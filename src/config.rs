@@ -146,7 +146,16 @@ impl Config {
             guest_session_ttl: Duration::from_secs(guest_hours * 3600),
             trust_forwarded_for: env("KEYPOOL_TRUST_FORWARDED_FOR").is_some_and(|v| truthy(&v)),
             schedule_tick: Duration::from_secs(20),
-            workers: None,
+            workers: match env("KEYPOOL_WORKERS") {
+                Some(w) => Some(
+                    w.trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|w| (1..=256).contains(w))
+                        .ok_or_else(|| ConfigError::Invalid("KEYPOOL_WORKERS", format!("`{w}` is not 1–256")))?,
+                ),
+                None => None,
+            },
             clock: Clock::system(),
         })
     }

@@ -85,11 +85,15 @@ impl Application {
                         .error_handler(|e, _| crate::error::AppError::BadRequest(e.to_string()).into()),
                 )
                 .app_data(web::PathConfig::default().error_handler(|_, _| crate::error::AppError::NotFound.into()))
-                .configure(crate::web::routes::configure)
-                .default_service(web::to(crate::web::pages::not_found))
-                .wrap(from_fn(crate::web::session::check_origin))
-                .wrap(sessions)
-                .wrap(from_fn(crate::web::errors::render_error_pages))
+                .service(crate::web::routes::proxy_scope())
+                .service(
+                    web::scope("")
+                        .configure(crate::web::routes::configure)
+                        .default_service(web::to(crate::web::pages::not_found))
+                        .wrap(from_fn(crate::web::session::check_origin))
+                        .wrap(sessions)
+                        .wrap(from_fn(crate::web::errors::render_error_pages)),
+                )
         })
         .shutdown_timeout(10)
         .listen(listener)

@@ -29,8 +29,6 @@ pub struct JobContext {
     pub timeout: Duration,
     pub probe_model: Option<String>,
     pub min_balance: f64,
-    /// Told to reload after each written batch, so checked keys start (or stop) being routed.
-    pub pool: Arc<crate::pool::KeyPool>,
 }
 
 /// The context of a job from the current settings.
@@ -48,7 +46,6 @@ impl JobContext {
             timeout: Duration::from_secs(settings.check_timeout_secs as u64),
             probe_model: settings.check_probe_model.clone(),
             min_balance: settings.min_balance,
-            pool: state.pool.clone(),
         }
     }
 }
@@ -341,7 +338,7 @@ async fn write(ctx: &JobContext, batch: Vec<(i64, CheckOutcome)>, job: &Job) {
     })
     .await;
     match written {
-        Ok(Ok(())) => ctx.pool.mark_stale(),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "could not record check results"),
         Err(e) => tracing::error!(error = %e, "check writer failed"),
     }

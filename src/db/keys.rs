@@ -186,7 +186,7 @@ pub fn insert_new(conn: &mut AnyConnection, keys: &[String], source: Option<&str
                 st.sql(")");
             }
             st.sql(" ON CONFLICT (key) DO NOTHING RETURNING id");
-            added.extend(st.query().load::<Id>(conn)?.into_iter().map(|r| r.id));
+            added.extend(st.query_on(conn).load::<Id>(conn)?.into_iter().map(|r| r.id));
         }
         Ok(added)
     })

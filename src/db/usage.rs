@@ -25,13 +25,63 @@ pub struct PoolRow {
     pub status_changed_at: Option<i64>,
 }
 
-/// Every key in state `active` or `cooling`.
-pub fn routable(conn: &mut AnyConnection) -> QueryResult<Vec<PoolRow>> {
-    diesel::sql_query(
-        "SELECT id, key, status, total_balance, cooling_until, status_changed_at FROM keys \
-         WHERE status IN ('active', 'cooling')",
-    )
-    .load(conn)
+/// Every key in state `active` or `cooling`, and the change number they are current to.
+pub fn routable(conn: &mut AnyConnection) -> QueryResult<(Vec<PoolRow>, i64)> {
+    conn.transaction(|conn| {
+        let seq = change_seq(conn)?;
+        let rows = diesel::sql_query(
+            "SELECT id, key, status, total_balance, cooling_until, status_changed_at FROM keys \
+             WHERE status IN ('active', 'cooling')",
+        )
+        .load(conn)?;
+        Ok((rows, seq))
+    })
+}
+
+#[derive(QueryableByName)]
+struct Seq {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The number of the latest change to any key (insert, delete, status, balance, cooling).
+pub fn change_seq(conn: &mut AnyConnection) -> QueryResult<i64> {
+    Ok(diesel::sql_query("SELECT n FROM change_seq WHERE id = 1").get_result::<Seq>(conn)?.n)
+}
+
+/// What changed after change number `since`: the changed keys (any state), the ids of deleted keys,
+/// and the number this is current to.
+pub fn changed_since(conn: &mut AnyConnection, since: i64) -> QueryResult<(Vec<PoolRow>, Vec<i64>, i64)> {
+    #[derive(QueryableByName)]
+    struct Gone {
+        #[diesel(sql_type = BigInt)]
+        key_id: i64,
+    }
+    conn.transaction(|conn| {
+        let seq = change_seq(conn)?;
+        if seq <= since {
+            return Ok((Vec::new(), Vec::new(), seq));
+        }
+        let rows = diesel::sql_query(
+            "SELECT id, key, status, total_balance, cooling_until, status_changed_at FROM keys \
+             WHERE changed_seq > $1 AND changed_seq <= $2",
+        )
+        .bind::<BigInt, _>(since)
+        .bind::<BigInt, _>(seq)
+        .load(conn)?;
+        let gone = diesel::sql_query("SELECT key_id FROM key_tombstones WHERE seq > $1 AND seq <= $2")
+            .bind::<BigInt, _>(since)
+            .bind::<BigInt, _>(seq)
+            .load::<Gone>(conn)?;
+        Ok((rows, gone.into_iter().map(|g| g.key_id).collect(), seq))
+    })
+}
+
+/// Deletes tombstones every reader has long seen (older than `keep` changes).
+pub fn prune_tombstones(conn: &mut AnyConnection, keep: i64) -> QueryResult<usize> {
+    diesel::sql_query("DELETE FROM key_tombstones WHERE seq < (SELECT n FROM change_seq WHERE id = 1) - $1")
+        .bind::<BigInt, _>(keep)
+        .execute(conn)
 }
 
 /// Writes a batch in one transaction.

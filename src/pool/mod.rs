@@ -68,6 +68,32 @@ impl KeySlot {
     }
 }
 
+/// A key as the database has it, merged with what the proxy knows: `None` when it is not `active` or
+/// `cooling` (or the proxy has killed it since). A state the proxy decided after the row last
+/// changed (not written yet) wins.
+fn merge(old: Option<Arc<KeySlot>>, row: &PoolRow) -> Option<Arc<KeySlot>> {
+    let cooling = row.status == KeyStatus::Cooling.as_str();
+    let routable = cooling || row.status == KeyStatus::Active.as_str();
+    let local_newer =
+        old.as_ref().is_some_and(|s| s.changed_at.load(Ordering::Relaxed) > row.status_changed_at.unwrap_or(0));
+    if local_newer {
+        let slot = old?;
+        slot.balance_bits.store(row.total_balance.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
+        return Some(slot);
+    }
+    if !routable {
+        return None;
+    }
+    let slot = match old {
+        Some(s) if *s.key == *row.key => s,
+        _ => Arc::new(KeySlot::new(row.id, &row.key)),
+    };
+    slot.balance_bits.store(row.total_balance.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
+    slot.state.store(if cooling { COOLING } else { ROUTABLE }, Ordering::Relaxed);
+    slot.cooling_until.store(row.cooling_until.unwrap_or(0), Ordering::Relaxed);
+    Some(slot)
+}
+
 /// The keys that were routable when the snapshot was built, with cumulative balances for weighted
 /// picks (one binary search).
 #[derive(Default)]
@@ -96,8 +122,9 @@ pub struct KeyPool {
     loaded: RwLock<HashMap<i64, Arc<KeySlot>>>,
     snapshot: ArcSwap<Snapshot>,
     cursor: AtomicUsize,
+    /// The database change number the loaded keys are current to.
+    seq: AtomicI64,
     rebuild_due: AtomicBool,
-    reload_due: AtomicBool,
     runtime: ArcSwap<RuntimeSettings>,
     pending: Mutex<UsageBatch>,
     /// Request-log rows dropped because the buffer was full (the database away for long).
@@ -113,8 +140,8 @@ impl KeyPool {
             loaded: RwLock::default(),
             snapshot: ArcSwap::from_pointee(Snapshot { next_cooling_end: i64::MAX, ..Snapshot::default() }),
             cursor: AtomicUsize::new(0),
+            seq: AtomicI64::new(0),
             rebuild_due: AtomicBool::new(false),
-            reload_due: AtomicBool::new(false),
             runtime: ArcSwap::from_pointee(RuntimeSettings { settings, upstream }),
             pending: Mutex::default(),
             dropped_log_rows: AtomicU64::new(0),
@@ -140,39 +167,50 @@ impl KeyPool {
         self.snapshot.load_full()
     }
 
-    /// Keys were changed in the database (import, check, admin): reload soon.
-    pub fn mark_stale(&self) {
-        self.reload_due.store(true, Ordering::Relaxed);
-    }
-
-    /// Takes the "reload soon" mark.
-    pub fn take_stale(&self) -> bool {
-        self.reload_due.swap(false, Ordering::Relaxed)
-    }
-
-    /// Replaces the loaded keys with the database's `active` and `cooling` ones, keeping states the
-    /// proxy decided since the row was last changed, then rebuilds the snapshot.
-    pub fn reload(&self, rows: Vec<PoolRow>, now: i64) {
+    /// Replaces the loaded keys with the database's `active` and `cooling` ones (current to change
+    /// number `seq`), keeping states the proxy decided since the row was last changed, then rebuilds
+    /// the snapshot.
+    pub fn reload(&self, rows: Vec<PoolRow>, seq: i64, now: i64) {
         {
             let Ok(mut loaded) = self.loaded.write() else { return };
             let mut next = HashMap::with_capacity(rows.len());
             for row in rows {
-                let slot = match loaded.remove(&row.id) {
-                    Some(s) if *s.key == *row.key => s,
-                    _ => Arc::new(KeySlot::new(row.id, &row.key)),
-                };
-                slot.balance_bits.store(row.total_balance.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
-                let local_newer = slot.changed_at.load(Ordering::Relaxed) > row.status_changed_at.unwrap_or(0);
-                if !local_newer {
-                    let cooling = row.status == KeyStatus::Cooling.as_str();
-                    slot.state.store(if cooling { COOLING } else { ROUTABLE }, Ordering::Relaxed);
-                    slot.cooling_until.store(row.cooling_until.unwrap_or(0), Ordering::Relaxed);
+                let old = loaded.remove(&row.id);
+                if let Some(slot) = merge(old, &row) {
+                    next.insert(row.id, slot);
                 }
-                next.insert(row.id, slot);
             }
             *loaded = next;
         }
+        self.seq.store(seq, Ordering::Relaxed);
         self.rebuild(now);
+    }
+
+    /// Applies the keys changed (any state) and deleted since the last load, current to `seq`.
+    pub fn apply_changes(&self, rows: Vec<PoolRow>, deleted: &[i64], seq: i64, now: i64) {
+        if rows.is_empty() && deleted.is_empty() {
+            self.seq.store(seq, Ordering::Relaxed);
+            return;
+        }
+        {
+            let Ok(mut loaded) = self.loaded.write() else { return };
+            for id in deleted {
+                loaded.remove(id);
+            }
+            for row in rows {
+                let old = loaded.remove(&row.id);
+                if let Some(slot) = merge(old, &row) {
+                    loaded.insert(row.id, slot);
+                }
+            }
+        }
+        self.seq.store(seq, Ordering::Relaxed);
+        self.rebuild(now);
+    }
+
+    /// The change number the loaded keys are current to.
+    pub fn seq(&self) -> i64 {
+        self.seq.load(Ordering::Relaxed)
     }
 
     /// Rebuilds the snapshot from the loaded keys (no database).
@@ -276,6 +314,12 @@ impl KeyPool {
     /// Takes everything not yet written.
     pub fn take_pending(&self) -> UsageBatch {
         self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default()
+    }
+
+    /// Takes the pending state changes and log rows (not the counters).
+    pub fn take_changes(&self) -> UsageBatch {
+        let Ok(mut p) = self.pending.lock() else { return UsageBatch::default() };
+        UsageBatch { changes: std::mem::take(&mut p.changes), log: std::mem::take(&mut p.log), ..UsageBatch::default() }
     }
 
     /// Puts back a batch the database did not take.

@@ -78,7 +78,7 @@ mod tests {
                 status_changed_at: Some(1),
             })
             .collect();
-        pool.reload(rows, 10);
+        pool.reload(rows, 1, 10);
         pool
     }
 
@@ -159,7 +159,7 @@ mod tests {
             cooling_until: None,
             status_changed_at: Some(1),
         }];
-        p.reload(rows, 40);
+        p.reload(rows, 1, 40);
         assert!(p.snapshot().slots.is_empty() && !slot.usable(40));
         assert!(p.rebuild_due(1_000), "the cooling end is due");
         p.rebuild(1_000);

@@ -1,8 +1,9 @@
-//! The writer and keeper of the pool: every 250 ms it writes what the proxy learned (one transaction),
-//! returns keys whose cooling ended to `active`, reloads the pool from the database when keys changed
-//! there (at most every 500 ms, and every 10 s in any case for changes made elsewhere), rebuilds the
-//! snapshot when a state changed, and once an hour prunes the request log. A batch the database does
-//! not take is kept and written later.
+//! The writer and keeper of the pool: every 250 ms it writes what the proxy learned (one transaction;
+//! usage counters, which only add up, every 5 s), returns keys whose cooling ended to `active`, asks
+//! the database what changed since its last look (the `change_seq` counter: one tiny query, then only
+//! the changed keys — an admin edit, an import, a check result, another instance's decision), rebuilds
+//! the snapshot when a state changed, and once an hour prunes the request log and old tombstones. A
+//! batch the database does not take is kept and written later.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,16 +14,23 @@ use crate::domain::clock::Clock;
 
 /// How often the writer runs.
 pub const TICK: Duration = Duration::from_millis(250);
-/// A reload happens at least this often even without a known change.
-pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
-/// Reloads after a known change are at least this far apart.
-const RELOAD_GAP: Duration = Duration::from_millis(500);
+/// Usage counters (which only add up) are written this often; states and the log every tick.
+pub const COUNTERS_EVERY: Duration = Duration::from_secs(5);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Writes what is pending now; on failure it stays pending. Returns whether the database took it.
+/// Writes everything pending now; on failure it stays pending. Returns whether the database took it.
 pub async fn flush(pool: &KeyPool, db: &DbPool) -> bool {
     let _one_at_a_time = pool.flush_lock.lock().await;
-    let batch = pool.take_pending();
+    write(pool, db, pool.take_pending()).await
+}
+
+/// Writes pending state changes and request-log rows, leaving the usage counters to add up.
+pub async fn flush_changes(pool: &KeyPool, db: &DbPool) -> bool {
+    let _one_at_a_time = pool.flush_lock.lock().await;
+    write(pool, db, pool.take_changes()).await
+}
+
+async fn write(pool: &KeyPool, db: &DbPool, batch: crate::domain::usage::UsageBatch) -> bool {
     if batch.is_empty() {
         return true;
     }
@@ -49,10 +57,25 @@ pub async fn flush(pool: &KeyPool, db: &DbPool) -> bool {
     }
 }
 
-/// Reads the routable keys from the database into the pool.
+/// Reads every routable key from the database into the pool (at start-up).
 pub async fn reload(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), crate::error::AppError> {
-    let rows = db::run(db, |conn| Ok(db::usage::routable(conn)?)).await?;
-    pool.reload(rows, now);
+    let (rows, seq) = db::run(db, |conn| Ok(db::usage::routable(conn)?)).await?;
+    pool.reload(rows, seq, now);
+    Ok(())
+}
+
+/// Tombstones of deleted keys are kept for this many changes; a reader further behind reloads whole.
+const TOMBSTONE_CHANGES: i64 = 1_000_000;
+
+/// Brings the pool up to date with the database: only the keys changed since the last look (one
+/// indexed query; nothing when nothing changed), or everything when too far behind.
+pub async fn catch_up(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), crate::error::AppError> {
+    let since = pool.seq();
+    let (rows, gone, seq) = db::run(db, move |conn| Ok(db::usage::changed_since(conn, since)?)).await?;
+    if seq - since > TOMBSTONE_CHANGES {
+        return reload(pool, db, now).await;
+    }
+    pool.apply_changes(rows, &gone, seq, now);
     Ok(())
 }
 
@@ -60,37 +83,39 @@ pub async fn reload(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), crate::
 pub fn spawn(pool: Arc<KeyPool>, db: DbPool, clock: Clock) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(TICK);
-        let mut last_reload = Instant::now();
+        let mut last_counters = Instant::now();
         let mut last_prune: Option<Instant> = None;
         loop {
             tick.tick().await;
             let now = clock.now_ms();
-            let written = flush(&pool, &db).await;
+            let with_counters = last_counters.elapsed() >= COUNTERS_EVERY;
+            let written = if with_counters { flush(&pool, &db).await } else { flush_changes(&pool, &db).await };
+            if with_counters && written {
+                last_counters = Instant::now();
+            }
             if written {
                 let ended = db::run(&db, move |conn| Ok(db::usage::end_cooling(conn, now)?)).await;
-                if let Ok(n) = ended
-                    && n > 0
-                {
-                    pool.mark_stale();
+                if let Err(e) = ended {
+                    tracing::warn!(error = %e, "could not end cooling periods");
                 }
             }
             let now = clock.now_ms();
-            let since = last_reload.elapsed();
-            if since >= RELOAD_EVERY || (since >= RELOAD_GAP && pool.take_stale()) {
-                match reload(&pool, &db, now).await {
-                    Ok(()) => last_reload = Instant::now(),
-                    Err(e) => {
-                        pool.mark_stale();
-                        tracing::warn!(error = %e, "could not reload the key pool; serving from memory");
-                    }
-                }
-            } else if pool.rebuild_due(now) {
+            if let Err(e) = catch_up(&pool, &db, now).await {
+                tracing::warn!(error = %e, "could not read key changes; serving from memory");
+            }
+            if pool.rebuild_due(now) {
                 pool.rebuild(now);
             }
             if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 let days = pool.runtime().proxy().request_log_retention_days;
                 let before = now - i64::from(days) * 86_400_000;
-                match db::run(&db, move |conn| Ok(db::usage::prune_request_log(conn, before)?)).await {
+                let pruned = db::run(&db, move |conn| {
+                    let log = db::usage::prune_request_log(conn, before)?;
+                    db::usage::prune_tombstones(conn, TOMBSTONE_CHANGES)?;
+                    Ok(log)
+                })
+                .await;
+                match pruned {
                     Ok(n) => {
                         last_prune = Some(Instant::now());
                         if n > 0 {

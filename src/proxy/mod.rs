@@ -32,6 +32,9 @@ use upstream::UpstreamClient;
 
 /// Largest failure answer read to classify it.
 const FAILURE_BODY_LIMIT: usize = 1024 * 1024;
+/// Answers of known length up to this size are read whole and sent in one piece; larger ones and
+/// streams pass through chunk by chunk.
+const WHOLE_BODY_LIMIT: u64 = 64 * 1024;
 
 /// An error in OpenAI's JSON shape: `{"error":{"message","type","code"}}`.
 pub fn openai_error(status: StatusCode, message: &str, kind: &str, code: &str) -> HttpResponse {
@@ -244,19 +247,22 @@ async fn handle(
         let cache_models = req.method() == Method::GET && req.path() == "/v1/models" && req.query_string().is_empty();
         let stream = Box::pin(res);
         state.metrics.overhead.observe(started.elapsed().saturating_sub(upstream_time));
-        if cache_models && status == 200 {
-            // Small and asked for often by chat clients: read it whole and keep it for a minute.
+        // A small answer of known length is read whole and sent in one piece (fewer writes; and if the
+        // upstream breaks off, the caller gets a clean 502 instead of a cut body). The model list too,
+        // which chat clients ask for often: it is kept for a minute.
+        let small = !sse && length.is_some_and(|n| n <= WHOLE_BODY_LIMIT);
+        if small || (cache_models && status == 200) {
             let check = EndCheck { expected_len: length, expect_done: false };
             let relay = Relay::new(stream, idle, false, status, check, ledger, guard);
-            let collected: Vec<Result<Bytes, actix_web::Error>> = relay.collect().await;
-            let mut whole = BytesMut::new();
-            for chunk in collected {
+            let mut whole = BytesMut::with_capacity(length.unwrap_or(0) as usize);
+            let mut chunks = std::pin::pin!(relay);
+            while let Some(chunk) = chunks.next().await {
                 match chunk {
                     Ok(c) => whole.extend_from_slice(&c),
-                    Err(_) => {
+                    Err(e) => {
                         return openai_error(
                             StatusCode::BAD_GATEWAY,
-                            "The upstream's model list broke off.",
+                            &format!("The upstream's answer broke off: {e}"),
                             "upstream_error",
                             "stream_interrupted",
                         );
@@ -264,7 +270,9 @@ async fn handle(
                 }
             }
             let whole = whole.freeze();
-            state.models_cache.put(now, &content_type, whole.clone());
+            if cache_models && status == 200 {
+                state.models_cache.put(now, &content_type, whole.clone());
+            }
             return out.body(whole);
         }
         let check =

@@ -165,7 +165,6 @@ pub async fn post_client_results(
         Ok(db::checks::record(conn, &outcomes, min_balance, now)?)
     })
     .await?;
-    state.pool.mark_stale();
     tracing::info!(admin = %admin.username, ?counts, "client check results recorded");
     Ok(HttpResponse::Ok().json(counts))
 }

@@ -151,7 +151,6 @@ pub async fn post_bulk(
         })
     })
     .await?;
-    state.pool.mark_stale();
     tracing::info!(admin = %admin.username, action = %form.action, count, "bulk key action");
     let flash = Some((FlashKind::Success, lang.tf(message, &[("count", &count.to_string())])));
     Ok(table_response(lang, &load_table(&state, admin.id, query, flash).await?))
@@ -179,7 +178,6 @@ pub async fn post_key_action(
         })
     })
     .await?;
-    state.pool.mark_stale();
     tracing::info!(admin = %admin.username, %action, key_id = id, "key action");
     let flash = Some((FlashKind::Success, lang.tf(message, &[("count", &count.to_string())])));
     Ok(table_response(lang, &load_table(&state, admin.id, query, flash).await?))

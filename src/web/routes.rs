@@ -66,7 +66,7 @@ pub fn table() -> Vec<RouteDef> {
     ]
 }
 
-/// Mounts the table, the assets and the proxy.
+/// Mounts the table and the assets.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut paths: Vec<&'static str> = Vec::new();
     let defs = table();
@@ -90,5 +90,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         }
     }
     cfg.service(web::scope("/assets").wrap(Compress::default()).route("/{path:.*}", web::get().to(assets::get_asset)));
-    cfg.service(web::resource("/v1/{tail:.*}").to(crate::proxy::forward));
+}
+
+/// `/v1` and everything under it, for the gateway: matched by prefix (no pattern), and mounted outside
+/// the admin's session, origin and error-page layers, which a proxied request needs none of.
+pub fn proxy_scope() -> actix_web::Scope {
+    web::scope("/v1").default_service(web::to(crate::proxy::forward))
 }

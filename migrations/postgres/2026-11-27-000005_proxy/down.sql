@@ -1,3 +1,13 @@
+DROP TRIGGER keys_seq_tombstones ON keys;
+DROP TRIGGER keys_seq_stamp ON keys;
+DROP TRIGGER keys_seq_next ON keys;
+DROP FUNCTION keys_seq_tombstones();
+DROP FUNCTION keys_seq_stamp();
+DROP FUNCTION keys_seq_next();
+DROP TABLE key_tombstones;
+DROP INDEX keys_changed_seq;
+ALTER TABLE keys DROP COLUMN changed_seq;
+DROP TABLE change_seq;
 DROP TABLE request_log;
 ALTER TABLE access_keys DROP COLUMN failure_count;
 ALTER TABLE access_keys DROP COLUMN request_count;

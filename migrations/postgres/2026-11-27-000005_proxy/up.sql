@@ -18,4 +18,41 @@ CREATE TABLE request_log (
     error TEXT
 );
 CREATE INDEX request_log_time ON request_log (at);
-CREATE INDEX request_log_key_time ON request_log (key_id, at);
+
+-- Change tracking for the proxy's in-memory pool (and other instances): every insert, delete, or change
+-- of a key's status, balance or cooling takes the next number of `change_seq`; readers ask only for
+-- what is newer than the number they have seen. The statement trigger takes the counter row's lock
+-- until commit, so numbers are handed out in commit order (a reader never skips a late commit).
+CREATE TABLE change_seq (
+    id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+    n BIGINT NOT NULL
+);
+INSERT INTO change_seq (id, n) VALUES (1, 0);
+ALTER TABLE keys ADD COLUMN changed_seq BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX keys_changed_seq ON keys (changed_seq);
+CREATE TABLE key_tombstones (
+    key_id BIGINT NOT NULL,
+    seq BIGINT NOT NULL
+);
+CREATE INDEX key_tombstones_seq ON key_tombstones (seq);
+CREATE FUNCTION keys_seq_next() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE change_seq SET n = n + 1 WHERE id = 1;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION keys_seq_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.changed_seq := (SELECT n FROM change_seq WHERE id = 1);
+    RETURN NEW;
+END $$;
+CREATE FUNCTION keys_seq_tombstones() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO key_tombstones (key_id, seq) SELECT o.id, (SELECT n FROM change_seq WHERE id = 1) FROM old_rows o;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER keys_seq_next BEFORE INSERT OR DELETE OR UPDATE OF status, total_balance, cooling_until ON keys
+    FOR EACH STATEMENT EXECUTE FUNCTION keys_seq_next();
+CREATE TRIGGER keys_seq_stamp BEFORE INSERT OR UPDATE OF status, total_balance, cooling_until ON keys
+    FOR EACH ROW EXECUTE FUNCTION keys_seq_stamp();
+CREATE TRIGGER keys_seq_tombstones AFTER DELETE ON keys
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION keys_seq_tombstones();

@@ -1,3 +1,10 @@
+DROP TRIGGER keys_seq_delete;
+DROP TRIGGER keys_seq_update;
+DROP TRIGGER keys_seq_insert;
+DROP TABLE key_tombstones;
+DROP INDEX keys_changed_seq;
+ALTER TABLE keys DROP COLUMN changed_seq;
+DROP TABLE change_seq;
 DROP TABLE request_log;
 ALTER TABLE access_keys DROP COLUMN failure_count;
 ALTER TABLE access_keys DROP COLUMN request_count;

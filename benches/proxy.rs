@@ -1,0 +1,305 @@
+//! Gateway overhead, side by side in one run: a fast local mock of `/v1/chat/completions` (instant JSON,
+//! and an SSE stream) called directly and through keypool (the real release binary, on SQLite, with
+//! 100,000 active keys loaded), by an open-loop load generator in this process.
+//!
+//! `cargo bench --bench proxy` reports requests/s at saturation (64 connections), p50/p99 latency at a
+//! fixed 1,000 requests/s (an open loop: each request is its own task, sent at its scheduled time),
+//! stream time to first byte, and keypool's resident memory. Goals on this 2-core machine (mock,
+//! keypool and the generator share both cores): p99 added ≤ 1 ms at 1,000 req/s; saturated throughput
+//! through keypool ≥ 50 % of direct; resident memory ≤ 100 MB.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::cell::RefCell;
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use futures_util::StreamExt;
+
+const KEYS: usize = 100_000;
+const SATURATION: Duration = Duration::from_secs(5);
+const CONNECTIONS: usize = 64;
+const RATE: u64 = 1_000;
+const RATE_SECONDS: u64 = 10;
+const STREAMS: usize = 300;
+const BODY: &str = r#"{"model":"Qwen/Qwen2.5-7B-Instruct","messages":[{"role":"user","content":"hi"}]}"#;
+const STREAM_BODY: &str =
+    r#"{"model":"Qwen/Qwen2.5-7B-Instruct","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+
+async fn chat(body: web::Bytes) -> HttpResponse {
+    if body.windows(13).any(|w| w == br#""stream":true"#) {
+        let frame = |t: &str| {
+            web::Bytes::from(format!(
+                "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\
+                 \"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{t}\"}},\"finish_reason\":null}}]}}\n\n"
+            ))
+        };
+        let frames = ["Hel", "lo", " wor", "ld", "!"].map(frame);
+        let done = web::Bytes::from_static(b"data: [DONE]\n\n");
+        let stream = futures_util::stream::iter(frames.into_iter().chain([done]).map(Ok::<_, actix_web::Error>));
+        return HttpResponse::Ok().content_type("text/event-stream").streaming(stream);
+    }
+    HttpResponse::Ok().content_type("application/json").body(
+        r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+    )
+}
+
+fn start_mock() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(|| App::new().route("/v1/chat/completions", web::post().to(chat)))
+                .workers(1)
+                .backlog(4096)
+                .bind("127.0.0.1:0")
+                .unwrap();
+            tx.send(server.addrs()[0].port()).unwrap();
+            server.run().await.unwrap();
+        });
+    });
+    format!("http://127.0.0.1:{}", rx.recv().unwrap())
+}
+
+/// A SQLite file with `KEYS` active keys (balances 1–200) and one access key; returns the token.
+fn seed(path: &std::path::Path) -> String {
+    let url = keypool::config::DatabaseUrl::Sqlite(path.to_owned());
+    let pool = keypool::db::open(&url, 2).unwrap();
+    let mut conn = pool.get().unwrap();
+    let keys: Vec<String> = (0..KEYS).map(|i| format!("sk-bench{i:0>43}")).collect();
+    keypool::db::keys::insert_new(&mut conn, &keys, None, 0).unwrap();
+    use diesel::RunQueryDsl;
+    diesel::sql_query(
+        "UPDATE keys SET status = 'active', total_balance = 1 + (id * 7919 % 20000) / 100.0, \
+         checked_at = 1, status_changed_at = 1",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let minted = keypool::domain::access_token::mint();
+    keypool::db::access_keys::create(&mut conn, "bench", &minted.hash, &minted.hint, 0).unwrap();
+    minted.token
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_keypool(db: &std::path::Path, upstream: &str, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_keypool"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("KEYPOOL_UPSTREAM_URL", upstream)
+        .env("KEYPOOL_ADMIN_PASSWORD", "bench-password")
+        .env("RUST_LOG", "warn")
+        .envs(std::env::var("KEYPOOL_WORKERS").ok().map(|v| ("KEYPOOL_WORKERS", v)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the keypool binary starts")
+}
+
+/// Resident memory of a process, in MB.
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+fn client() -> awc::Client {
+    let connector = awc::Connector::new().limit(4096).timeout(Duration::from_secs(5));
+    awc::Client::builder().connector(connector).timeout(Duration::from_secs(30)).finish()
+}
+
+#[derive(Clone)]
+struct Target {
+    url: String,
+    token: Option<String>,
+}
+
+impl Target {
+    async fn post(
+        &self,
+        client: &awc::Client,
+        body: &'static str,
+    ) -> Option<awc::ClientResponse<impl futures_util::Stream<Item = Result<web::Bytes, awc::error::PayloadError>>>>
+    {
+        let mut req = client.post(&self.url).insert_header(("content-type", "application/json"));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send_body(body).await.ok()?;
+        res.status().is_success().then_some(res)
+    }
+
+    /// One whole request; false when it failed.
+    async fn call(&self, client: &awc::Client) -> bool {
+        match self.post(client, BODY).await {
+            Some(mut res) => res.body().await.is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// Requests per second with `CONNECTIONS` callers, each sending its next request when the last ended.
+async fn saturate(client: &awc::Client, target: &Target) -> (f64, usize) {
+    let deadline = Instant::now() + SATURATION;
+    let done = Rc::new(RefCell::new((0usize, 0usize)));
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    for _ in 0..CONNECTIONS {
+        let (client, target, done) = (client.clone(), target.clone(), done.clone());
+        tasks.push(actix_web::rt::spawn(async move {
+            while Instant::now() < deadline {
+                let ok = target.call(&client).await;
+                let mut d = done.borrow_mut();
+                if ok { d.0 += 1 } else { d.1 += 1 }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (ok, failed) = *done.borrow();
+    (ok as f64 / started.elapsed().as_secs_f64(), failed)
+}
+
+/// Latencies (ms) at a fixed rate, each from its scheduled send time.
+async fn fixed_rate(client: &awc::Client, target: &Target) -> (f64, f64, usize) {
+    let total = (RATE * RATE_SECONDS) as usize;
+    let gap = Duration::from_secs_f64(1.0 / RATE as f64);
+    let latencies = Rc::new(RefCell::new(Vec::with_capacity(total)));
+    let failed = Rc::new(RefCell::new(0usize));
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let due = start + gap * i as u32;
+        let (client, target, latencies, failed) = (client.clone(), target.clone(), latencies.clone(), failed.clone());
+        tasks.push(actix_web::rt::spawn(async move {
+            actix_web::rt::time::sleep_until(due.into()).await;
+            // Timed from the send: the timer wakes tasks on a 1 ms grid, which would add up to 1 ms of
+            // the generator's own lateness to both sides. Requests are independent tasks (an open
+            // loop), so a stall in keypool still shows: later requests are sent on time and wait.
+            let sent = Instant::now();
+            if target.call(&client).await {
+                latencies.borrow_mut().push(common::ms(sent.elapsed()));
+            } else {
+                *failed.borrow_mut() += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut l = latencies.borrow().clone();
+    l.sort_by(f64::total_cmp);
+    let failed = *failed.borrow();
+    (common::percentile(&l, 0.5), common::percentile(&l, 0.99), failed)
+}
+
+/// Time to the first byte of a streamed completion (ms): p50, p99.
+async fn stream_ttfb(client: &awc::Client, target: &Target) -> (f64, f64) {
+    let mut times = Vec::with_capacity(STREAMS);
+    for _ in 0..STREAMS {
+        let started = Instant::now();
+        let mut res = target.post(client, STREAM_BODY).await.expect("stream starts");
+        let first = res.next().await.expect("a first chunk").unwrap();
+        assert!(first.starts_with(b"data: "));
+        times.push(common::ms(started.elapsed()));
+        let mut rest = Vec::new();
+        while let Some(chunk) = res.next().await {
+            rest.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(rest.ends_with(b"data: [DONE]\n\n"), "the stream arrived whole");
+    }
+    times.sort_by(f64::total_cmp);
+    (common::percentile(&times, 0.5), common::percentile(&times, 0.99))
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mock = start_mock();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bench.db");
+    let seeding = Instant::now();
+    let token = seed(&db);
+    println!("seeded {KEYS} active keys in {:.1} s", seeding.elapsed().as_secs_f64());
+    let port = free_port();
+    let child = start_keypool(&db, &mock, port);
+    let base = format!("http://127.0.0.1:{port}");
+    let direct = Target { url: format!("{mock}/v1/chat/completions"), token: None };
+    let proxied = Target { url: format!("{base}/v1/chat/completions"), token: Some(token) };
+
+    let report = actix_web::rt::System::new().block_on(async move {
+        let client = client();
+        let ready = Instant::now();
+        while client.get(format!("{base}/healthz")).send().await.map(|r| r.status().as_u16()).ok() != Some(200) {
+            assert!(ready.elapsed() < Duration::from_secs(60), "keypool did not start");
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The pool is loaded before the server listens; one request proves a key is routed.
+        assert!(proxied.call(&client).await, "a request through keypool succeeds");
+        let idle_rss = rss_mb(child.id());
+        for target in [&direct, &proxied] {
+            for _ in 0..500 {
+                target.call(&client).await;
+            }
+        }
+        let sat_direct = saturate(&client, &direct).await;
+        // `PERF_OUT=FILE` records a profile of keypool during its saturated run (needs `perf`).
+        let perf = std::env::var("PERF_OUT").ok().map(|out| {
+            Command::new("perf")
+                .args(["record", "-F", "1999", "-g", "-p", &child.id().to_string(), "-o", &out, "--", "sleep", "4"])
+                .spawn()
+                .unwrap()
+        });
+        let sat_proxy = saturate(&client, &proxied).await;
+        if let Some(mut p) = perf {
+            p.wait().unwrap();
+        }
+        let rate_direct = fixed_rate(&client, &direct).await;
+        let rate_proxy = fixed_rate(&client, &proxied).await;
+        let ttfb_direct = stream_ttfb(&client, &direct).await;
+        let ttfb_proxy = stream_ttfb(&client, &proxied).await;
+        let loaded_rss = rss_mb(child.id());
+        (child, idle_rss, loaded_rss, sat_direct, sat_proxy, rate_direct, rate_proxy, ttfb_direct, ttfb_proxy)
+    });
+    let (mut child, idle_rss, loaded_rss, sat_d, sat_p, rate_d, rate_p, ttfb_d, ttfb_p) = report;
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+
+    println!();
+    println!("proxy benchmark: {KEYS} keys, SQLite, 2 cores shared by mock, keypool and load generator");
+    println!("| measure | direct to mock | through keypool | keypool adds / ratio |");
+    println!("| --- | ---: | ---: | ---: |");
+    println!(
+        "| saturated req/s ({CONNECTIONS} connections, {} s) | {:.0} | {:.0} | {:.0} % of direct |",
+        SATURATION.as_secs(),
+        sat_d.0,
+        sat_p.0,
+        100.0 * sat_p.0 / sat_d.0
+    );
+    println!("| p50 at {RATE} req/s (ms) | {:.3} | {:.3} | +{:.3} ms |", rate_d.0, rate_p.0, rate_p.0 - rate_d.0);
+    println!("| p99 at {RATE} req/s (ms) | {:.3} | {:.3} | +{:.3} ms |", rate_d.1, rate_p.1, rate_p.1 - rate_d.1);
+    println!("| stream first byte p50 (ms) | {:.3} | {:.3} | +{:.3} ms |", ttfb_d.0, ttfb_p.0, ttfb_p.0 - ttfb_d.0);
+    println!("| stream first byte p99 (ms) | {:.3} | {:.3} | +{:.3} ms |", ttfb_d.1, ttfb_p.1, ttfb_p.1 - ttfb_d.1);
+    println!("| keypool resident memory, idle / after load (MB) | | {idle_rss:.1} / {loaded_rss:.1} | |");
+    println!("failed requests: saturation {} / {}, fixed rate {} / {}", sat_d.1, sat_p.1, rate_d.2, rate_p.2);
+    println!(
+        "goals: p99 added ≤ 1 ms: {}; saturated ≥ 50 % of direct: {}; memory ≤ 100 MB: {}",
+        verdict(rate_p.1 - rate_d.1 <= 1.0),
+        verdict(sat_p.0 >= 0.5 * sat_d.0),
+        verdict(loaded_rss <= 100.0)
+    );
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
