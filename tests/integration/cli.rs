@@ -107,8 +107,13 @@ fn bad_secret_and_bad_port_are_refused() {
 
 /// Starts `keypool` (no subcommand) on a random port; returns the child, its port and its first log lines.
 fn start_server(dir: &std::path::Path, database: Option<&str>) -> (Child, u16, Vec<String>) {
+    start_server_with(dir, database, &[])
+}
+
+fn start_server_with(dir: &std::path::Path, database: Option<&str>, env: &[(&str, &str)]) -> (Child, u16, Vec<String>) {
     let mut child = keypool(dir, database)
         .args(["serve", "--bind", "127.0.0.1:0"])
+        .envs(env.iter().copied())
         .env("KEYPOOL_INSECURE_COOKIES", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -355,5 +360,69 @@ fn check_runs_a_job_to_its_end_and_prints_counts() {
     assert_eq!(text(&out.stdout), "active 0\ndepleted 0\ninvalid 1\ntransient 0\n");
     let out = run(keypool(dir.path(), Some(&env_url)).args(["check", "--all", "--random-interval-ms", "9-1"]), None);
     assert!(!out.status.success() && text(&out.stderr).contains("minimum interval"));
+    drop(db);
+}
+
+#[test]
+fn sigterm_writes_every_proxied_request_before_exiting() {
+    let upstream = crate::mock::start();
+    let (db, url) = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let env_url = TestDb::env_url(&url);
+    let token = {
+        let pool = keypool::db::open(&url, 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        keypool::db::keys::insert_new(&mut conn, &["sk-ok-5-aaaaaaaaaaaaaaaaaaaaa".to_owned()], None, 1).unwrap();
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query("UPDATE keys SET status = 'active', total_balance = 5, status_changed_at = 1"),
+            &mut conn,
+        )
+        .unwrap();
+        let minted = keypool::domain::access_token::mint();
+        keypool::db::access_keys::create(&mut conn, "cli", &minted.hash, &minted.hint, 1).unwrap();
+        minted.token
+    };
+    let (child, port, _) = start_server_with(dir.path(), Some(&env_url), &[("KEYPOOL_UPSTREAM_URL", &upstream.url)]);
+    actix_web::rt::System::new().block_on(async {
+        let client = crate::support::new_client();
+        for _ in 0..40 {
+            let res = client
+                .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"model": "m", "messages": []}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    });
+    // Usage counters are written every 5 s: right after the traffic they are only in memory.
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = wait_with_deadline(child, Duration::from_secs(30));
+    assert!(out.status.success(), "exit 0 after SIGTERM: {}", text(&out.stderr));
+    let pool = keypool::db::open(&url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        logged: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        key_requests: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        access_requests: i64,
+    }
+    let counts: Counts = diesel::RunQueryDsl::get_result(
+        diesel::sql_query(
+            "SELECT (SELECT COUNT(*) FROM request_log) AS logged, \
+             (SELECT request_count FROM keys) AS key_requests, \
+             (SELECT request_count FROM access_keys) AS access_requests",
+        ),
+        &mut conn,
+    )
+    .unwrap();
+    assert_eq!((counts.logged, counts.key_requests, counts.access_requests), (40, 40, 40));
+    drop(conn);
+    drop(pool);
     drop(db);
 }
