@@ -223,8 +223,40 @@ async fn stream_ttfb(client: &awc::Client, target: &Target) -> (f64, f64) {
     (common::percentile(&times, 0.5), common::percentile(&times, 0.99))
 }
 
+/// Nanoseconds per pick with `n` routable keys, by strategy (in process, no HTTP).
+fn pick_cost(n: usize) -> Vec<(&'static str, f64)> {
+    use keypool::domain::proxy::SelectionStrategy;
+    let rows: Vec<keypool::db::usage::PoolRow> = (0..n)
+        .map(|i| keypool::db::usage::PoolRow {
+            id: i as i64 + 1,
+            key: format!("sk-pick{i:0>44}"),
+            status: "active".into(),
+            total_balance: Some(1.0 + (i * 7919 % 20000) as f64 / 100.0),
+            cooling_until: None,
+            status_changed_at: Some(1),
+        })
+        .collect();
+    let mut settings = keypool::domain::settings::Settings::default();
+    let pool = keypool::pool::KeyPool::new(settings.clone(), String::new());
+    pool.reload(rows, 1, 10);
+    SelectionStrategy::ALL
+        .into_iter()
+        .map(|strategy| {
+            settings.proxy.selection_strategy = strategy;
+            pool.set_settings(settings.clone(), String::new());
+            let rounds = 1_000_000;
+            let started = Instant::now();
+            for _ in 0..rounds {
+                std::hint::black_box(pool.pick(&[], 10));
+            }
+            (strategy.as_str(), started.elapsed().as_nanos() as f64 / rounds as f64)
+        })
+        .collect()
+}
+
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let (small, large) = (pick_cost(1_000), pick_cost(KEYS));
     let mock = start_mock();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bench.db");
@@ -291,6 +323,12 @@ fn main() {
     println!("| stream first byte p50 (ms) | {:.3} | {:.3} | +{:.3} ms |", ttfb_d.0, ttfb_p.0, ttfb_p.0 - ttfb_d.0);
     println!("| stream first byte p99 (ms) | {:.3} | {:.3} | +{:.3} ms |", ttfb_d.1, ttfb_p.1, ttfb_p.1 - ttfb_d.1);
     println!("| keypool resident memory, idle / after load (MB) | | {idle_rss:.1} / {loaded_rss:.1} | |");
+    println!();
+    println!("| pick (ns, in process) | 1,000 keys | {KEYS} keys |");
+    println!("| --- | ---: | ---: |");
+    for ((name, a), (_, b)) in small.iter().zip(&large) {
+        println!("| {name} | {a:.0} | {b:.0} |");
+    }
     println!("failed requests: saturation {} / {}, fixed rate {} / {}", sat_d.1, sat_p.1, rate_d.2, rate_p.2);
     println!(
         "goals: p99 added ≤ 1 ms: {}; saturated ≥ 50 % of direct: {}; memory ≤ 100 MB: {}",

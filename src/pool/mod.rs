@@ -94,12 +94,12 @@ fn merge(old: Option<Arc<KeySlot>>, row: &PoolRow) -> Option<Arc<KeySlot>> {
     Some(slot)
 }
 
-/// The keys that were routable when the snapshot was built, with cumulative balances for weighted
-/// picks (one binary search).
+/// The keys that were routable when the snapshot was built, with the alias table of their balances for
+/// weighted picks in O(1).
 #[derive(Default)]
 pub struct Snapshot {
     pub slots: Vec<Arc<KeySlot>>,
-    cumulative: Vec<f64>,
+    alias: Vec<(f32, u32)>,
     pub total_balance: f64,
     /// The earliest end of a cooling period among loaded keys (i64::MAX: none), when a rebuild is due.
     next_cooling_end: i64,
@@ -232,16 +232,10 @@ impl KeyPool {
         }
         drop(loaded);
         slots.sort_unstable_by_key(|s| s.id);
-        let mut total = 0.0;
-        let cumulative = slots
-            .iter()
-            .map(|s| {
-                total += s.balance().max(0.01);
-                total
-            })
-            .collect();
+        let weights: Vec<f64> = slots.iter().map(|s| s.balance().max(0.01)).collect();
+        let alias = select::alias_table(&weights);
         let total_balance = slots.iter().map(|s| s.balance()).sum();
-        self.snapshot.store(Arc::new(Snapshot { slots, cumulative, total_balance, next_cooling_end }));
+        self.snapshot.store(Arc::new(Snapshot { slots, alias, total_balance, next_cooling_end }));
     }
 
     /// Whether the snapshot should be rebuilt now (a state changed, or a cooling period ended).
@@ -254,7 +248,7 @@ impl KeyPool {
     pub fn pick(&self, tried: &[i64], now: i64) -> Option<Arc<KeySlot>> {
         let strategy = self.runtime.load().settings.proxy.selection_strategy;
         let snap = self.snapshot.load();
-        select::pick(&snap.slots, &snap.cumulative, strategy, &self.cursor, tried, now)
+        select::pick(&snap.slots, &snap.alias, strategy, &self.cursor, tried, now)
     }
 
     /// When the first cooling key may be used again (for `Retry-After`), if any is cooling.

@@ -1,5 +1,6 @@
-//! The selection strategies over a snapshot's slots. Each pick is O(1) (random, round robin, least
-//! in flight over a window of 64) or O(log n) (weighted: one binary search over cumulative balances).
+//! The selection strategies over a snapshot's slots. Each pick is O(1): random, round robin, least in
+//! flight over a window of 64, and weighted by balance through an alias table (Vose's method: one
+//! random column, one coin; two memory reads however many keys there are).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +18,7 @@ const TRIES: usize = 8;
 /// A usable key not in `tried`, chosen by `strategy`.
 pub fn pick(
     slots: &[Arc<KeySlot>],
-    cumulative: &[f64],
+    alias: &[(f32, u32)],
     strategy: SelectionStrategy,
     cursor: &AtomicUsize,
     tried: &[i64],
@@ -34,9 +35,9 @@ pub fn pick(
             SelectionStrategy::Random => rng.random_range(0..n),
             SelectionStrategy::RoundRobin => cursor.fetch_add(1, Ordering::Relaxed) % n,
             SelectionStrategy::Weighted => {
-                let total = cumulative.last().copied().unwrap_or(0.0);
-                let r = rng.random::<f64>() * total;
-                cumulative.partition_point(|c| *c <= r).min(n - 1)
+                let column = rng.random_range(0..n);
+                let (keep, other) = alias.get(column).copied().unwrap_or((1.0, 0));
+                if rng.random::<f32>() < keep { column } else { (other as usize).min(n - 1) }
             }
             SelectionStrategy::LeastInflight => {
                 let start = cursor.fetch_add(1, Ordering::Relaxed);
@@ -56,6 +57,31 @@ pub fn pick(
     }
     let start = rng.random_range(0..n);
     (0..n).map(|i| &slots[(start + i) % n]).find(|s| ok(s)).cloned()
+}
+
+/// Vose's alias table for `weights` (all positive): column `i` keeps itself with probability `.0`,
+/// otherwise it gives `.1`. Built in O(n).
+pub fn alias_table(weights: &[f64]) -> Vec<(f32, u32)> {
+    let n = weights.len();
+    let total: f64 = weights.iter().sum();
+    if n == 0 || total <= 0.0 {
+        return vec![(1.0, 0); n];
+    }
+    let mut scaled: Vec<f64> = weights.iter().map(|w| w * n as f64 / total).collect();
+    let mut table = vec![(1.0f32, 0u32); n];
+    let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| scaled[*i] < 1.0);
+    while let (Some(s), Some(l)) = (small.pop(), large.last().copied()) {
+        table[s] = (scaled[s] as f32, l as u32);
+        scaled[l] -= 1.0 - scaled[s];
+        if scaled[l] < 1.0 {
+            large.pop();
+            small.push(l);
+        }
+    }
+    for i in small.into_iter().chain(large) {
+        table[i] = (1.0, i as u32);
+    }
+    table
 }
 
 #[cfg(test)]
@@ -98,6 +124,22 @@ mod tests {
         assert_eq!(hits[3], 0, "a key without balance is not routable");
         assert_eq!(hits[0], 0);
         assert!(hits[2] > 9_500 && hits[1] > 20, "{hits:?}");
+    }
+
+    #[test]
+    fn alias_table_gives_each_column_its_share() {
+        let weights = [1.0, 2.0, 3.0, 4.0];
+        let table = alias_table(&weights);
+        // The probability of each index: its own kept share plus what other columns give it.
+        let mut p = [0.0f64; 4];
+        for (i, (keep, other)) in table.iter().enumerate() {
+            p[i] += f64::from(*keep) / 4.0;
+            p[*other as usize] += (1.0 - f64::from(*keep)) / 4.0;
+        }
+        for (i, w) in weights.iter().enumerate() {
+            assert!((p[i] - w / 10.0).abs() < 1e-6, "{p:?}");
+        }
+        assert!(alias_table(&[]).is_empty());
     }
 
     #[test]
