@@ -143,14 +143,14 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Logs to stderr through `tracing`: plain text, or one JSON object per line with `KEYPOOL_LOG_FORMAT=json`.
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    let json = std::env::var("KEYPOOL_LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ =
+        if json { builder.json().try_init() } else { builder.with_ansi(std::io::stderr().is_terminal()).try_init() };
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -180,8 +180,23 @@ async fn serve(bind: Option<String>) -> Result<(), String> {
     let config = Config::from_env(bind.as_deref()).map_err(|e| e.to_string())?;
     let backend = config.database.redacted();
     let app = Application::build(config).await.map_err(|e| e.to_string())?;
-    tracing::info!(database = %backend, port = app.port(), "keypool is listening");
     let state = app.state.clone();
+    let keys: i64 = db::run(&state.db, |conn| Ok(db::keys::count_by_status(conn)?))
+        .await
+        .map(|counts| counts.iter().map(|(_, n)| n).sum())
+        .unwrap_or(0);
+    let routable = state.pool.snapshot().slots.len();
+    let listen = std::net::SocketAddr::new(state.config.bind.ip(), app.port());
+    tracing::info!(
+        database = %backend,
+        %listen,
+        port = app.port(),
+        keys,
+        routable,
+        upstream = %state.pool.runtime().upstream,
+        instance = %state.instance_id,
+        "keypool is listening"
+    );
     app.into_server().await.map_err(|e| e.to_string())?;
     // The server has stopped (SIGTERM/SIGINT): write what is still only in memory.
     if !crate::pool::writer::flush(&state.pool, &state.db).await {

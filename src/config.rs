@@ -84,6 +84,10 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// How often this instance looks at the check schedule.
     pub schedule_tick: Duration,
+    /// Replaces `auto_check_minutes` as the schedule's period (tests and demos).
+    pub schedule_period: Option<Duration>,
+    /// On SIGTERM/SIGINT, how long in-flight requests and streams may take to finish.
+    pub shutdown_grace: Duration,
     /// HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
     pub clock: Clock,
@@ -145,7 +149,19 @@ impl Config {
             session_ttl: Duration::from_secs(session_hours * 3600),
             guest_session_ttl: Duration::from_secs(guest_hours * 3600),
             trust_forwarded_for: env("KEYPOOL_TRUST_FORWARDED_FOR").is_some_and(|v| truthy(&v)),
-            schedule_tick: Duration::from_secs(20),
+            schedule_tick: Duration::from_millis(
+                millis(env("KEYPOOL_SCHEDULE_TICK_MS"), "KEYPOOL_SCHEDULE_TICK_MS")?.unwrap_or(20_000),
+            ),
+            schedule_period: millis(env("KEYPOOL_SCHEDULE_PERIOD_MS"), "KEYPOOL_SCHEDULE_PERIOD_MS")?
+                .map(Duration::from_millis),
+            shutdown_grace: Duration::from_secs(match env("KEYPOOL_SHUTDOWN_GRACE_S") {
+                Some(s) => {
+                    s.trim().parse::<u64>().ok().filter(|s| *s <= 3600).ok_or_else(|| {
+                        ConfigError::Invalid("KEYPOOL_SHUTDOWN_GRACE_S", format!("`{s}` is not 0–3600"))
+                    })?
+                }
+                None => 30,
+            }),
             workers: match env("KEYPOOL_WORKERS") {
                 Some(w) => Some(
                     w.trim()
@@ -159,6 +175,18 @@ impl Config {
             clock: Clock::system(),
         })
     }
+}
+
+/// A positive number of milliseconds, if set.
+fn millis(raw: Option<String>, name: &'static str) -> Result<Option<u64>, ConfigError> {
+    raw.map(|v| {
+        v.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (10..=86_400_000).contains(ms))
+            .ok_or_else(|| ConfigError::Invalid(name, format!("`{v}` is not a number of milliseconds (10–86400000)")))
+    })
+    .transpose()
 }
 
 fn truthy(value: &str) -> bool {

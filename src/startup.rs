@@ -53,7 +53,12 @@ impl Application {
         let secret = session_secret(&state).await?;
         let state = web::Data::new(state);
         crate::proxy::auth::spawn_last_used_flusher(state.clone());
-        crate::pool::writer::spawn(state.pool.clone(), state.db.clone(), state.config.clock.clone());
+        crate::pool::writer::spawn(
+            state.pool.clone(),
+            state.db.clone(),
+            state.config.clock.clone(),
+            state.instance_id.clone(),
+        );
         spawn_schedule(state.clone());
 
         let app_state = state.clone();
@@ -95,7 +100,7 @@ impl Application {
                         .wrap(from_fn(crate::web::errors::render_error_pages)),
                 )
         })
-        .shutdown_timeout(10)
+        .shutdown_timeout(state.config.shutdown_grace.as_secs())
         .listen(listener)
         .map_err(|e| StartError::Bind { addr: addr.to_string(), message: e.to_string() })?;
         if let Some(n) = workers {

@@ -20,6 +20,8 @@ pub fn config(database: DatabaseUrl) -> Config {
         session_ttl: Duration::from_secs(3600),
         guest_session_ttl: Duration::from_secs(3600),
         schedule_tick: Duration::from_secs(3600),
+        schedule_period: None,
+        shutdown_grace: Duration::from_secs(5),
         trust_forwarded_for: false,
         workers: Some(2),
         clock: Clock::system(),

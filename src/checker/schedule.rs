@@ -29,7 +29,10 @@ pub async fn tick(state: &AppState, holder: &str) -> Result<Option<u64>, String>
         return Ok(None);
     }
     let now = state.now_ms();
-    let period = settings.auto_check_minutes as i64 * 60_000;
+    let period = match state.config.schedule_period {
+        Some(p) => p.as_millis() as i64,
+        None => settings.auto_check_minutes as i64 * 60_000,
+    };
     let retention = settings.history_retention_days as i64 * 86_400_000;
     let holder = holder.to_owned();
     let (due, keys) = db::run(&state.db, move |conn| {

@@ -16,7 +16,8 @@ use crate::domain::clock::Clock;
 pub const TICK: Duration = Duration::from_millis(250);
 /// Usage counters (which only add up) are written this often; states and the log every tick.
 pub const COUNTERS_EVERY: Duration = Duration::from_secs(5);
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const PRUNE_PERIOD_MS: i64 = 3_600_000;
+const PRUNE_LOOK_EVERY: Duration = Duration::from_secs(60);
 
 /// Writes everything pending now; on failure it stays pending. Returns whether the database took it.
 pub async fn flush(pool: &KeyPool, db: &DbPool) -> bool {
@@ -80,11 +81,15 @@ pub async fn catch_up(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), crate
 }
 
 /// Runs the writer for the life of the server.
-pub fn spawn(pool: Arc<KeyPool>, db: DbPool, clock: Clock) {
+/// The lease that makes one instance at a time prune the request log and old tombstones.
+pub const PRUNE_LEASE: &str = "prune_request_log";
+
+/// Runs the writer for the life of the server; `instance` names this instance in the prune lease.
+pub fn spawn(pool: Arc<KeyPool>, db: DbPool, clock: Clock, instance: String) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(TICK);
         let mut last_counters = Instant::now();
-        let mut last_prune: Option<Instant> = None;
+        let mut last_prune_look: Option<Instant> = None;
         loop {
             tick.tick().await;
             let now = clock.now_ms();
@@ -106,22 +111,24 @@ pub fn spawn(pool: Arc<KeyPool>, db: DbPool, clock: Clock) {
             if pool.rebuild_due(now) {
                 pool.rebuild(now);
             }
-            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            // Once an hour, by whichever instance takes the period's lease.
+            if last_prune_look.is_none_or(|t| t.elapsed() >= PRUNE_LOOK_EVERY) {
+                last_prune_look = Some(Instant::now());
                 let days = pool.runtime().proxy().request_log_retention_days;
                 let before = now - i64::from(days) * 86_400_000;
+                let holder = instance.clone();
                 let pruned = db::run(&db, move |conn| {
+                    if !db::checks::claim_period(conn, PRUNE_LEASE, &holder, now, PRUNE_PERIOD_MS)? {
+                        return Ok(None);
+                    }
                     let log = db::usage::prune_request_log(conn, before)?;
                     db::usage::prune_tombstones(conn, TOMBSTONE_CHANGES)?;
-                    Ok(log)
+                    Ok(Some(log))
                 })
                 .await;
                 match pruned {
-                    Ok(n) => {
-                        last_prune = Some(Instant::now());
-                        if n > 0 {
-                            tracing::info!(rows = n, "pruned the request log");
-                        }
-                    }
+                    Ok(Some(n)) => tracing::info!(rows = n, "pruned the request log"),
+                    Ok(None) => {}
                     Err(e) => tracing::warn!(error = %e, "could not prune the request log"),
                 }
             }

@@ -78,6 +78,8 @@ pub fn test_config(database: DatabaseUrl, clock: Clock) -> Config {
         session_ttl: Duration::from_secs(7 * 24 * 3600),
         guest_session_ttl: Duration::from_secs(24 * 3600),
         schedule_tick: Duration::from_secs(20),
+        schedule_period: None,
+        shutdown_grace: Duration::from_secs(5),
         trust_forwarded_for: false,
         workers: Some(1),
         clock,
