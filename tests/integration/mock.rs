@@ -9,7 +9,7 @@
 //! Chat completions (what the proxy forwards) answer by key too: `sk-invalid…` 401, `sk-banned…` 403
 //! banned, `sk-broke…` 403 insufficient balance, `sk-pay…` 402, `sk-limited…` 429 with `Retry-After: 7`,
 //! `sk-err500…` 500, `sk-slow…` a head after 3 s, `sk-stall…` one SSE chunk then silence, `sk-drop…`
-//! two SSE chunks then a broken connection; any other key answers, naming itself in the content, as a
+//! two SSE chunks then a broken connection, `sk-trickle…` (streamed) ten chunks 200 ms apart; any other key answers, naming itself in the content, as a
 //! JSON completion or (with `"stream": true`) an SSE stream ending in `data: [DONE]`. The model
 //! `no-such-model` gets 404 and a body that is not JSON gets 400, whatever the key. `/v1/echo` answers
 //! what it received; `/v1/models` a model list.
@@ -150,6 +150,16 @@ async fn chat(req: HttpRequest, body: web::Bytes, hits: web::Data<Hits>) -> Http
                 actix_web::rt::time::sleep(Duration::from_millis(300)).await;
                 Err(actix_web::error::ErrorInternalServerError("connection lost"))
             })))
+        } else if key.starts_with("sk-trickle") {
+            // Ten chunks 200 ms apart, then the end: a stream that takes two seconds.
+            let frames: Vec<web::Bytes> = (0..10)
+                .map(|i| chunk(&format!("{i} ")))
+                .chain([web::Bytes::from_static(b"data: [DONE]\n\n")])
+                .collect();
+            Box::pin(futures_util::stream::iter(frames).then(|f| async move {
+                actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+                Ok(f)
+            }))
         } else {
             let done = web::Bytes::from_static(b"data: [DONE]\n\n");
             Box::pin(futures_util::stream::iter(first.into_iter().chain([done]).map(Ok)))
