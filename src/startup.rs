@@ -128,7 +128,9 @@ fn spawn_schedule(state: web::Data<AppState>) {
             let result = crate::checker::schedule::tick(&state, &state.instance_id).await;
             state.schedule_ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match result {
-                Ok(Some(job)) => tracing::info!(job, "scheduled check started"),
+                Ok(Some((job, period_end))) => {
+                    tracing::info!(job, period_end, instance = %state.instance_id, "scheduled check started")
+                }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "scheduled check"),
             }
@@ -190,8 +192,14 @@ async fn ensure_admin(state: &AppState) -> Result<(), StartError> {
         let generated = given.is_none();
         let password = given.unwrap_or_else(|| password::random_token(20));
         let hash = password::hash(&password).map_err(crate::error::AppError::Internal)?;
-        db::admins::create(conn, &username, &hash, now)?;
-        Ok(Some((username, generated.then_some(password))))
+        match db::admins::create(conn, &username, &hash, now) {
+            Ok(_) => Ok(Some((username, generated.then_some(password)))),
+            // Another instance starting on the same database created it first.
+            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     })
     .await
     .map_err(|e| StartError::Database(e.to_string()))?;

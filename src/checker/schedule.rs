@@ -22,8 +22,9 @@ pub fn gentle() -> CheckParams {
 }
 
 /// One tick: when the period's lease is free, take it for the next period and start the job. The
-/// first run comes one full period after the schedule is first seen, not at start-up.
-pub async fn tick(state: &AppState, holder: &str) -> Result<Option<u64>, String> {
+/// first run comes one full period after the schedule is first seen, not at start-up. Returns the
+/// job started and the end of the period this instance now holds.
+pub async fn tick(state: &AppState, holder: &str) -> Result<Option<(u64, i64)>, String> {
     let settings = state.settings().await.map_err(|e| e.to_string())?;
     if settings.auto_check_minutes == 0 {
         return Ok(None);
@@ -49,7 +50,7 @@ pub async fn tick(state: &AppState, holder: &str) -> Result<Option<u64>, String>
     }
     let ctx = super::JobContext::new(state, &settings);
     match state.checker.start(ctx, keys, gentle(), "scheduled") {
-        Ok(job) => Ok(Some(job.id)),
+        Ok(job) => Ok(Some((job.id, now + period))),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -5,6 +5,7 @@ mod auth;
 mod browser;
 mod checks;
 mod cli;
+mod cluster;
 mod dashboard;
 mod guest;
 mod keys;
