@@ -130,6 +130,8 @@ pub struct KeyPool {
     /// Request-log rows dropped because the buffer was full (the database away for long).
     pub dropped_log_rows: AtomicU64,
     pub incident: IncidentGuard,
+    /// Whether the writer last found the database away (to log the change, not every tick).
+    pub database_down: AtomicBool,
     /// One flush at a time, so "flushed" means everything taken so far is written.
     pub(crate) flush_lock: tokio::sync::Mutex<()>,
 }
@@ -146,6 +148,7 @@ impl KeyPool {
             pending: Mutex::default(),
             dropped_log_rows: AtomicU64::new(0),
             incident: IncidentGuard::default(),
+            database_down: AtomicBool::new(false),
             flush_lock: tokio::sync::Mutex::new(()),
         }
     }

@@ -45,16 +45,32 @@ async fn write(pool: &KeyPool, db: &DbPool, batch: crate::domain::usage::UsageBa
     })
     .await;
     match written {
-        Ok((_, Ok(()))) => true,
+        Ok((_, Ok(()))) => {
+            database_answers(pool);
+            true
+        }
         Ok((batch, Err(e))) => {
-            tracing::warn!(error = %e, "could not write proxy outcomes; kept for the next try");
             pool.restore_pending(batch);
+            database_fails(pool, &e, "could not write proxy outcomes; they are kept and written when it answers");
             false
         }
         Err(e) => {
             tracing::error!(error = %e, "proxy writer task failed");
             false
         }
+    }
+}
+
+/// Logs the database going away once (not every tick while it stays away).
+fn database_fails(pool: &KeyPool, error: &str, what: &str) {
+    if !pool.database_down.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(error, "{what}; the proxy goes on serving from memory");
+    }
+}
+
+fn database_answers(pool: &KeyPool) {
+    if pool.database_down.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!("the database answers again");
     }
 }
 
@@ -101,12 +117,13 @@ pub fn spawn(pool: Arc<KeyPool>, db: DbPool, clock: Clock, instance: String) {
             if written {
                 let ended = db::run(&db, move |conn| Ok(db::usage::end_cooling(conn, now)?)).await;
                 if let Err(e) = ended {
-                    tracing::warn!(error = %e, "could not end cooling periods");
+                    database_fails(&pool, &e.to_string(), "could not end cooling periods");
                 }
             }
             let now = clock.now_ms();
-            if let Err(e) = catch_up(&pool, &db, now).await {
-                tracing::warn!(error = %e, "could not read key changes; serving from memory");
+            match catch_up(&pool, &db, now).await {
+                Ok(()) => database_answers(&pool),
+                Err(e) => database_fails(&pool, &e.to_string(), "could not read key changes"),
             }
             if pool.rebuild_due(now) {
                 pool.rebuild(now);
