@@ -6,9 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use diesel::{Connection, RunQueryDsl};
 use keypool::checker::{Checker, JobContext};
 use keypool::config::DatabaseUrl;
@@ -23,22 +25,6 @@ async fn user_info() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(r#"{"code":20000,"message":"OK","status":true,"data":{"balance":"0.88","chargeBalance":"88.00","totalBalance":"88.88"}}"#)
-}
-
-fn start_mock() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = HttpServer::new(|| App::new().route("/v1/user/info", web::get().to(user_info)))
-                .workers(1)
-                .backlog(4096)
-                .bind("127.0.0.1:0")
-                .unwrap();
-            tx.send(server.addrs()[0].port()).unwrap();
-            server.run().await.unwrap();
-        });
-    });
-    format!("http://127.0.0.1:{}", rx.recv().unwrap())
 }
 
 async fn run_job(ctx: &JobContext, keys: Vec<(i64, String)>, params: CheckParams) -> (usize, Duration) {
@@ -95,7 +81,9 @@ async fn bench(backend: &str, url: DatabaseUrl, upstream: &str) -> Vec<String> {
 
 fn main() {
     let rows = actix_web::rt::System::new().block_on(async {
-        let upstream = start_mock();
+        let upstream = common::start_mock(|c| {
+            c.route("/v1/user/info", web::get().to(user_info));
+        });
         let dir = tempfile::tempdir().unwrap();
         let mut rows = bench("SQLite", DatabaseUrl::Sqlite(dir.path().join("bench.db")), &upstream).await;
         if let Some(server) = std::env::var("KEYPOOL_TEST_POSTGRES_URL").ok().filter(|v| !v.is_empty()) {

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use futures_util::StreamExt;
 
 const KEYS: usize = 100_000;
@@ -46,22 +46,6 @@ async fn chat(body: web::Bytes) -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(
         r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"Qwen/Qwen2.5-7B-Instruct","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
     )
-}
-
-fn start_mock() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = HttpServer::new(|| App::new().route("/v1/chat/completions", web::post().to(chat)))
-                .workers(1)
-                .backlog(4096)
-                .bind("127.0.0.1:0")
-                .unwrap();
-            tx.send(server.addrs()[0].port()).unwrap();
-            server.run().await.unwrap();
-        });
-    });
-    format!("http://127.0.0.1:{}", rx.recv().unwrap())
 }
 
 /// A SQLite file with `KEYS` active keys (balances 1–200) and one access key; returns the token.
@@ -257,7 +241,9 @@ fn pick_cost(n: usize) -> Vec<(&'static str, f64)> {
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (small, large) = (pick_cost(1_000), pick_cost(KEYS));
-    let mock = start_mock();
+    let mock = common::start_mock(|c| {
+        c.route("/v1/chat/completions", web::post().to(chat));
+    });
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bench.db");
     let seeding = Instant::now();

@@ -41,6 +41,23 @@ pub async fn signed_in(base: &str) -> reqwest::Client {
     client
 }
 
+/// Starts a one-worker mock upstream with these routes on its own thread; returns its base URL.
+pub fn start_mock(routes: fn(&mut actix_web::web::ServiceConfig)) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = actix_web::HttpServer::new(move || actix_web::App::new().configure(routes))
+                .workers(1)
+                .backlog(4096)
+                .bind("127.0.0.1:0")
+                .unwrap();
+            tx.send(server.addrs()[0].port()).unwrap();
+            server.run().await.unwrap();
+        });
+    });
+    format!("http://127.0.0.1:{}", rx.recv().unwrap())
+}
+
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
