@@ -84,6 +84,7 @@ async fn handle(
         model: None,
         attempts: 0,
         ttfb: None,
+        closed: std::cell::Cell::new(false),
     };
     let refuse = |ledger: &Ledger, res: HttpResponse, outcome: Outcome, error: &str| {
         ledger.close(res.status().as_u16(), outcome, None, Some(error.to_owned()));

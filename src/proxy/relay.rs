@@ -31,11 +31,28 @@ pub struct Ledger {
     pub model: Option<String>,
     pub attempts: u32,
     pub ttfb: Option<Duration>,
+    /// Set once the request's end is recorded.
+    pub closed: std::cell::Cell<bool>,
+}
+
+/// The status logged for a caller that went away before the answer (as nginx does).
+pub const CLIENT_CLOSED: u16 = 499;
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        // The handler was dropped before an answer: the caller went away.
+        if !self.closed.get() {
+            self.close(CLIENT_CLOSED, Outcome::ClientClosed, None, Some("client closed the connection".to_owned()));
+        }
+    }
 }
 
 impl Ledger {
-    /// Records the request's end: counters, the request log and metrics.
+    /// Records the request's end (once): counters, the request log and metrics.
     pub fn close(&self, status: u16, outcome: Outcome, key_id: Option<i64>, error: Option<String>) {
+        if self.closed.replace(true) {
+            return;
+        }
         let failed = !matches!(outcome, Outcome::Ok | Outcome::CallerError | Outcome::ClientClosed);
         self.state.metrics.request(status, outcome);
         self.state.metrics.inflight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);

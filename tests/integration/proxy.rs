@@ -617,3 +617,34 @@ async fn a_real_openai_client_library_works_through_keypool() {
     }
     assert_eq!(text, "answered by sk-ok-1-aaaaaaaaaaaaaaaaaaaaa");
 }
+
+#[actix_web::test]
+async fn a_caller_that_goes_away_is_logged_and_leaves_nothing_in_flight() {
+    let gw = gateway(&[]).await;
+    support::seed_active(&gw.app, &[("sk-slow-aaaaaaaaaaaaaaaaaaaaa", 10.0)]).await;
+    let gone = gw
+        .app
+        .client
+        .post(gw.app.url("/v1/chat/completions"))
+        .bearer_auth(&gw.token)
+        .json(&hello())
+        .timeout(std::time::Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the caller gave up before the slow upstream answered");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let metrics = &gw.app.state.metrics;
+    while metrics.inflight.load(std::sync::atomic::Ordering::Relaxed) != 0 || request_count(&gw.app).await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the abandoned request is accounted for");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let log = request_log(&gw.app).await;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(gw.app.state.pool.snapshot().slots[0].inflight.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// Request-log rows written so far (after a flush).
+async fn request_count(app: &TestApp) -> usize {
+    support::flush_outcomes(app).await;
+    request_log(app).await.len()
+}
