@@ -648,3 +648,48 @@ async fn request_count(app: &TestApp) -> usize {
     support::flush_outcomes(app).await;
     request_log(app).await.len()
 }
+
+#[actix_web::test]
+async fn a_locked_database_does_not_stop_the_proxy_and_nothing_is_lost() {
+    let gw = gateway(&[("selection_strategy", "round_robin"), ("max_attempts", "3")]).await;
+    let keys = ["sk-invalid-aaaaaaaaaaaaaaaaaa", "sk-ok-1-bbbbbbbbbbbbbbbbbbbbb", "sk-ok-2-ccccccccccccccccccccc"];
+    support::seed_active(&gw.app, &keys.map(|k| (k, 10.0))).await;
+    // Another process holds the database: SQLite's write lock, or PostgreSQL's strongest table lock.
+    let pool = gw.app.state.db.clone();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        use diesel::connection::SimpleConnection;
+        let mut conn = pool.get().unwrap();
+        let lock = match &*conn {
+            keypool::db::AnyConnection::Sqlite(_) => "BEGIN EXCLUSIVE",
+            keypool::db::AnyConnection::Postgresql(_) => "BEGIN; LOCK TABLE keys, request_log IN ACCESS EXCLUSIVE MODE",
+        };
+        conn.batch_execute(lock).unwrap();
+        locked_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+        conn.batch_execute("ROLLBACK").unwrap();
+    });
+    let sqlite = matches!(gw.app.state.backend, keypool::db::Backend::Sqlite);
+    locked_rx.recv().unwrap();
+    for _ in 0..12 {
+        assert_eq!(gw.chat(hello()).await.status(), 200, "served from memory while the database is locked");
+    }
+    // A write while locked: SQLite gives up after its busy timeout (the batch is kept); PostgreSQL waits.
+    let state = gw.app.state.clone();
+    let write = actix_web::rt::spawn(async move { keypool::pool::writer::flush(&state.pool, &state.db).await });
+    if sqlite {
+        assert!(!write.await.unwrap(), "the locked database refused the batch");
+        release_tx.send(()).unwrap();
+    } else {
+        release_tx.send(()).unwrap();
+        assert!(write.await.unwrap(), "the waiting batch went in once the lock was gone");
+    }
+    holder.join().unwrap();
+    // Once the lock is gone, everything the proxy learned meanwhile is written.
+    support::flush_outcomes(&gw.app).await;
+    assert_eq!(key_state(&gw.app, keys[0]).await.status, "invalid");
+    assert_eq!(request_log(&gw.app).await.len(), 12);
+    let answered = key_state(&gw.app, keys[1]).await.request_count + key_state(&gw.app, keys[2]).await.request_count;
+    assert_eq!(answered, 12);
+}
