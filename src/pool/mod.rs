@@ -342,3 +342,46 @@ impl KeyPool {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_log_buffer_drops_the_oldest_rows_and_counts_them_but_keeps_state_changes() {
+        let pool = KeyPool::new(Settings::default(), String::new());
+        let slot = KeySlot::new(7, "sk-seven-aaaaaaaaaaaaaaaaaaa");
+        pool.change_state(
+            &slot,
+            StateChange {
+                key_id: 7,
+                status: KeyStatus::Invalid,
+                reason: "HTTP 401".into(),
+                at: 1,
+                cooling_until: None,
+            },
+        );
+        let row = |at| RequestLogRow {
+            at,
+            access_key_id: Some(1),
+            key_id: Some(7),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            model: None,
+            status: 200,
+            latency_ms: 1,
+            ttfb_ms: None,
+            attempts: 1,
+            error: None,
+        };
+        for at in 0..(LOG_BUFFER_CAP as i64 + 1) {
+            pool.log_request(row(at), false);
+        }
+        assert_eq!(pool.dropped_log_rows.load(Ordering::Relaxed), (LOG_BUFFER_CAP / 10) as u64);
+        let batch = pool.take_pending();
+        assert_eq!(batch.log.len(), LOG_BUFFER_CAP - LOG_BUFFER_CAP / 10 + 1);
+        assert_eq!(batch.log.first().map(|r| r.at), Some((LOG_BUFFER_CAP / 10) as i64), "the oldest went");
+        assert_eq!(batch.changes[&7].status, KeyStatus::Invalid, "state changes are never dropped");
+        assert_eq!(batch.access_keys[&1].requests, LOG_BUFFER_CAP as i64 + 1, "and every request is counted");
+    }
+}
