@@ -181,28 +181,49 @@ async fn serve(bind: Option<String>) -> Result<(), String> {
     let backend = config.database.redacted();
     let app = Application::build(config).await.map_err(|e| e.to_string())?;
     let state = app.state.clone();
+    let port = app.port();
+    let server = app.into_server();
+    spawn_graceful_stop(server.handle());
     let keys: i64 = db::run(&state.db, |conn| Ok(db::keys::count_by_status(conn)?))
         .await
         .map(|counts| counts.iter().map(|(_, n)| n).sum())
         .unwrap_or(0);
     let routable = state.pool.snapshot().slots.len();
-    let listen = std::net::SocketAddr::new(state.config.bind.ip(), app.port());
+    let listen = std::net::SocketAddr::new(state.config.bind.ip(), port);
     tracing::info!(
         database = %backend,
         %listen,
-        port = app.port(),
+        port,
         keys,
         routable,
         upstream = %state.pool.runtime().upstream,
         instance = %state.instance_id,
         "keypool is listening"
     );
-    app.into_server().await.map_err(|e| e.to_string())?;
+    server.await.map_err(|e| e.to_string())?;
     // The server has stopped (SIGTERM/SIGINT): write what is still only in memory.
     if !crate::pool::writer::flush(&state.pool, &state.db).await {
         tracing::error!("could not write the last proxy outcomes at shutdown");
     }
     state.access_keys.flush(&state.db).await.map_err(|e| e.to_string())
+}
+
+/// SIGTERM and SIGINT (Ctrl-C) both stop gracefully: no new connections, in-flight requests and
+/// streams finish (up to `KEYPOOL_SHUTDOWN_GRACE_S`), then `serve` writes what is buffered.
+fn spawn_graceful_stop(handle: actix_web::dev::ServerHandle) {
+    actix_web::rt::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            tracing::error!("cannot listen for SIGTERM/SIGINT");
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "stopping: finishing requests in flight");
+        handle.stop(true).await;
+    });
 }
 
 async fn open() -> Result<crate::state::AppState, String> {

@@ -101,6 +101,8 @@ impl Application {
                 )
         })
         .shutdown_timeout(state.config.shutdown_grace.as_secs())
+        // actix stops at once on SIGINT; `keypool serve` handles both signals itself, gracefully.
+        .disable_signals()
         .listen(listener)
         .map_err(|e| StartError::Bind { addr: addr.to_string(), message: e.to_string() })?;
         if let Some(n) = workers {

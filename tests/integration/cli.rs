@@ -132,7 +132,7 @@ fn start_server_with(dir: &std::path::Path, database: Option<&str>, env: &[(&str
     while Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
             if let Some(port) = line.split("port=").nth(1) {
-                let port: String = port.chars().filter(char::is_ascii_digit).collect();
+                let port: String = port.chars().take_while(char::is_ascii_digit).collect();
                 lines.push(line);
                 return (child, port.parse().unwrap(), lines);
             }

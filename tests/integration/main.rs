@@ -7,6 +7,7 @@ mod checks;
 mod cli;
 mod cluster;
 mod dashboard;
+mod faults;
 mod guest;
 mod keys;
 mod mock;

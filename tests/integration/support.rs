@@ -110,7 +110,7 @@ pub async fn spawn_sharing(first: &TestApp, adjust: impl FnOnce(&mut Config)) ->
     spawn_on(TestDb::Borrowed, url, adjust).await
 }
 
-async fn spawn_on(db: TestDb, url: DatabaseUrl, adjust: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_on(db: TestDb, url: DatabaseUrl, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     let (clock, manual) = Clock::manual(now);
     let mut config = test_config(url, clock);
