@@ -151,6 +151,7 @@ pub async fn post_bulk(
         })
     })
     .await?;
+    catch_up_now(&state).await;
     tracing::info!(admin = %admin.username, action = %form.action, count, "bulk key action");
     let flash = Some((FlashKind::Success, lang.tf(message, &[("count", &count.to_string())])));
     Ok(table_response(lang, &load_table(&state, admin.id, query, flash).await?))
@@ -178,9 +179,17 @@ pub async fn post_key_action(
         })
     })
     .await?;
+    catch_up_now(&state).await;
     tracing::info!(admin = %admin.username, %action, key_id = id, "key action");
     let flash = Some((FlashKind::Success, lang.tf(message, &[("count", &count.to_string())])));
     Ok(table_response(lang, &load_table(&state, admin.id, query, flash).await?))
+}
+
+/// This instance's proxy takes an admin's change at once (others within a writer tick).
+async fn catch_up_now(state: &AppState) {
+    if let Err(e) = crate::pool::writer::catch_up(&state.pool, &state.db, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not read key changes");
+    }
 }
 
 #[derive(Deserialize)]

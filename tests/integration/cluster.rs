@@ -195,6 +195,7 @@ async fn two_instances_share_one_database() {
     let took = routed(&b, &client, &token, 503, "a disable on A").await;
     println!("disable on A seen by B after {took:?}");
     assert_eq!(a.hx_post(&client, &format!("/admin/keys/{id}/enable"), &[]).await, 200);
+    assert_eq!(a.chat(&client, &token).await, 200, "the instance that made the change routes it at once");
     routed(&b, &client, &token, 200, "an enable on A").await;
 
     // Counters from both instances add up (written every 5 s).
