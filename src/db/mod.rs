@@ -58,11 +58,18 @@ pub fn connect(url: &DatabaseUrl) -> ConnectionResult<AnyConnection> {
         }
         DatabaseUrl::Sqlite(path) => {
             let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())?;
-            conn.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-            )
-            .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+            conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+            // Switching to WAL needs the file to itself; SQLite answers "locked" at once (no busy wait)
+            // when another process is creating or migrating it at that moment: try again for a while.
+            let mut attempt = 0;
+            while let Err(e) = conn.batch_execute("PRAGMA journal_mode = WAL;") {
+                attempt += 1;
+                if attempt > 100 || !e.to_string().contains("locked") {
+                    return Err(ConnectionError::BadConnection(e.to_string()));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             Ok(AnyConnection::Sqlite(conn))
         }
     }
@@ -117,12 +124,34 @@ pub fn open(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, StoreError> {
 }
 
 /// Applies the embedded migrations of the connection's backend; returns how many ran.
+///
+/// Several instances may start at once on one database: on PostgreSQL they take turns on an advisory
+/// lock (the second finds nothing pending); on SQLite, where the file's lock serialises the writes, one
+/// that lost the race to apply a migration looks again and finds it applied.
 pub fn migrate(conn: &mut AnyConnection) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
-    let ran = match conn {
-        AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS)?.len(),
-        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS)?.len(),
-    };
-    Ok(ran)
+    /// The advisory lock key of keypool's migrations ("kpmg").
+    const MIGRATION_LOCK: i64 = 0x6b70_6d67;
+    match conn {
+        AnyConnection::Postgresql(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let ran = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|m| m.len());
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            Ok(ran?)
+        }
+        AnyConnection::Sqlite(c) => {
+            let mut attempt = 0;
+            loop {
+                match c.run_pending_migrations(SQLITE_MIGRATIONS) {
+                    Ok(ran) => return Ok(ran.len()),
+                    Err(_) if attempt < 5 => {
+                        attempt += 1;
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
 }
 
 /// The backend behind a connection.
