@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
 
 use super::AnyConnection;
+use super::schema::request_log;
 use super::statement::{Statement, Value};
 use crate::domain::usage::{Usage, UsageBatch};
 
@@ -122,30 +123,57 @@ pub fn record(conn: &mut AnyConnection, batch: &UsageBatch) -> QueryResult<()> {
             st.sql(newer);
             st.execute(conn)?;
         }
-        for chunk in batch.log.chunks(400) {
-            let mut st = Statement::default();
-            st.sql(
-                "INSERT INTO request_log (at, access_key_id, key_id, method, path, model, status, latency_ms, \
-                 ttfb_ms, attempts, error) VALUES ",
-            );
-            for (i, r) in chunk.iter().enumerate() {
-                st.sql(if i == 0 { "(" } else { ", (" });
-                st.bind(Value::Int(r.at)).sql(", ");
-                st.bind(Value::OptInt(r.access_key_id)).sql(", ");
-                st.bind(Value::OptInt(r.key_id)).sql(", ");
-                st.bind(Value::Text(r.method.clone())).sql(", ");
-                st.bind(Value::Text(r.path.clone())).sql(", ");
-                st.bind(Value::OptText(r.model.clone())).sql(", ");
-                st.bind(Value::Int(i64::from(r.status))).sql(", ");
-                st.bind(Value::Int(r.latency_ms)).sql(", ");
-                st.bind(Value::OptInt(r.ttfb_ms)).sql(", ");
-                st.bind(Value::Int(i64::from(r.attempts))).sql(", ");
-                st.bind(Value::OptText(r.error.clone())).sql(")");
-            }
-            st.execute(conn)?;
-        }
+        insert_log(conn, &batch.log)?;
         Ok(())
     })
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = request_log)]
+struct NewLogRow<'a> {
+    at: i64,
+    access_key_id: Option<i64>,
+    key_id: Option<i64>,
+    method: &'a str,
+    path: &'a str,
+    model: Option<&'a str>,
+    status: i64,
+    latency_ms: i64,
+    ttfb_ms: Option<i64>,
+    attempts: i64,
+    error: Option<&'a str>,
+}
+
+/// Appends request-log rows: on SQLite one prepared insert run per row (diesel caches it; no SQL to
+/// parse per batch), on PostgreSQL multi-row inserts of 1,000.
+fn insert_log(conn: &mut AnyConnection, log: &[crate::domain::usage::RequestLogRow]) -> QueryResult<()> {
+    let rows: Vec<NewLogRow<'_>> = log
+        .iter()
+        .map(|r| NewLogRow {
+            at: r.at,
+            access_key_id: r.access_key_id,
+            key_id: r.key_id,
+            method: &r.method,
+            path: &r.path,
+            model: r.model.as_deref(),
+            status: i64::from(r.status),
+            latency_ms: r.latency_ms,
+            ttfb_ms: r.ttfb_ms,
+            attempts: i64::from(r.attempts),
+            error: r.error.as_deref(),
+        })
+        .collect();
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            diesel::insert_into(request_log::table).values(&rows).execute(c)?;
+        }
+        AnyConnection::Postgresql(c) => {
+            for chunk in rows.chunks(1000) {
+                diesel::insert_into(request_log::table).values(chunk).execute(c)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Adds request and failure counts and moves the last use forward, on `keys` or `access_keys`.
