@@ -203,9 +203,9 @@ async fn serve(bind: Option<String>) -> Result<(), String> {
     server.await.map_err(|e| e.to_string())?;
     // The server has stopped (SIGTERM/SIGINT): write what is still only in memory.
     if !crate::pool::writer::flush(&state.pool, &state.db).await {
-        tracing::error!("could not write the last proxy outcomes at shutdown");
+        return Err("could not write the last proxy outcomes at shutdown".to_owned());
     }
-    state.access_keys.flush(&state.db).await.map_err(|e| e.to_string())
+    Ok(())
 }
 
 /// SIGTERM and SIGINT (Ctrl-C) both stop gracefully: no new connections, in-flight requests and

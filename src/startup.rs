@@ -52,7 +52,7 @@ impl Application {
         let port = listener.local_addr().map_err(|e| StartError::Other(e.to_string()))?.port();
         let secret = session_secret(&state).await?;
         let state = web::Data::new(state);
-        crate::proxy::auth::spawn_last_used_flusher(state.clone());
+        crate::proxy::auth::spawn_reloader(state.clone());
         crate::pool::writer::spawn(
             state.pool.clone(),
             state.db.clone(),

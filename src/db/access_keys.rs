@@ -68,13 +68,3 @@ pub fn revoke(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
 pub fn revoke_by_name(conn: &mut AnyConnection, name: &str) -> QueryResult<bool> {
     Ok(diesel::delete(access_keys::table.filter(access_keys::name.eq(name))).execute(conn)? > 0)
 }
-
-/// Writes the last-used times gathered in memory by the proxy, in one transaction.
-pub fn record_last_used(conn: &mut AnyConnection, uses: &[(i64, i64)]) -> QueryResult<()> {
-    conn.transaction(|conn| {
-        for (id, at) in uses {
-            diesel::update(access_keys::table.find(id)).set(access_keys::last_used_at.eq(at)).execute(conn)?;
-        }
-        Ok(())
-    })
-}

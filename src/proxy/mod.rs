@@ -101,7 +101,7 @@ async fn handle(
         );
         return refuse(&ledger, res, Outcome::CallerError, "missing access key");
     };
-    let Some(access_key_id) = state.access_keys.authenticate(token, now) else {
+    let Some(access_key_id) = state.access_keys.authenticate(token) else {
         let res = openai_error(
             StatusCode::UNAUTHORIZED,
             "Unknown or revoked access key.",

@@ -204,7 +204,7 @@ async fn access_keys_are_created_shown_once_used_and_revoked() {
         assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"]["code"], "no_available_key");
     }
 
-    app.state.access_keys.flush(&app.state.db).await.unwrap();
+    support::flush_outcomes(&app).await;
     let keys = support::with_db(&app, |c| keypool::db::access_keys::list(c).unwrap()).await;
     assert!(keys[0].last_used_at.is_some(), "last use recorded");
     assert_ne!(keys[0].token_hash, token, "only a hash is stored");
