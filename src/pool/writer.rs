@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 use super::KeyPool;
 use crate::db::{self, DbPool};
 use crate::domain::clock::Clock;
+use crate::error::AppError;
 
 /// How often the writer runs.
 pub const TICK: Duration = Duration::from_millis(250);
 /// Usage counters (which only add up) are written this often; states and the log every tick.
 pub const COUNTERS_EVERY: Duration = Duration::from_secs(5);
-const PRUNE_PERIOD_MS: i64 = 3_600_000;
+/// How often the request log is pruned (by one instance).
+pub const PRUNE_PERIOD_MS: i64 = 3_600_000;
 const PRUNE_LOOK_EVERY: Duration = Duration::from_secs(60);
 
 /// Writes everything pending now; on failure it stays pending. Returns whether the database took it.
@@ -75,7 +77,7 @@ fn database_answers(pool: &KeyPool) {
 }
 
 /// Reads every routable key from the database into the pool (at start-up).
-pub async fn reload(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), crate::error::AppError> {
+pub async fn reload(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), AppError> {
     let (rows, seq) = db::run(db, |conn| Ok(db::usage::routable(conn)?)).await?;
     pool.reload(rows, seq, now);
     Ok(())
@@ -86,7 +88,7 @@ const TOMBSTONE_CHANGES: i64 = 1_000_000;
 
 /// Brings the pool up to date with the database: only the keys changed since the last look (one
 /// indexed query; nothing when nothing changed), or everything when too far behind.
-pub async fn catch_up(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), crate::error::AppError> {
+pub async fn catch_up(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), AppError> {
     let since = pool.seq();
     let (rows, gone, seq) = db::run(db, move |conn| Ok(db::usage::changed_since(conn, since)?)).await?;
     if seq - since > TOMBSTONE_CHANGES {
@@ -99,6 +101,24 @@ pub async fn catch_up(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), crate
 /// Runs the writer for the life of the server.
 /// The lease that makes one instance at a time prune the request log and old tombstones.
 pub const PRUNE_LEASE: &str = "prune_request_log";
+
+/// The hourly clean-up, when this instance takes the period's lease: request-log rows older than
+/// `request_log_retention_days` and tombstones every reader has seen. `Some(rows deleted)` when it ran;
+/// the first look anywhere only starts the clock.
+pub async fn prune(pool: &KeyPool, db: &DbPool, instance: &str, now: i64) -> Result<Option<usize>, AppError> {
+    let days = pool.runtime().proxy().request_log_retention_days;
+    let before = now - i64::from(days) * 86_400_000;
+    let holder = instance.to_owned();
+    db::run(db, move |conn| {
+        if !db::checks::claim_period(conn, PRUNE_LEASE, &holder, now, PRUNE_PERIOD_MS)? {
+            return Ok(None);
+        }
+        let log = db::usage::prune_request_log(conn, before)?;
+        db::usage::prune_tombstones(conn, TOMBSTONE_CHANGES)?;
+        Ok(Some(log))
+    })
+    .await
+}
 
 /// Runs the writer for the life of the server; `instance` names this instance in the prune lease.
 pub fn spawn(pool: Arc<KeyPool>, db: DbPool, clock: Clock, instance: String) {
@@ -131,18 +151,7 @@ pub fn spawn(pool: Arc<KeyPool>, db: DbPool, clock: Clock, instance: String) {
             // Once an hour, by whichever instance takes the period's lease.
             if last_prune_look.is_none_or(|t| t.elapsed() >= PRUNE_LOOK_EVERY) {
                 last_prune_look = Some(Instant::now());
-                let days = pool.runtime().proxy().request_log_retention_days;
-                let before = now - i64::from(days) * 86_400_000;
-                let holder = instance.clone();
-                let pruned = db::run(&db, move |conn| {
-                    if !db::checks::claim_period(conn, PRUNE_LEASE, &holder, now, PRUNE_PERIOD_MS)? {
-                        return Ok(None);
-                    }
-                    let log = db::usage::prune_request_log(conn, before)?;
-                    db::usage::prune_tombstones(conn, TOMBSTONE_CHANGES)?;
-                    Ok(Some(log))
-                })
-                .await;
+                let pruned = prune(&pool, &db, &instance, now).await;
                 match pruned {
                     Ok(Some(n)) => tracing::info!(rows = n, "pruned the request log"),
                     Ok(None) => {}

@@ -693,3 +693,25 @@ async fn a_locked_database_does_not_stop_the_proxy_and_nothing_is_lost() {
     let answered = key_state(&gw.app, keys[1]).await.request_count + key_state(&gw.app, keys[2]).await.request_count;
     assert_eq!(answered, 12);
 }
+
+#[actix_web::test]
+async fn the_request_log_keeps_its_retention_pruned_by_one_instance_an_hour() {
+    use keypool::pool::writer::{PRUNE_PERIOD_MS, prune};
+    let gw = gateway(&[("request_log_retention_days", "2")]).await;
+    support::seed_active(&gw.app, &[("sk-ok-1-aaaaaaaaaaaaaaaaaaaaa", 10.0)]).await;
+    for _ in 0..3 {
+        assert_eq!(gw.chat(hello()).await.status(), 200);
+    }
+    support::flush_outcomes(&gw.app).await;
+    let (state, start) = (&gw.app.state, gw.app.state.now_ms());
+    assert_eq!(prune(&state.pool, &state.db, "a", start).await.unwrap(), None, "the first look starts the clock");
+    // Two days and an hour later: those rows are past the retention; a new one is not.
+    gw.app.clock.advance(std::time::Duration::from_secs(2 * 86_400 + 3_600));
+    assert_eq!(gw.chat(hello()).await.status(), 200);
+    support::flush_outcomes(&gw.app).await;
+    let now = state.now_ms();
+    assert!(now - start >= PRUNE_PERIOD_MS);
+    assert_eq!(prune(&state.pool, &state.db, "a", now).await.unwrap(), Some(3));
+    assert_eq!(prune(&state.pool, &state.db, "b", now).await.unwrap(), None, "once per period, whoever asks");
+    assert_eq!(request_log(&gw.app).await.len(), 1);
+}
