@@ -1,61 +1,13 @@
 //! The `keypool` binary: start-up failures, first start, `migrate`, `settings`, `access-key` and
 //! `admin reset-password`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use keypool::config::DatabaseUrl;
 
+use crate::process::{keypool, run, seed_routable, start_server, text, wait_with_deadline};
 use crate::support::TestDb;
-
-const BIN: &str = env!("CARGO_BIN_EXE_keypool");
-
-fn keypool(dir: &std::path::Path, database: Option<&str>) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("PORT")
-        .env_remove("KEYPOOL_ADMIN_USERNAME")
-        .env_remove("KEYPOOL_ADMIN_PASSWORD")
-        .env_remove("KEYPOOL_SECRET")
-        .env_remove("KEYPOOL_UPSTREAM_URL")
-        .env("RUST_LOG", "info");
-    if let Some(url) = database {
-        cmd.env("DATABASE_URL", url);
-    }
-    cmd
-}
-
-/// Waits for the child to exit, killing it (and failing) if it is still running at the deadline.
-fn wait_with_deadline(mut child: Child, deadline: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("still running after {deadline:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(input) = stdin {
-        pipe.write_all(input.as_bytes()).unwrap();
-    }
-    drop(pipe);
-    wait_with_deadline(child, Duration::from_secs(60))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Runs `keypool` (serve) on `database`; it must fail within 5 s with one line on stderr, returned.
 fn fails_fast(dir: &std::path::Path, database: &str) -> String {
@@ -105,49 +57,11 @@ fn bad_secret_and_bad_port_are_refused() {
     assert!(text(&out.stderr).contains("PORT"));
 }
 
-/// Starts `keypool` (no subcommand) on a random port; returns the child, its port and its first log lines.
-fn start_server(dir: &std::path::Path, database: Option<&str>) -> (Child, u16, Vec<String>) {
-    start_server_with(dir, database, &[])
-}
-
-fn start_server_with(dir: &std::path::Path, database: Option<&str>, env: &[(&str, &str)]) -> (Child, u16, Vec<String>) {
-    let mut child = keypool(dir, database)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .envs(env.iter().copied())
-        .env("KEYPOOL_INSECURE_COOKIES", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Keep draining after the caller stops listening, or the server would write to a closed pipe.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            if let Some(port) = line.split("port=").nth(1) {
-                let port: String = port.chars().take_while(char::is_ascii_digit).collect();
-                lines.push(line);
-                return (child, port.parse().unwrap(), lines);
-            }
-            lines.push(line);
-        }
-    }
-    let _ = child.kill();
-    panic!("server did not report its port: {lines:?}");
-}
-
 #[test]
 fn first_start_on_the_sqlite_default_serves_login_and_prints_a_generated_password_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, _, lines) = start_server(dir.path(), None);
-    let log = lines.join("\n");
+    let (mut child, _, lines) = start_server(dir.path(), None, &[]);
+    let log = lines.lock().unwrap().join("\n");
     let _ = child.kill();
     let _ = child.wait();
     assert!(dir.path().join("keypool.db").exists(), "keypool.db in the working directory");
@@ -156,7 +70,7 @@ fn first_start_on_the_sqlite_default_serves_login_and_prints_a_generated_passwor
     assert_eq!(password.len(), 20, "{log}");
     assert!(log.contains("account `admin`"));
 
-    let (mut child, port2, lines) = start_server(dir.path(), None);
+    let (mut child, port2, lines) = start_server(dir.path(), None, &[]);
     let (body, login) = actix_web::rt::System::new().block_on(async {
         let client = crate::support::new_client();
         let base = format!("http://127.0.0.1:{port2}");
@@ -167,7 +81,7 @@ fn first_start_on_the_sqlite_default_serves_login_and_prints_a_generated_passwor
     });
     let _ = child.kill();
     let _ = child.wait();
-    assert!(!lines.join("\n").contains("generated password"), "printed only on first start");
+    assert!(!lines.lock().unwrap().join("\n").contains("generated password"), "printed only on first start");
     assert!(body.contains(r#"name="password""#));
     assert_eq!(login, 303, "the printed password works");
 }
@@ -369,20 +283,8 @@ fn sigterm_writes_every_proxied_request_before_exiting() {
     let (db, url) = TestDb::new();
     let dir = tempfile::tempdir().unwrap();
     let env_url = TestDb::env_url(&url);
-    let token = {
-        let pool = keypool::db::open(&url, 1).unwrap();
-        let mut conn = pool.get().unwrap();
-        keypool::db::keys::insert_new(&mut conn, &["sk-ok-5-aaaaaaaaaaaaaaaaaaaaa".to_owned()], None, 1).unwrap();
-        diesel::RunQueryDsl::execute(
-            diesel::sql_query("UPDATE keys SET status = 'active', total_balance = 5, status_changed_at = 1"),
-            &mut conn,
-        )
-        .unwrap();
-        let minted = keypool::domain::access_token::mint();
-        keypool::db::access_keys::create(&mut conn, "cli", &minted.hash, &minted.hint, 1).unwrap();
-        minted.token
-    };
-    let (child, port, _) = start_server_with(dir.path(), Some(&env_url), &[("KEYPOOL_UPSTREAM_URL", &upstream.url)]);
+    let token = seed_routable(&url, "sk-ok-5-aaaaaaaaaaaaaaaaaaaaa");
+    let (child, port, _) = start_server(dir.path(), Some(&env_url), &[("KEYPOOL_UPSTREAM_URL", &upstream.url)]);
     actix_web::rt::System::new().block_on(async {
         let client = crate::support::new_client();
         for _ in 0..40 {

@@ -14,7 +14,6 @@ use diesel::sql_types::{BigInt, Text};
 
 use crate::support::TestDb;
 
-const BIN: &str = env!("CARGO_BIN_EXE_keypool");
 const PASSWORD: &str = "cluster-password-1";
 const PERIOD_MS: i64 = 2_000;
 /// Proxied requests this test sent with an access key the instance knew, and those a key answered.
@@ -31,7 +30,7 @@ struct Instance {
 }
 
 fn spawn(database: &str, upstream: &str) -> Child {
-    Command::new(BIN)
+    Command::new(crate::process::BIN)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env_remove("PORT")
         .env_remove("KEYPOOL_ADMIN_USERNAME")

@@ -1,9 +1,7 @@
 //! Faults keypool must survive: the database stopped and started under proxy traffic, an import
 //! killed mid-transaction, and SIGTERM in the middle of a stream.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use actix_web::web;
@@ -13,13 +11,12 @@ use futures_util::StreamExt;
 use keypool::config::DatabaseUrl;
 
 use crate::mock;
+use crate::process::{keypool, run, seed_routable, start_server, text, wait_with_deadline};
 use crate::support::{self, TestApp, TestDb};
 
 #[path = "pg_server.rs"]
 mod pg_server;
 use pg_server::PgServer;
-
-const BIN: &str = env!("CARGO_BIN_EXE_keypool");
 
 #[derive(diesel::QueryableByName)]
 struct Count {
@@ -179,46 +176,6 @@ async fn postgres_stopped_and_started_during_proxy_traffic_loses_nothing() {
     drop(pg);
 }
 
-/// `keypool` with a clean environment on `database`.
-fn keypool(dir: &std::path::Path, database: &str) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .env_remove("PORT")
-        .env_remove("KEYPOOL_ADMIN_USERNAME")
-        .env_remove("KEYPOOL_ADMIN_PASSWORD")
-        .env_remove("KEYPOOL_SECRET")
-        .env_remove("KEYPOOL_UPSTREAM_URL")
-        .env_remove("KEYPOOL_SHUTDOWN_GRACE_S")
-        .env("DATABASE_URL", database)
-        .env("RUST_LOG", "info");
-    cmd
-}
-
-/// Waits for the child to exit, killing it (and failing) if it is still running at the deadline.
-fn wait_with_deadline(mut child: Child, deadline: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("still running after {deadline:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    wait_with_deadline(child, Duration::from_secs(300))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn count_keys(url: &DatabaseUrl) -> i64 {
     let mut conn = keypool::db::connect(url).unwrap();
     diesel::sql_query("SELECT COUNT(*) AS n FROM keys").get_result::<Count>(&mut conn).unwrap().n
@@ -256,10 +213,10 @@ fn sigkill_during_a_100000_key_import_leaves_all_or_none() {
     let keys: String = (0..KEYS).map(|i| format!("sk-import{i:0>40}\n")).collect();
     std::fs::write(&file, keys).unwrap();
     // Migrations first, so the only transaction the import opens is the one that adds the keys.
-    let out = run(keypool(dir.path(), &env_url).arg("migrate"));
+    let out = run(keypool(dir.path(), Some(&env_url)).arg("migrate"), None);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    let mut child = keypool(dir.path(), &env_url)
+    let mut child = keypool(dir.path(), Some(&env_url))
         .args(["import", file.to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -281,7 +238,7 @@ fn sigkill_during_a_100000_key_import_leaves_all_or_none() {
     assert!(after_kill == 0 || after_kill == KEYS, "all or none, not {after_kill}");
 
     // Run again, to its end: exactly the file's keys, once each.
-    let out = run(keypool(dir.path(), &env_url).args(["import", file.to_str().unwrap()]));
+    let out = run(keypool(dir.path(), Some(&env_url)).args(["import", file.to_str().unwrap()]), None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout).trim(),
@@ -289,40 +246,6 @@ fn sigkill_during_a_100000_key_import_leaves_all_or_none() {
     );
     assert_eq!(count_keys(&url), KEYS);
     drop(db);
-}
-
-/// Starts `keypool serve` on a random port; returns the child, its port and its log (still filling).
-fn start_server(dir: &std::path::Path, database: &str, env: &[(&str, &str)]) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
-    let mut child = keypool(dir, database)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .envs(env.iter().copied())
-        .env("KEYPOOL_INSECURE_COOKIES", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let lines = log.clone();
-    std::thread::spawn(move || {
-        // Keep draining until the server exits, or it would write to a closed pipe.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(port) = line.split("port=").nth(1) {
-                let port: String = port.chars().take_while(char::is_ascii_digit).collect();
-                let _ = tx.send(port.parse::<u16>().unwrap_or(0));
-            }
-            lines.lock().unwrap().push(line);
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(port) if port > 0 => (child, port, log),
-        _ => {
-            let _ = child.kill();
-            panic!("server did not report its port: {:?}", log.lock().unwrap());
-        }
-    }
 }
 
 /// Whether a new connection gets an HTTP answer from the server.
@@ -355,18 +278,8 @@ fn stop_during_a_stream(signal: &str) {
     let (db, url) = TestDb::new();
     let dir = tempfile::tempdir().unwrap();
     let env_url = TestDb::env_url(&url);
-    let token = {
-        let pool = keypool::db::open(&url, 1).unwrap();
-        let mut conn = pool.get().unwrap();
-        keypool::db::keys::insert_new(&mut conn, &["sk-trickle-aaaaaaaaaaaaaaaaaaa".to_owned()], None, 1).unwrap();
-        diesel::sql_query("UPDATE keys SET status = 'active', total_balance = 5, status_changed_at = 1")
-            .execute(&mut conn)
-            .unwrap();
-        let minted = keypool::domain::access_token::mint();
-        keypool::db::access_keys::create(&mut conn, "faults", &minted.hash, &minted.hint, 1).unwrap();
-        minted.token
-    };
-    let (child, port, log) = start_server(dir.path(), &env_url, &[("KEYPOOL_UPSTREAM_URL", &upstream.url)]);
+    let token = seed_routable(&url, "sk-trickle-aaaaaaaaaaaaaaaaaaa");
+    let (child, port, log) = start_server(dir.path(), Some(&env_url), &[("KEYPOOL_UPSTREAM_URL", &upstream.url)]);
     let pid = child.id().to_string();
 
     let streamed = actix_web::rt::System::new().block_on(async {

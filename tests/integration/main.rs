@@ -11,6 +11,7 @@ mod faults;
 mod guest;
 mod keys;
 mod mock;
+mod process;
 mod proxy;
 mod schema;
 mod settings;
