@@ -244,9 +244,7 @@ pub fn classify(status: u16, body: &[u8]) -> CheckOutcome {
         401 => CheckOutcome::Invalid(with_status(401, &upstream_message(body))),
         403 => {
             let message = upstream_message(body);
-            let lower = message.to_lowercase();
-            if ["invalid", "banned", "disabled", "forbidden", "无效", "封禁", "禁用"].iter().any(|w| lower.contains(w))
-            {
+            if says_key_invalid(&message) {
                 CheckOutcome::Invalid(with_status(403, &message))
             } else {
                 CheckOutcome::Transient(with_status(403, &message))
@@ -256,7 +254,22 @@ pub fn classify(status: u16, body: &[u8]) -> CheckOutcome {
     }
 }
 
-fn with_status(status: u16, message: &str) -> String {
+/// Whether an upstream message (of a 403) says the key itself is invalid, banned or disabled: the
+/// one rule shared by checks and the proxy.
+pub fn says_key_invalid(message: &str) -> bool {
+    let lower = message.to_lowercase();
+    ["invalid", "banned", "disabled", "forbidden", "suspended", "revoked", "无效", "封禁", "禁用", "停用"]
+        .iter()
+        .any(|w| lower.contains(w))
+}
+
+/// Whether an upstream message (of a 402/403) says the account's balance cannot pay.
+pub fn says_balance_insufficient(message: &str) -> bool {
+    let lower = message.to_lowercase();
+    ["insufficient", "balance", "quota", "credit", "余额", "欠费"].iter().any(|w| lower.contains(w))
+}
+
+pub fn with_status(status: u16, message: &str) -> String {
     if message.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {message}") }
 }
 

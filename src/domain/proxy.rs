@@ -40,12 +40,9 @@ impl SelectionStrategy {
     }
 }
 
-/// What one upstream attempt says, for failover and for the key's state.
+/// Why an upstream attempt failed, for failover and for the key's state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptClass {
-    /// 2xx/3xx, or a mistake of the caller's (400, 404, 413, 422, other 4xx): goes back to the caller
-    /// as it is, never retried.
-    Deliver,
     /// 401, or 403 saying the key is invalid, banned or disabled: the key becomes `invalid`.
     KeyInvalid(String),
     /// 402, or 403 saying the balance is insufficient: the key becomes `depleted`.
@@ -63,14 +60,13 @@ impl AttemptClass {
             Self::KeyInvalid(_) => Some(KeyStatus::Invalid),
             Self::KeyDepleted(_) => Some(KeyStatus::Depleted),
             Self::RateLimited { .. } => Some(KeyStatus::Cooling),
-            Self::Deliver | Self::Transient(_) => None,
+            Self::Transient(_) => None,
         }
     }
 
     /// The failure cause as a metrics label.
     pub fn cause(&self) -> &'static str {
         match self {
-            Self::Deliver => "none",
             Self::KeyInvalid(_) => "invalid_key",
             Self::KeyDepleted(_) => "depleted_key",
             Self::RateLimited { .. } => "rate_limited",
@@ -86,46 +82,31 @@ impl AttemptClass {
 
     pub fn message(&self) -> &str {
         match self {
-            Self::Deliver => "",
             Self::KeyInvalid(m) | Self::KeyDepleted(m) | Self::Transient(m) => m,
             Self::RateLimited { message, .. } => message,
         }
     }
 }
 
-const INVALID_WORDS: [&str; 10] =
-    ["invalid", "banned", "disabled", "suspended", "revoked", "unauthorized", "无效", "封禁", "禁用", "停用"];
-const BALANCE_WORDS: [&str; 6] = ["insufficient", "balance", "quota", "credit", "余额", "欠费"];
-
-/// Classifies an upstream answer by status, `Retry-After` and (for 403 and 429) its message.
-pub fn classify_answer(status: u16, retry_after: Option<&str>, body: &[u8]) -> AttemptClass {
-    let message = || {
-        let m = super::checks::upstream_message(body);
-        if m.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {m}") }
-    };
-    match status {
-        401 => AttemptClass::KeyInvalid(message()),
-        402 => AttemptClass::KeyDepleted(message()),
-        403 => {
-            let m = message();
-            let lower = m.to_lowercase();
-            if BALANCE_WORDS.iter().any(|w| lower.contains(w)) {
-                AttemptClass::KeyDepleted(m)
-            } else if INVALID_WORDS.iter().any(|w| lower.contains(w)) {
-                AttemptClass::KeyInvalid(m)
-            } else {
-                AttemptClass::Transient(m)
-            }
-        }
-        429 => AttemptClass::RateLimited { retry_after_s: retry_after.and_then(parse_retry_after), message: message() },
-        500..=599 => AttemptClass::Transient(message()),
-        _ => AttemptClass::Deliver,
-    }
+/// Whether an answer with this status failed the attempt (its body then says why). Every other
+/// answer — 2xx, 3xx, and the caller's mistakes (400, 404, 413, 422, other 4xx) — goes back to the
+/// caller as it is and is never retried.
+pub fn is_failure(status: u16) -> bool {
+    matches!(status, 401..=403 | 429 | 500..=599)
 }
 
-/// Whether a status needs its body read to be classified (everything but a delivered answer).
-pub fn needs_classification(status: u16) -> bool {
-    matches!(status, 401..=403 | 429 | 500..=599)
+/// Why an attempt failed, from an answer whose status [`is_failure`]: by status, `Retry-After` and
+/// (for 403) the upstream's message, with the checks' rules.
+pub fn classify_failure(status: u16, retry_after: Option<&str>, body: &[u8]) -> AttemptClass {
+    let message = super::checks::with_status(status, &super::checks::upstream_message(body));
+    match status {
+        401 => AttemptClass::KeyInvalid(message),
+        402 => AttemptClass::KeyDepleted(message),
+        403 if super::checks::says_balance_insufficient(&message) => AttemptClass::KeyDepleted(message),
+        403 if super::checks::says_key_invalid(&message) => AttemptClass::KeyInvalid(message),
+        429 => AttemptClass::RateLimited { retry_after_s: retry_after.and_then(parse_retry_after), message },
+        _ => AttemptClass::Transient(message),
+    }
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare upstream and treated as absent).
@@ -190,36 +171,38 @@ mod tests {
 
     #[test]
     fn answers_classify_into_key_states() {
-        assert_eq!(classify_answer(200, None, b"{}"), AttemptClass::Deliver);
-        for caller_mistake in [400, 404, 413, 422, 409] {
-            assert_eq!(classify_answer(caller_mistake, None, b"{}"), AttemptClass::Deliver, "{caller_mistake}");
+        for delivered in [200, 201, 304, 400, 404, 413, 422, 409] {
+            assert!(!is_failure(delivered), "{delivered}");
+        }
+        for failed in [401, 402, 403, 429, 500, 502, 503] {
+            assert!(is_failure(failed), "{failed}");
         }
         assert!(
-            matches!(classify_answer(401, None, br#""Api key is invalid""#), AttemptClass::KeyInvalid(m) if m.contains("invalid"))
+            matches!(classify_failure(401, None, br#""Api key is invalid""#), AttemptClass::KeyInvalid(m) if m.contains("invalid"))
         );
-        assert!(matches!(classify_answer(402, None, b""), AttemptClass::KeyDepleted(m) if m == "HTTP 402"));
+        assert!(matches!(classify_failure(402, None, b""), AttemptClass::KeyDepleted(m) if m == "HTTP 402"));
         let sf_balance = br#"{"code":30001,"message":"Sorry, your account balance is insufficient","data":null}"#;
-        assert!(matches!(classify_answer(403, None, sf_balance), AttemptClass::KeyDepleted(_)));
+        assert!(matches!(classify_failure(403, None, sf_balance), AttemptClass::KeyDepleted(_)));
         assert!(matches!(
-            classify_answer(403, None, br#"{"code":30011,"message":"The API key has been banned"}"#),
+            classify_failure(403, None, br#"{"code":30011,"message":"The API key has been banned"}"#),
             AttemptClass::KeyInvalid(_)
         ));
         assert!(matches!(
-            classify_answer(403, None, br#"{"message":"region not served"}"#),
+            classify_failure(403, None, br#"{"message":"region not served"}"#),
             AttemptClass::Transient(_)
         ));
         assert_eq!(
-            classify_answer(429, Some("7"), br#"{"message":"rate limited"}"#),
+            classify_failure(429, Some("7"), br#"{"message":"rate limited"}"#),
             AttemptClass::RateLimited { retry_after_s: Some(7), message: "HTTP 429: rate limited".into() }
         );
         assert!(matches!(
-            classify_answer(429, Some("Wed, 21 Oct 2015 07:28:00 GMT"), b""),
+            classify_failure(429, Some("Wed, 21 Oct 2015 07:28:00 GMT"), b""),
             AttemptClass::RateLimited { retry_after_s: None, .. }
         ));
-        assert!(matches!(classify_answer(503, None, b"busy"), AttemptClass::Transient(m) if m == "HTTP 503: busy"));
-        assert_eq!(classify_answer(429, None, b"").key_status(), Some(KeyStatus::Cooling));
-        assert!(classify_answer(500, None, b"").is_correlated_kind());
-        assert!(!classify_answer(401, None, b"").is_correlated_kind());
+        assert!(matches!(classify_failure(503, None, b"busy"), AttemptClass::Transient(m) if m == "HTTP 503: busy"));
+        assert_eq!(classify_failure(429, None, b"").key_status(), Some(KeyStatus::Cooling));
+        assert!(classify_failure(500, None, b"").is_correlated_kind());
+        assert!(!classify_failure(401, None, b"").is_correlated_kind());
     }
 
     #[test]

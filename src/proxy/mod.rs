@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::domain::keys::KeyStatus;
-use crate::domain::proxy::{AttemptClass, classify_answer, needs_classification};
+use crate::domain::proxy::{AttemptClass, classify_failure, is_failure};
 use crate::domain::usage::StateChange;
 use crate::pool::{KeySlot, Verdict};
 use crate::state::AppState;
@@ -206,26 +206,15 @@ async fn handle(
             }
         };
         let status = res.status().as_u16();
-        if needs_classification(status) {
+        if is_failure(status) {
             let retry_after = res.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
             let (status_code, headers) = (res.status(), res.headers().clone());
             let failure_body = res.timeout(idle).body().limit(FAILURE_BODY_LIMIT).await.unwrap_or_default();
-            let class = classify_answer(status, retry_after.as_deref(), &failure_body);
-            if class != AttemptClass::Deliver {
-                learn(state, &slot, &class, incident);
-                let answer = Answer { status: status_code, headers, body: failure_body };
-                last = Some(Failure { class, answer: Some(answer), timeout: false });
-                continue;
-            }
-            // Delivered as read.
-            state.pool.count_attempt(slot.id, false, at);
-            state.pool.incident.record_success();
-            ledger.ttfb = Some(started.elapsed());
-            state.metrics.overhead.observe(started.elapsed().saturating_sub(upstream_time));
+            let class = classify_failure(status, retry_after.as_deref(), &failure_body);
+            learn(state, &slot, &class, incident);
             let answer = Answer { status: status_code, headers, body: failure_body };
-            let out = answer.into_response();
-            ledger.close(status, Outcome::CallerError, Some(slot.id), None);
-            return out;
+            last = Some(Failure { class, answer: Some(answer), timeout: false });
+            continue;
         }
 
         // The answer goes to the caller: no failover from here on.
