@@ -156,7 +156,8 @@ pub const PROXY_RANGES: [(&str, u32, u32); 7] = [
 ];
 
 impl ProxySettings {
-    fn number(&self, name: &str) -> u32 {
+    /// The value of a numeric proxy setting by name (for forms and `settings list`).
+    pub fn get(&self, name: &str) -> u32 {
         match name {
             "max_attempts" => self.max_attempts,
             "max_body_mb" => self.max_body_mb,
@@ -178,11 +179,6 @@ impl ProxySettings {
             "cooldown_s" => &mut self.cooldown_s,
             _ => &mut self.request_log_retention_days,
         }
-    }
-
-    /// The value of a numeric proxy setting by name (for forms and `settings list`).
-    pub fn get(&self, name: &str) -> u32 {
-        self.number(name)
     }
 }
 
