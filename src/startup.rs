@@ -46,6 +46,10 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let state = prepare(config, true).await?;
+        // Only the server routes: the command line's commands never load the keys into memory.
+        crate::pool::writer::reload(&state.pool, &state.db, state.now_ms())
+            .await
+            .map_err(|e| StartError::Database(e.to_string()))?;
         let addr = state.config.bind;
         let listener =
             TcpListener::bind(addr).map_err(|e| StartError::Bind { addr: addr.to_string(), message: e.to_string() })?;
@@ -176,9 +180,6 @@ pub async fn prepare(config: Config, first_start: bool) -> Result<AppState, Star
     }
     state.access_keys.reload(&state.db).await.map_err(|e| StartError::Database(e.to_string()))?;
     state.settings().await.map_err(|e| StartError::Database(e.to_string()))?;
-    crate::pool::writer::reload(&state.pool, &state.db, state.now_ms())
-        .await
-        .map_err(|e| StartError::Database(e.to_string()))?;
     Ok(state)
 }
 
