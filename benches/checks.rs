@@ -42,9 +42,18 @@ async fn bench(backend: &str, url: DatabaseUrl, upstream: &str) -> Vec<String> {
     let keys: Vec<String> = (0..KEYS + CAPPED_KEYS).map(|i| format!("sk-bench{i:0>40}")).collect();
     let ids = {
         let pool = pool.clone();
-        actix_web::web::block(move || keypool::db::keys::insert_new(&mut pool.get().unwrap(), &keys, None, 0).unwrap())
-            .await
+        actix_web::web::block(move || {
+            keypool::db::keys::insert_new(
+                &mut pool.get().unwrap(),
+                &keypool::domain::key_crypto::KeyCodec::Plain,
+                &keys,
+                None,
+                0,
+            )
             .unwrap()
+        })
+        .await
+        .unwrap()
     };
     let pairs: Vec<(i64, String)> = ids.iter().enumerate().map(|(i, id)| (*id, format!("sk-bench{i:0>40}"))).collect();
     let ctx = JobContext {

@@ -1,5 +1,6 @@
-//! The dashboard with 100,000 keys and 1,000,000 balance-history rows: the page, each chart fragment
-//! and a key's detail, p50/p95 at the client over loopback (an upper bound of server time).
+//! The dashboard with 100,000 keys, 1,000,000 balance-history rows and a year of traffic roll-ups:
+//! the page, each chart fragment (traffic ones included), a key's detail and the settings page with
+//! each access key's usage, p50/p95 at the client over loopback (an upper bound of server time).
 //!
 //! `cargo bench --bench dashboard` (SQLite; with `KEYPOOL_TEST_POSTGRES_URL` also PostgreSQL).
 //! Goal: ≤ 100 ms p95 each.
@@ -30,7 +31,8 @@ async fn run(backend: &'static str, database: DatabaseUrl, rows: &mut Vec<String
     actix_web::web::block(move || {
         let mut conn = pool.get().unwrap();
         let keys: Vec<String> = (0..KEYS).map(|i| format!("sk-dash{i:0>41}")).collect();
-        keypool::db::keys::insert_new(&mut conn, &keys, None, 0).unwrap();
+        keypool::db::keys::insert_new(&mut conn, &keypool::domain::key_crypto::KeyCodec::Plain, &keys, None, 0)
+            .unwrap();
         common::seed_states(&mut conn);
         let series = match &mut *conn {
             keypool::db::AnyConnection::Sqlite(_) => format!(
@@ -51,6 +53,7 @@ async fn run(backend: &'static str, database: DatabaseUrl, rows: &mut Vec<String
         ))
         .execute(&mut conn)
         .unwrap();
+        seed_rollups(&mut conn, &series);
         common::analyze(&mut conn);
     })
     .await
@@ -68,10 +71,53 @@ async fn run(backend: &'static str, database: DatabaseUrl, rows: &mut Vec<String
         ("chart: top 50", "/admin/charts/top?top=50", true),
         ("chart: top all (1000)", "/admin/charts/top?top=all", true),
         ("key detail (10 history rows of 1M)", "/admin/keys/4242", false),
+        ("chart: traffic, 24 h (per-minute roll-ups)", "/admin/charts/traffic?window=24h", true),
+        ("chart: traffic, 7 days", "/admin/charts/traffic?window=7d", true),
+        ("chart: traffic, 30 days", "/admin/charts/traffic?window=30d", true),
+        ("chart: latency, 30 days", "/admin/charts/latency?window=30d", true),
+        ("chart: tokens per model, 30 days", "/admin/charts/tokens?window=30d", true),
+        ("chart: cost per access key, 30 days", "/admin/charts/spend?window=30d", true),
+        ("settings page (access keys' usage today / 7 d / 30 d)", "/admin/settings", false),
     ];
     for (what, path, htmx) in pages {
         let (p50, p95) = common::time_get(&client, &format!("{base}{path}"), htmx, ROUNDS).await;
         rows.push(format!("| {backend} | {what} | {p50:.1} | {p95:.1} |"));
+    }
+}
+
+/// A year of traffic roll-ups as the writer leaves them: hourly and daily rows for 10 access keys x
+/// 10 models x 3 outcomes (2.6 M + 0.1 M rows), a week of per-minute ones (3 x 5 x 2 groups: 0.3 M),
+/// and the overall rows per bucket and outcome, ending now.
+fn seed_rollups(conn: &mut keypool::db::AnyConnection, series: &str) {
+    use keypool::domain::usage::{DAY, HOUR, MINUTE};
+    let now = keypool::domain::clock::Clock::system().now_ms();
+    let n = |count: i64| series.replace(&HISTORY.to_string(), &count.to_string());
+    let three = "SELECT 'ok' AS o UNION ALL SELECT 'caller_error' UNION ALL SELECT 'upstream_error'";
+    let two = "SELECT 'ok' AS o UNION ALL SELECT 'upstream_error'";
+    for (period, count, keys, models, outcomes) in
+        [(HOUR, 8760, 10, 10, three), (DAY, 365, 10, 10, three), (MINUTE, 7 * 1440, 3, 5, two)]
+    {
+        let start = now - now % period;
+        let sums = "30, 3000, 9000, 0.05, 9000, 20, 8, 2";
+        diesel::sql_query(format!(
+            "INSERT INTO usage_rollups (period, bucket_at, access_key_id, model, outcome, requests, prompt_tokens, \
+             completion_tokens, cost, latency_sum_ms, lat_2, lat_4, lat_6) \
+             SELECT {period}, {start} - CAST(s.i AS BIGINT) * {period}, k.i, 'org/model-' || CAST(m.i AS TEXT), o.o, \
+             {sums} FROM ({}) s, ({}) k, ({}) m, ({outcomes}) o",
+            n(count),
+            n(keys),
+            n(models)
+        ))
+        .execute(conn)
+        .unwrap();
+        diesel::sql_query(format!(
+            "INSERT INTO traffic_rollups (period, bucket_at, outcome, requests, prompt_tokens, completion_tokens, \
+             cost, latency_sum_ms, lat_2, lat_4, lat_6) \
+             SELECT {period}, {start} - CAST(s.i AS BIGINT) * {period}, o.o, {sums} FROM ({}) s, ({outcomes}) o",
+            n(count)
+        ))
+        .execute(conn)
+        .unwrap();
     }
 }
 

@@ -63,6 +63,77 @@ pub fn top_keys(labels: &[String], balances: &[f64]) -> Chart {
         .series(Bar::new().name("balance").data(balances))
 }
 
+/// Requests per time step as bars and the share that failed (keypool's or the upstream's fault) as a
+/// line on its own axis, in percent.
+pub fn traffic(points: &[(i64, i64, f64)], requests: &str, error_rate: &str) -> Chart {
+    let bars: Vec<Vec<f64>> = points.iter().map(|(t, n, _)| vec![*t as f64, *n as f64]).collect();
+    let rate: Vec<Vec<f64>> = points.iter().map(|(t, _, pct)| vec![*t as f64, *pct]).collect();
+    Chart::new()
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .legend(Legend::new().bottom("0"))
+        .grid(Grid::new().left("3%").right("3%").bottom("12%").contain_label(true))
+        .x_axis(Axis::new().type_(AxisType::Time))
+        .y_axis(Axis::new().type_(AxisType::Value).min_interval(1))
+        .y_axis(Axis::new().type_(AxisType::Value).min(0).max(100).name("%"))
+        .series(Bar::new().name(requests).data(bars))
+        .series(Line::new().name(error_rate).y_axis_index(1).show_symbol(false).data(rate))
+}
+
+/// Latency quantiles (ms) per time step, as lines; steps without requests are left out.
+pub fn latency(points: &[(i64, i64, i64)], p50: &str, p99: &str) -> Chart {
+    let line = |pick: fn(&(i64, i64, i64)) -> i64| -> Vec<Vec<f64>> {
+        points.iter().map(|p| vec![p.0 as f64, pick(p) as f64]).collect()
+    };
+    Chart::new()
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .legend(Legend::new().bottom("0"))
+        .grid(Grid::new().left("3%").right("3%").bottom("12%").contain_label(true))
+        .x_axis(Axis::new().type_(AxisType::Time))
+        .y_axis(Axis::new().type_(AxisType::Value).name("ms"))
+        .series(Line::new().name(p50).show_symbol(points.len() < 60).data(line(|p| p.1)))
+        .series(Line::new().name(p99).show_symbol(points.len() < 60).data(line(|p| p.2)))
+}
+
+/// Tokens per model, input and output stacked, as horizontal bars (the most on top); in thousands or
+/// millions when large, so the axis labels stay short (the unit is the axis name).
+pub fn tokens_by_model(labels: &[String], input: &[i64], output: &[i64], names: (&str, &str)) -> Chart {
+    let most = input.iter().zip(output).map(|(a, b)| a + b).max().unwrap_or(0);
+    let (scale, unit) = match most {
+        n if n >= 10_000_000 => (1e6, "M"),
+        n if n >= 10_000 => (1e3, "k"),
+        _ => (1.0, ""),
+    };
+    let rev = |v: &[i64]| v.iter().rev().map(|n| (*n as f64 / scale * 10.0).round() / 10.0).collect::<Vec<_>>();
+    Chart::new()
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .legend(Legend::new().bottom("0"))
+        .grid(Grid::new().left("3%").right("8%").bottom("12%").contain_label(true))
+        .x_axis(Axis::new().type_(AxisType::Value).name(unit).split_number(3))
+        .y_axis(Axis::new().type_(AxisType::Category).data(labels.iter().rev().cloned().collect()))
+        .series(Bar::new().name(names.0).stack("tokens").data(rev(input)))
+        .series(Bar::new().name(names.1).stack("tokens").data(rev(output)))
+}
+
+/// One value per label as horizontal bars (the first on top).
+pub fn bars(labels: &[String], values: &[f64], name: &str) -> Chart {
+    Chart::new()
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .grid(Grid::new().left("3%").right("6%").bottom("3%").contain_label(true))
+        .x_axis(Axis::new().type_(AxisType::Value).split_number(3))
+        .y_axis(Axis::new().type_(AxisType::Category).data(labels.iter().rev().cloned().collect()))
+        .series(Bar::new().name(name).data(values.iter().rev().copied().collect::<Vec<_>>()))
+}
+
+/// A model's name short enough for a chart's axis: without its organisation (`Qwen/Qwen3-8B` →
+/// `Qwen3-8B`), keeping a `Pro/` tier (`Pro/deepseek-ai/DeepSeek-V3` → `Pro/DeepSeek-V3`).
+pub fn short_model(model: &str) -> String {
+    let last = model.rsplit('/').next().unwrap_or(model);
+    match model.split('/').next() {
+        Some("Pro") if model.matches('/').count() >= 2 => format!("Pro/{last}"),
+        _ => last.to_owned(),
+    }
+}
+
 /// One key's balance over time.
 pub fn key_history(points: &[(i64, f64)]) -> Chart {
     trend(points, None, "")
@@ -114,6 +185,13 @@ mod tests {
     fn top_keys_put_the_highest_on_top() {
         let text = to_json(&top_keys(&["a".into(), "b".into()], &[9.0, 1.0]));
         assert!(text.contains(r#"["b","a"]"#) && text.contains("[1.0,9.0]"), "{text}");
+    }
+
+    #[test]
+    fn model_names_are_shortened_for_axes() {
+        assert_eq!(short_model("Qwen/Qwen3-8B"), "Qwen3-8B");
+        assert_eq!(short_model("Pro/deepseek-ai/DeepSeek-V3"), "Pro/DeepSeek-V3");
+        assert_eq!(short_model("plain"), "plain");
     }
 
     #[test]

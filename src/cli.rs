@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `migrate`, `admin reset-password`, `settings`, `access-key`.
+//! The command line: `serve` (default), `migrate`, `import`, `export`, `check`, `logs`, `encrypt-keys`,
+//! `decrypt-keys`, `admin reset-password`, `settings`, `access-key`, `prices`.
 //! Every failure prints one line on stderr and exits non-zero.
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -81,6 +82,44 @@ enum Command {
         #[arg(long, value_name = "MIN-MAX")]
         random_interval_ms: Option<String>,
     },
+    /// Encrypt the keys stored in clear with KEYPOOL_ENCRYPTION_KEY (in batches; safe to stop and rerun).
+    EncryptKeys,
+    /// Store the encrypted keys in clear again (needs KEYPOOL_ENCRYPTION_KEY; in batches; safe to rerun).
+    DecryptKeys,
+    /// Print the request log, newest first: an aligned table (the newest --limit rows), or CSV with
+    /// --csv (every matching row, streamed).
+    Logs {
+        /// Only the last DURATION, e.g. 1h, 24h, 7d, 30d.
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// From this time (UTC; e.g. 2026-11-30T10:00 or RFC 3339).
+        #[arg(long, conflicts_with = "since")]
+        from: Option<String>,
+        /// Until this time (UTC, exclusive).
+        #[arg(long, conflicts_with = "since")]
+        to: Option<String>,
+        /// Only requests with this access key (name or id).
+        #[arg(long, value_name = "NAME")]
+        access_key: Option<String>,
+        /// Only requests for this model.
+        #[arg(long, value_name = "M")]
+        model: Option<String>,
+        /// Only this result: ok (2xx/3xx), 4xx, 5xx or no_key (503, no key could serve it).
+        #[arg(long, value_name = "ok|4xx|5xx|no_key")]
+        status: Option<String>,
+        /// Only requests served (last) by this upstream key id.
+        #[arg(long, value_name = "ID")]
+        key: Option<String>,
+        /// Only requests whose error contains this text.
+        #[arg(long, value_name = "TEXT")]
+        error: Option<String>,
+        /// Rows at most (default 100 for the table; every row with --csv).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// CSV (header row, ISO-8601 UTC times) instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Manage the admin account.
     Admin {
         #[command(subcommand)]
@@ -96,6 +135,28 @@ enum Command {
         #[command(subcommand)]
         command: AccessKeyCommand,
     },
+    /// The per-model price table (per million tokens, in the balance's currency) behind each
+    /// request's estimated cost.
+    Prices {
+        #[command(subcommand)]
+        command: PricesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PricesCommand {
+    /// Print every model's input and output price per million tokens.
+    List,
+    /// Set a model's price per million input and output tokens (0 for a free model).
+    Set {
+        model: String,
+        #[arg(value_name = "INPUT_PER_M", allow_negative_numbers = true)]
+        input_per_m: String,
+        #[arg(value_name = "OUTPUT_PER_M", allow_negative_numbers = true)]
+        output_per_m: String,
+    },
+    /// Remove a model's price (its requests then show no cost).
+    Remove { model: String },
 }
 
 #[derive(Subcommand)]
@@ -170,9 +231,26 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Check { all, status, concurrency, rate, retries, interval_ms, random_interval_ms } => {
             check(all, status, concurrency, rate, retries, interval_ms, random_interval_ms).await
         }
+        Command::EncryptKeys => migrate_keys(true).await,
+        Command::DecryptKeys => migrate_keys(false).await,
+        Command::Logs { since, from, to, access_key, model, status, key, error, limit, csv } => {
+            let raw = crate::domain::logs::RawLogQuery {
+                since,
+                from,
+                to,
+                access_key,
+                model,
+                status,
+                key,
+                q: error,
+                before: None,
+            };
+            logs(raw, limit, csv).await
+        }
         Command::Admin { command: AdminCommand::ResetPassword { username } } => reset_password(username).await,
         Command::Settings { command } => settings(command).await,
         Command::AccessKey { command } => access_key(command).await,
+        Command::Prices { command } => prices(command).await,
     }
 }
 
@@ -188,7 +266,7 @@ async fn serve(bind: Option<String>) -> Result<(), String> {
         .await
         .map(|counts| counts.iter().map(|(_, n)| n).sum())
         .unwrap_or(0);
-    let routable = state.pool.snapshot().slots.len();
+    let routable = state.pool.snapshot().paid_keys();
     let listen = std::net::SocketAddr::new(state.config.bind.ip(), port);
     tracing::info!(
         database = %backend,
@@ -198,6 +276,7 @@ async fn serve(bind: Option<String>) -> Result<(), String> {
         routable,
         upstream = %state.pool.runtime().upstream,
         instance = %state.instance_id,
+        keys_encrypted = state.codec.is_encrypted(),
         "keypool is listening"
     );
     server.await.map_err(|e| e.to_string())?;
@@ -226,9 +305,11 @@ fn spawn_graceful_stop(handle: actix_web::dev::ServerHandle) {
     });
 }
 
+/// The store for a command other than `serve`: it never creates the admin account (only `serve`
+/// does, so a generated password lands in the server's log, not in a script's output).
 async fn open() -> Result<crate::state::AppState, String> {
     let config = Config::from_env(None).map_err(|e| e.to_string())?;
-    startup::prepare(config, true).await.map_err(|e| e.to_string())
+    startup::prepare(config, false).await.map_err(|e| e.to_string())
 }
 
 fn read_password(prompt: &str) -> Result<String, String> {
@@ -252,18 +333,26 @@ async fn reset_password(username: Option<String>) -> Result<(), String> {
     let pw = account::parse_new_password(&first, &again)
         .map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
     let now = state.now_ms();
-    let name = db::run(&state.db, move |conn| {
+    let default_name = state.config.admin_username.clone().unwrap_or_else(|| "admin".to_owned());
+    let (name, created) = db::run(&state.db, move |conn| {
+        let hash = password::hash(&pw).map_err(AppError::Internal)?;
         let Some(admin) = db::admins::first(conn)? else {
-            return Err(AppError::Internal("there is no admin account yet: run `keypool serve` once".into()));
+            // No admin yet (`serve` never ran): create it with the password just typed.
+            let username = new_name.unwrap_or(default_name);
+            db::admins::create(conn, &username, &hash, now)?;
+            return Ok((username, true));
         };
         let username = new_name.unwrap_or(admin.username);
-        let hash = password::hash(&pw).map_err(AppError::Internal)?;
         db::admins::update_credentials(conn, admin.id, &username, &hash, now)?;
-        Ok(username)
+        Ok((username, false))
     })
     .await
     .map_err(|e| e.to_string())?;
-    println!("password of admin `{name}` changed; every admin session has ended");
+    if created {
+        println!("created admin `{name}` with the password given");
+    } else {
+        println!("password of admin `{name}` changed; every admin session has ended");
+    }
     Ok(())
 }
 
@@ -362,6 +451,48 @@ async fn access_key(command: AccessKeyCommand) -> Result<(), String> {
     }
 }
 
+async fn prices(command: PricesCommand) -> Result<(), String> {
+    use crate::domain::tokens::{Price, parse_model, parse_price};
+    let state = open().await?;
+    let now = state.now_ms();
+    match command {
+        PricesCommand::List => {
+            let rows = db::run(&state.db, |conn| Ok(db::prices::list(conn)?)).await.map_err(|e| e.to_string())?;
+            let width = rows.iter().map(|r| r.model.len()).max().unwrap_or(5).max(5);
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{:width$}  {:>12}  {:>12}", "MODEL", "INPUT_PER_M", "OUTPUT_PER_M");
+            for r in rows {
+                let _ = writeln!(out, "{:width$}  {:>12}  {:>12}", r.model, r.input_per_m, r.output_per_m);
+            }
+            Ok(())
+        }
+        PricesCommand::Set { model, input_per_m, output_per_m } => {
+            let model = parse_model(&model).ok_or_else(|| format!("`{model}` is not a model name"))?;
+            let number = |raw: &str| {
+                parse_price(raw).ok_or_else(|| format!("`{raw}` is not a price (a number from 0, per million tokens)"))
+            };
+            let price = Price { input_per_m: number(&input_per_m)?, output_per_m: number(&output_per_m)? };
+            let stored = model.clone();
+            db::run(&state.db, move |conn| Ok(db::prices::set(conn, &stored, price, now)?))
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{model}: {} in / {} out per million tokens", price.input_per_m, price.output_per_m);
+            Ok(())
+        }
+        PricesCommand::Remove { model } => {
+            let lookup = model.clone();
+            let removed = db::run(&state.db, move |conn| Ok(db::prices::remove(conn, &lookup)?))
+                .await
+                .map_err(|e| e.to_string())?;
+            if !removed {
+                return Err(format!("{model} has no price"));
+            }
+            println!("removed the price of {model}");
+            Ok(())
+        }
+    }
+}
+
 async fn import(file: &str, source: Option<String>) -> Result<(), String> {
     use std::io::Read;
     let limit = crate::domain::keys::MAX_IMPORT_BYTES as u64;
@@ -378,8 +509,9 @@ async fn import(file: &str, source: Option<String>) -> Result<(), String> {
     let state = open().await?;
     let source = source.or_else(|| (file != "-").then(|| file.to_owned()));
     let now = state.now_ms();
+    let codec = state.codec.clone();
     let summary = db::run(&state.db, move |conn| {
-        Ok(db::keys::import(conn, crate::domain::keys::parse_import(&text), source.as_deref(), now)?)
+        Ok(db::keys::import(conn, &codec, crate::domain::keys::parse_import(&text), source.as_deref(), now)?)
     })
     .await
     .map_err(|e| e.to_string())?;
@@ -411,23 +543,25 @@ async fn export(
             .map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
     let state = open().await?;
     let pool = state.db.clone();
+    let codec = state.codec.clone();
     let written = tokio::task::spawn_blocking(move || -> Result<usize, String> {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         let mut sink: Box<dyn Write> = match &out {
             Some(path) => Box::new(std::io::BufWriter::new(
-                std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+                create_private(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
             )),
             None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
         };
         let mut failure = None;
-        let count = db::keys::export_each(&mut conn, &request, 0, |piece| match sink.write_all(piece.as_bytes()) {
-            Ok(()) => true,
-            Err(e) => {
-                failure = Some(e.to_string());
-                false
-            }
-        })
-        .map_err(|e| e.to_string())?;
+        let count =
+            db::keys::export_each(&mut conn, &codec, &request, 0, |piece| match sink.write_all(piece.as_bytes()) {
+                Ok(()) => true,
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    false
+                }
+            })
+            .map_err(|e| e.to_string())?;
         sink.flush().map_err(|e| e.to_string())?;
         failure.map_or(Ok(count), Err)
     })
@@ -435,6 +569,189 @@ async fn export(
     .map_err(|e| e.to_string())??;
     eprintln!("exported {written} keys");
     Ok(())
+}
+
+/// Keys per batch of `encrypt-keys` / `decrypt-keys` (one transaction each).
+const MIGRATE_BATCH: i64 = 1_000;
+
+/// `encrypt-keys` / `decrypt-keys`: rewrites the keys in batches of [`MIGRATE_BATCH`], one
+/// transaction each, in id order; a batch only takes keys not yet migrated, so an interrupted run is
+/// finished by running it again. Start-up has already refused a wrong key. Progress on stderr, the
+/// counts on stdout.
+async fn migrate_keys(encrypt: bool) -> Result<(), String> {
+    let state = open().await?;
+    let Some(cipher) = state.codec.cipher().cloned() else {
+        return Err(format!(
+            "KEYPOOL_ENCRYPTION_KEY is not set: `keypool {}` needs the encryption key",
+            if encrypt { "encrypt-keys" } else { "decrypt-keys" }
+        ));
+    };
+    let verb = if encrypt { "encrypted" } else { "decrypted" };
+    let (mut after, mut done) = (0_i64, 0_usize);
+    loop {
+        let cipher = cipher.clone();
+        let (n, last) = db::run(&state.db, move |conn| {
+            Ok(if encrypt {
+                db::encryption::encrypt_batch(conn, &cipher, after, MIGRATE_BATCH)?
+            } else {
+                db::encryption::decrypt_batch(conn, &cipher, after, MIGRATE_BATCH)?
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let Some(last) = last else { break };
+        after = last;
+        done += n;
+        eprintln!("{verb} {done} keys…");
+    }
+    let (encrypted, in_clear, scrubbed) = db::run(&state.db, move |conn| {
+        let (encrypted, in_clear) = db::encryption::counts(conn)?;
+        if !encrypt && encrypted == 0 {
+            db::encryption::forget_check(conn)?;
+        }
+        let scrubbed = encrypt && done > 0 && db::encryption::scrub(conn)?;
+        Ok((encrypted, in_clear, scrubbed))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    println!("{verb} {done} keys; now {encrypted} stored encrypted, {in_clear} in clear");
+    if encrypt && done > 0 {
+        eprintln!(
+            "{}",
+            if scrubbed {
+                "the SQLite file was rebuilt (VACUUM): no key in clear is left in its free space"
+            } else {
+                "PostgreSQL keeps the old row versions until it vacuums: run `VACUUM FULL keys` to drop them now"
+            }
+        );
+    }
+    if !encrypt && encrypted == 0 {
+        println!("every key is stored in clear: KEYPOOL_ENCRYPTION_KEY can be removed");
+    }
+    Ok(())
+}
+
+/// Rows of `keypool logs` without --csv and without --limit.
+const LOGS_DEFAULT_LIMIT: u64 = 100;
+
+async fn logs(raw: crate::domain::logs::RawLogQuery, limit: Option<u64>, csv: bool) -> Result<(), String> {
+    use crate::domain::logs::{CSV_HEADER, LogQuery, csv_row};
+    let (query, errors) = LogQuery::parse(&raw);
+    if let Some(e) = errors.0.first() {
+        return Err(crate::views::components::field_message(Lang::En, e));
+    }
+    let limit = match (limit, csv) {
+        (Some(n), _) => Some(n as i64),
+        (None, false) => Some(LOGS_DEFAULT_LIMIT as i64),
+        (None, true) => None,
+    };
+    let state = open().await?;
+    let now = state.now_ms();
+    let pool = state.db.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        let plan = db::logs::plan(&mut conn, &query.filter, now).map_err(|e| e.to_string())?;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        if csv {
+            out.write_all(CSV_HEADER.as_bytes()).map_err(|e| e.to_string())?;
+            let mut left = limit.unwrap_or(i64::MAX);
+            let mut failure = None;
+            let slice = left.clamp(1, 5_000);
+            db::logs::each_slice(&mut conn, &plan, None, slice, |rows| {
+                let mut piece = String::with_capacity(rows.len() * 160);
+                for e in rows.iter().take(left.max(0) as usize) {
+                    csv_row(&mut piece, e);
+                }
+                left -= rows.len() as i64;
+                if let Err(e) = out.write_all(piece.as_bytes()) {
+                    failure = Some(e.to_string());
+                    return false;
+                }
+                left > 0
+            })
+            .map_err(|e| e.to_string())?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
+        } else {
+            let rows = db::logs::page(&mut conn, &plan, None, limit.unwrap_or(100)).map_err(|e| e.to_string())?;
+            out.write_all(log_table(&rows).as_bytes()).map_err(|e| e.to_string())?;
+        }
+        out.flush().map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// The log as an aligned text table (times in UTC, keys masked, long errors cut).
+fn log_table(rows: &[crate::domain::logs::LogEntry]) -> String {
+    use crate::domain::logs::format_cost;
+    let header =
+        ["TIME (UTC)", "ACCESS KEY", "MODEL", "KEY", "STATUS", "LATENCY", "TTFB", "TRIES", "TOKENS", "COST", "ERROR"];
+    let opt = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let cells: Vec<[String; 11]> = rows
+        .iter()
+        .map(|e| {
+            let time = chrono::DateTime::from_timestamp_millis(e.at)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            let tokens = match (e.prompt_tokens, e.completion_tokens, e.total_tokens) {
+                (None, None, None) => "-".to_owned(),
+                (p, c, t) => format!("{}/{}/{}", opt(p), opt(c), opt(t)),
+            };
+            let error: String = e.error.as_deref().unwrap_or("").replace(['\n', '\r', '\t'], " ");
+            let error = if error.chars().count() > 80 {
+                format!("{}…", error.chars().take(79).collect::<String>())
+            } else {
+                error
+            };
+            [
+                time,
+                Some(e.access_key_label()).filter(|s| !s.is_empty()).unwrap_or_else(|| "-".to_owned()),
+                e.model.clone().unwrap_or_else(|| "-".to_owned()),
+                Some(e.key_label()).filter(|s| !s.is_empty()).unwrap_or_else(|| "-".to_owned()),
+                e.status.to_string(),
+                format!("{} ms", e.latency_ms),
+                e.ttfb_ms.map_or_else(|| "-".to_owned(), |v| format!("{v} ms")),
+                e.attempts.to_string(),
+                tokens,
+                e.cost.map_or_else(|| "-".to_owned(), format_cost),
+                error,
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |fields: Vec<&str>| {
+        let mut text = String::new();
+        for (i, (f, w)) in fields.iter().zip(&widths).enumerate() {
+            if i + 1 == fields.len() {
+                text.push_str(f);
+            } else {
+                text.push_str(f);
+                text.push_str(&" ".repeat(w - f.chars().count() + 2));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in &cells {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// Opens `path` for writing like `File::create`, but a new file is readable by its owner only (0600):
+/// an export holds keys in clear. An existing file keeps its mode.
+fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -470,14 +787,15 @@ async fn check(
     }
     let params = CheckParams::parse(&raw).map_err(|e| describe_errors(&e))?;
     let state = open().await?;
+    let codec = state.codec.clone();
     let keys = db::run(&state.db, move |conn| {
         if all {
-            return Ok(db::keys::ids_for_check(conn, &db::keys::CheckScope::AllEnabled)?);
+            return Ok(db::keys::ids_for_check(conn, &codec, &db::keys::CheckScope::AllEnabled)?);
         }
         let mut keys = Vec::new();
         for s in statuses {
             let filter = KeyFilter { status: Some(s), search: None };
-            keys.extend(db::keys::ids_for_check(conn, &db::keys::CheckScope::Matching(filter))?);
+            keys.extend(db::keys::ids_for_check(conn, &codec, &db::keys::CheckScope::Matching(filter))?);
         }
         Ok(keys)
     })

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::domain::clock::Clock;
+use crate::domain::key_crypto::EncryptionKey;
 
 /// Where the data lives, chosen by the scheme of `DATABASE_URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,8 +91,33 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// How a request body must keep arriving (`web::limits`).
+    pub body_pace: BodyPace,
+    /// Open connections one client address may hold; 0 = no cap (`web::limits`).
+    pub max_connections_per_client: usize,
+    /// `KEYPOOL_ENCRYPTION_KEY`: store the upstream keys encrypted (AES-256-GCM) when set.
+    pub encryption_key: Option<EncryptionKey>,
     pub clock: Clock,
 }
+
+/// How a request body must keep arriving: after `grace`, at an average of `min_rate` bytes per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyPace {
+    /// Time a body may take before the minimum rate applies.
+    pub grace: Duration,
+    /// Bytes per second a body must average after the grace; 0 turns the limit off.
+    pub min_rate: u64,
+}
+
+impl Default for BodyPace {
+    /// 10 s, then 8 KiB/s: a 32 MB body passes on any link faster than 64 kbit/s.
+    fn default() -> Self {
+        Self { grace: Duration::from_secs(10), min_rate: 8192 }
+    }
+}
+
+/// Connections per client address unless `KEYPOOL_MAX_CONNECTIONS_PER_CLIENT` says otherwise.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 
 impl Config {
     /// Reads the environment; `bind` (from `--bind`) wins over `PORT`.
@@ -172,6 +198,23 @@ impl Config {
                 ),
                 None => None,
             },
+            body_pace: BodyPace {
+                grace: Duration::from_secs(
+                    number(env("KEYPOOL_BODY_GRACE_S"), "KEYPOOL_BODY_GRACE_S", 1, 3600)?.unwrap_or(10),
+                ),
+                min_rate: number(env("KEYPOOL_BODY_MIN_RATE"), "KEYPOOL_BODY_MIN_RATE", 0, 1 << 30)?
+                    .unwrap_or(BodyPace::default().min_rate),
+            },
+            max_connections_per_client: number(
+                env("KEYPOOL_MAX_CONNECTIONS_PER_CLIENT"),
+                "KEYPOOL_MAX_CONNECTIONS_PER_CLIENT",
+                0,
+                1_000_000,
+            )?
+            .map_or(DEFAULT_MAX_CONNECTIONS_PER_CLIENT, |n| n as usize),
+            encryption_key: env("KEYPOOL_ENCRYPTION_KEY")
+                .map(|k| EncryptionKey::parse(&k).map_err(|e| ConfigError::Invalid("KEYPOOL_ENCRYPTION_KEY", e)))
+                .transpose()?,
             clock: Clock::system(),
         })
     }
@@ -185,6 +228,18 @@ fn millis(raw: Option<String>, name: &'static str) -> Result<Option<u64>, Config
             .ok()
             .filter(|ms| (10..=86_400_000).contains(ms))
             .ok_or_else(|| ConfigError::Invalid(name, format!("`{v}` is not a number of milliseconds (10–86400000)")))
+    })
+    .transpose()
+}
+
+/// A whole number in `min..=max`, if set.
+fn number(raw: Option<String>, name: &'static str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
+    raw.map(|v| {
+        v.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| ConfigError::Invalid(name, format!("`{v}` is not a whole number from {min} to {max}")))
     })
     .transpose()
 }

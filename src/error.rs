@@ -10,6 +10,9 @@ pub enum AppError {
     NotFound,
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The request body arrived too slowly (`web::limits`).
+    #[error("request body too slow")]
+    BodyTooSlow,
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
     #[error("too many attempts, retry after {retry_after_secs} s")]
@@ -26,12 +29,35 @@ impl AppError {
         match self {
             Self::NotFound => "error.not_found",
             Self::BadRequest(_) => "error.bad_request",
+            Self::BodyTooSlow => "error.body_too_slow",
             Self::Forbidden(key) => key,
             Self::TooManyRequests { .. } => "error.too_many_requests",
             Self::Database(_) => "error.database",
             Self::Internal(_) => "error.internal",
         }
     }
+}
+
+impl AppError {
+    /// A form that could not be read: too slow a body, or malformed.
+    pub fn from_form(e: actix_web::error::UrlencodedError) -> Self {
+        Self::from_body(&e.to_string(), matches!(&e, actix_web::error::UrlencodedError::Payload(p) if is_too_slow(p)))
+    }
+
+    /// A body read that failed.
+    pub fn from_payload(e: &actix_web::error::PayloadError) -> Self {
+        Self::from_body(&e.to_string(), is_too_slow(e))
+    }
+
+    fn from_body(message: &str, too_slow: bool) -> Self {
+        if too_slow { Self::BodyTooSlow } else { Self::BadRequest(message.to_owned()) }
+    }
+}
+
+/// Whether a body read failed because the body arrived too slowly (`web::limits` ends such a body
+/// with an I/O error of kind `TimedOut`).
+pub fn is_too_slow(e: &actix_web::error::PayloadError) -> bool {
+    matches!(e, actix_web::error::PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut)
 }
 
 impl From<diesel::result::Error> for AppError {
@@ -45,6 +71,7 @@ impl ResponseError for AppError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTooSlow => StatusCode::REQUEST_TIMEOUT,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Database(_) => StatusCode::SERVICE_UNAVAILABLE,

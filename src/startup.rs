@@ -63,10 +63,12 @@ impl Application {
             state.config.clock.clone(),
             state.instance_id.clone(),
         );
+        crate::checker::recheck::spawn(state.pool.clone(), state.db.clone(), state.config.clock.clone());
         spawn_schedule(state.clone());
 
         let app_state = state.clone();
         let workers = state.config.workers;
+        let connections = crate::web::limits::ConnectionCap::new(state.config.max_connections_per_client);
         let mut server = HttpServer::new(move || {
             let state = app_state.clone();
             let sessions =
@@ -81,13 +83,15 @@ impl Application {
                     .build();
             App::new()
                 .app_data(state)
+                // Outermost: every body of every route is read under the time limit.
+                .wrap(from_fn(crate::web::limits::pace_bodies))
                 // awc is not Send: one upstream client per worker.
                 .app_data(web::Data::new(crate::proxy::upstream::UpstreamClient::default()))
                 // Malformed input gets the same localised page as every other error.
                 .app_data(
                     web::FormConfig::default()
                         .limit(64 * 1024)
-                        .error_handler(|e, _| crate::error::AppError::BadRequest(e.to_string()).into()),
+                        .error_handler(|e, _| crate::error::AppError::from_form(e).into()),
                 )
                 .app_data(
                     web::QueryConfig::default()
@@ -104,6 +108,7 @@ impl Application {
                         .wrap(from_fn(crate::web::errors::render_error_pages)),
                 )
         })
+        .on_connect(move |conn, ext| connections.on_connect(conn, ext))
         .shutdown_timeout(state.config.shutdown_grace.as_secs())
         // actix stops at once on SIGINT; `keypool serve` handles both signals itself, gracefully.
         .disable_signals()
@@ -145,8 +150,9 @@ fn spawn_schedule(state: web::Data<AppState>) {
 }
 
 /// Opens the store (applying migrations) and builds the shared state; also used by the CLI.
-/// `first_start` also creates the admin account when there is none (everything but `migrate`).
-pub async fn prepare(config: Config, first_start: bool) -> Result<AppState, StartError> {
+/// `create_admin` also creates the admin account when there is none: only `serve` asks for it, so a
+/// generated password is printed into the server's log and never into the output of another command.
+pub async fn prepare(config: Config, create_admin: bool) -> Result<AppState, StartError> {
     let url = config.database.clone();
     let pool: DbPool = tokio::task::spawn_blocking(move || db::open(&url, 10))
         .await
@@ -158,6 +164,8 @@ pub async fn prepare(config: Config, first_start: bool) -> Result<AppState, Star
             .map_err(|e| StartError::Other(e.to_string()))?
             .map_err(|e| StartError::Database(e.to_string()))?
     };
+    let codec = Arc::new(crate::domain::key_crypto::KeyCodec::new(config.encryption_key.as_ref()));
+    check_encryption(&pool, &codec, config.clock.now_ms(), create_admin).await?;
     let state = AppState {
         db: pool,
         backend,
@@ -167,20 +175,48 @@ pub async fn prepare(config: Config, first_start: bool) -> Result<AppState, Star
         checker: crate::checker::Checker::default(),
         schedule_ticks: std::sync::atomic::AtomicU64::new(0),
         instance_id: format!("{}-{}", std::process::id(), password::random_token(8)),
-        pool: Arc::new(crate::pool::KeyPool::new(
-            crate::domain::settings::Settings::default(),
-            crate::domain::settings::DEFAULT_UPSTREAM_URL.to_owned(),
-        )),
+        pool: Arc::new(
+            crate::pool::KeyPool::new(
+                crate::domain::settings::Settings::default(),
+                crate::domain::settings::DEFAULT_UPSTREAM_URL.to_owned(),
+            )
+            .with_codec(codec.clone()),
+        ),
+        codec,
         metrics: crate::proxy::metrics::ProxyMetrics::default(),
         models_cache: crate::proxy::billing::ModelsCache::default(),
+        settings_read: tokio::sync::Mutex::new(()),
         config,
     };
-    if first_start {
+    if create_admin {
         ensure_admin(&state).await?;
     }
     state.access_keys.reload(&state.db).await.map_err(|e| StartError::Database(e.to_string()))?;
     state.settings().await.map_err(|e| StartError::Database(e.to_string()))?;
+    crate::proxy::auth::reload_prices(&state).await.map_err(|e| StartError::Database(e.to_string()))?;
     Ok(state)
+}
+
+/// Refuses to start when the configured `KEYPOOL_ENCRYPTION_KEY` (or its absence) cannot read the
+/// stored keys; `serve` (`warn`) also warns about keys still stored in clear while a key is set.
+async fn check_encryption(
+    pool: &DbPool,
+    codec: &Arc<crate::domain::key_crypto::KeyCodec>,
+    now: i64,
+    warn: bool,
+) -> Result<(), StartError> {
+    let encrypting = codec.is_encrypted();
+    let codec = codec.clone();
+    let at_rest = db::run(pool, move |conn| Ok(db::encryption::check_key(conn, &codec, now)?))
+        .await
+        .map_err(|e| StartError::Database(e.to_string()))?
+        .map_err(StartError::Other)?;
+    if warn && encrypting && at_rest.in_clear {
+        tracing::warn!(
+            "KEYPOOL_ENCRYPTION_KEY is set but some keys are stored in clear: run `keypool encrypt-keys` to encrypt them"
+        );
+    }
+    Ok(())
 }
 
 /// First start: creates the admin from the environment, or `admin` with a random password printed once.

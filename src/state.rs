@@ -29,6 +29,11 @@ pub struct AppState {
     pub metrics: crate::proxy::metrics::ProxyMetrics,
     /// The upstream's model list, kept for a minute.
     pub models_cache: crate::proxy::billing::ModelsCache,
+    /// How the upstream keys are stored: encrypted (`KEYPOOL_ENCRYPTION_KEY`) or in clear. Every query
+    /// that reads or writes key text takes it.
+    pub codec: Arc<crate::domain::key_crypto::KeyCodec>,
+    /// Orders [`AppState::settings`] reads.
+    pub settings_read: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -36,8 +41,11 @@ impl AppState {
         self.config.clock.now_ms()
     }
 
-    /// The settings in force, read from the database (and handed to the proxy's in-memory copy).
+    /// The settings in force, read from the database (and handed to the proxy's in-memory copy). One
+    /// read at a time, so a read that began before a save cannot hand the proxy the old settings after
+    /// the save's own read has handed it the new ones.
     pub async fn settings(&self) -> Result<crate::domain::settings::Settings, crate::error::AppError> {
+        let _in_order = self.settings_read.lock().await;
         let settings = crate::db::run(&self.db, |conn| Ok(crate::db::settings::current(conn)?)).await?;
         let upstream = self.effective_upstream(&settings.upstream_url).to_owned();
         self.pool.set_settings(settings.clone(), upstream);

@@ -24,6 +24,9 @@ pub fn config(database: DatabaseUrl) -> Config {
         shutdown_grace: Duration::from_secs(5),
         trust_forwarded_for: false,
         workers: Some(2),
+        body_pace: keypool::config::BodyPace::default(),
+        max_connections_per_client: keypool::config::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        encryption_key: None,
         clock: Clock::system(),
     }
 }

@@ -3,6 +3,7 @@
 //! progress is read from atomics by the page, the CLI and the schedule.
 
 pub mod client;
+pub mod recheck;
 pub mod schedule;
 
 use std::cell::{Cell, RefCell};

@@ -36,12 +36,13 @@ pub async fn tick(state: &AppState, holder: &str) -> Result<Option<(u64, i64)>, 
     };
     let retention = settings.history_retention_days as i64 * 86_400_000;
     let holder = holder.to_owned();
+    let codec = state.codec.clone();
     let (due, keys) = db::run(&state.db, move |conn| {
         if !db::checks::claim_period(conn, LEASE, &holder, now, period)? {
             return Ok((false, Vec::new()));
         }
         db::checks::prune_history(conn, now - retention)?;
-        Ok((true, db::keys::ids_for_check(conn, &db::keys::CheckScope::AllEnabled)?))
+        Ok((true, db::keys::ids_for_check(conn, &codec, &db::keys::CheckScope::AllEnabled)?))
     })
     .await
     .map_err(|e| e.to_string())?;

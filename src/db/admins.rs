@@ -1,9 +1,20 @@
-//! Queries of the `admins` table (one admin account today; the table allows more later).
+//! Queries of the `admins` table (one admin account today; the table allows more later) and of
+//! `admin_sessions`, the server-side record of each signed-in admin session.
 
 use diesel::prelude::*;
 
 use super::AnyConnection;
 use super::schema::admins;
+
+diesel::table! {
+    /// One row per signed-in admin session; `id` is the SHA-256 (hex) of the token in the cookie.
+    admin_sessions (id) {
+        id -> Text,
+        admin_id -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = admins)]
@@ -67,4 +78,42 @@ pub fn update_credentials(
             admins::updated_at.eq(now),
         ))
         .execute(conn)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = admin_sessions)]
+struct NewSession<'a> {
+    id: &'a str,
+    admin_id: i64,
+    created_at: i64,
+    expires_at: i64,
+}
+
+/// Records a new session (`id` is the token's hash) and prunes every expired one.
+pub fn create_session(conn: &mut AnyConnection, id: &str, admin_id: i64, now: i64, expires_at: i64) -> QueryResult<()> {
+    diesel::delete(admin_sessions::table.filter(admin_sessions::expires_at.le(now))).execute(conn)?;
+    diesel::insert_into(admin_sessions::table)
+        .values(&NewSession { id, admin_id, created_at: now, expires_at })
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The admin of a live session row, if the row exists and has not expired.
+pub fn session_admin(conn: &mut AnyConnection, id: &str, now: i64) -> QueryResult<Option<i64>> {
+    admin_sessions::table
+        .find(id)
+        .filter(admin_sessions::expires_at.gt(now))
+        .select(admin_sessions::admin_id)
+        .first(conn)
+        .optional()
+}
+
+/// Ends one session (sign-out).
+pub fn delete_session(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
+    diesel::delete(admin_sessions::table.find(id)).execute(conn)
+}
+
+/// Ends every session of this admin ("sign out everywhere").
+pub fn delete_sessions(conn: &mut AnyConnection, admin_id: i64) -> QueryResult<usize> {
+    diesel::delete(admin_sessions::table.filter(admin_sessions::admin_id.eq(admin_id))).execute(conn)
 }

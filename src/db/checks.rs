@@ -7,10 +7,12 @@ use diesel::sql_types::{BigInt, Text};
 use super::AnyConnection;
 use super::statement::{Statement, Value};
 use crate::domain::checks::CheckOutcome;
+use crate::domain::key_state::{Evidence, Transition, decide};
 
 /// Writes a batch of results in one transaction, a few set-based statements per 200 results (not
-/// one per key). A disabled key keeps its state (an admin decision) but its balance is recorded; a
-/// transient failure only sets the last error.
+/// one per key). What a result does to a key's state is the state machine's decision against the state
+/// found now (a disabled key keeps its state, but its balance is recorded); a transient failure only
+/// sets the last error. A result with a balance ends the key's blocks that last until its next check.
 pub fn record(
     conn: &mut AnyConnection,
     results: &[(i64, CheckOutcome)],
@@ -19,90 +21,71 @@ pub fn record(
 ) -> QueryResult<()> {
     conn.transaction(|conn| {
         for chunk in results.chunks(200) {
+            let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+            let current = super::usage::current_states(conn, &ids)?;
+            let mut moves = Vec::new();
             let mut balances = Vec::new();
-            let mut invalid = Vec::new();
-            let mut transient = Vec::new();
+            let mut errors = Vec::new();
             for (id, outcome) in chunk {
-                match (outcome, outcome.transition(min_balance)) {
-                    (CheckOutcome::Balance(b), Some((status, reason))) => balances.push((*id, *b, status.as_str(), reason)),
-                    (CheckOutcome::Invalid(message), _) => invalid.push((*id, message.as_str())),
-                    (CheckOutcome::Transient(message), _) => transient.push((*id, message.as_str())),
-                    (CheckOutcome::Balance(_), None) => {}
+                let Some((from, _)) = current.get(id).copied() else { continue };
+                let (evidence, reason) = match outcome {
+                    CheckOutcome::Balance(b) => {
+                        balances.push((*id, *b));
+                        let reason = match outcome.transition(min_balance) {
+                            Some((_, reason)) => reason,
+                            None => String::new(),
+                        };
+                        (Evidence::Balance { total: b.total, min_balance }, reason)
+                    }
+                    CheckOutcome::Invalid(message) => {
+                        errors.push((*id, message.as_str(), true));
+                        (Evidence::KeyInvalid, message.clone())
+                    }
+                    CheckOutcome::Transient(message) => {
+                        errors.push((*id, message.as_str(), false));
+                        (Evidence::Transient, message.clone())
+                    }
+                };
+                if let Transition::Move { to, cooling_until } = decide(from, &evidence) {
+                    moves.push(super::usage::Move { key_id: *id, from, to, cooling_until, reason, at: now });
                 }
             }
+            super::usage::write_moves(conn, &moves)?;
             if !balances.is_empty() {
-                let cte = |st: &mut Statement| {
-                    st.sql("WITH v (id, total, charge, gift, new_status, reason) AS (VALUES ");
-                    for (i, (id, b, status, reason)) in balances.iter().enumerate() {
-                        st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
-                        st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Float(b.total));
-                        st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.charge));
-                        st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.gift));
-                        st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Text((*status).to_owned()));
-                        st.sql(" AS TEXT), CAST(").bind(Value::Text(reason.clone())).sql(" AS TEXT))");
-                    }
-                    st.sql(")");
-                };
                 let mut st = Statement::default();
-                cte(&mut st);
-                st.sql(" INSERT INTO key_events (key_id, at, from_status, to_status, reason) SELECT keys.id, ");
-                st.bind(Value::Int(now)).sql(", keys.status, v.new_status, v.reason FROM keys JOIN v ON keys.id = v.id");
-                st.sql(" WHERE keys.status NOT IN ('disabled', v.new_status)");
-                st.execute(conn)?;
-                let mut st = Statement::default();
-                cte(&mut st);
-                st.sql(" UPDATE keys SET total_balance = v.total, charge_balance = v.charge, gift_balance = v.gift, ");
-                st.sql("checked_at = ").bind(Value::Int(now)).sql(", last_error = NULL, ");
-                st.sql("status_reason = CASE WHEN keys.status NOT IN ('disabled', v.new_status) THEN v.reason ELSE keys.status_reason END, ");
-                st.sql("status_changed_at = CASE WHEN keys.status NOT IN ('disabled', v.new_status) THEN ").bind(Value::Int(now));
-                st.sql(" ELSE keys.status_changed_at END, ");
-                st.sql("status = CASE WHEN keys.status = 'disabled' THEN keys.status ELSE v.new_status END FROM v WHERE keys.id = v.id");
+                st.sql("WITH v (id, total, charge, gift) AS (VALUES ");
+                for (i, (id, b)) in balances.iter().enumerate() {
+                    st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
+                    st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Float(b.total));
+                    st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.charge));
+                    st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.gift));
+                    st.sql(" AS DOUBLE PRECISION))");
+                }
+                st.sql(") UPDATE keys SET total_balance = v.total, charge_balance = v.charge, gift_balance = v.gift, ");
+                st.sql("checked_at = ").bind(Value::Int(now)).sql(", last_error = NULL FROM v WHERE keys.id = v.id");
                 st.execute(conn)?;
 
                 let mut st = Statement::default();
                 st.sql("INSERT INTO balance_history (key_id, total_balance, charge_balance, gift_balance, checked_at) ");
                 st.sql("SELECT k.id, k.total_balance, k.charge_balance, k.gift_balance, k.checked_at FROM keys k WHERE k.checked_at = ");
                 st.bind(Value::Int(now)).sql(" AND k.id IN (");
-                for (i, (id, ..)) in balances.iter().enumerate() {
-                    if i > 0 {
-                        st.sql(", ");
-                    }
-                    st.bind(Value::Int(*id));
-                }
+                st.bind_list(balances.iter().map(|(id, _)| Value::Int(*id)));
                 st.sql(")");
                 st.execute(conn)?;
+                let checked: Vec<i64> = balances.iter().map(|(id, _)| *id).collect();
+                super::usage::end_blocks_at_check(conn, &checked)?;
             }
-            for (rows, invalid_state) in [(&invalid, true), (&transient, false)] {
-                if rows.is_empty() {
-                    continue;
-                }
-                let cte = |st: &mut Statement| {
-                    st.sql("WITH v (id, message) AS (VALUES ");
-                    for (i, (id, message)) in rows.iter().enumerate() {
-                        st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
-                        st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Text((*message).to_owned())).sql(" AS TEXT))");
-                    }
-                    st.sql(")");
-                };
-                if invalid_state {
-                    let mut st = Statement::default();
-                    cte(&mut st);
-                    st.sql(" INSERT INTO key_events (key_id, at, from_status, to_status, reason) SELECT keys.id, ");
-                    st.bind(Value::Int(now)).sql(", keys.status, 'invalid', v.message FROM keys JOIN v ON keys.id = v.id");
-                    st.sql(" WHERE keys.status NOT IN ('disabled', 'invalid')");
-                    st.execute(conn)?;
-                }
+            if !errors.is_empty() {
                 let mut st = Statement::default();
-                cte(&mut st);
-                st.sql(" UPDATE keys SET last_error = v.message");
-                if invalid_state {
-                    st.sql(", checked_at = ").bind(Value::Int(now));
-                    st.sql(", status_reason = CASE WHEN keys.status NOT IN ('disabled', 'invalid') THEN v.message ELSE keys.status_reason END");
-                    st.sql(", status_changed_at = CASE WHEN keys.status NOT IN ('disabled', 'invalid') THEN ").bind(Value::Int(now));
-                    st.sql(" ELSE keys.status_changed_at END");
-                    st.sql(", status = CASE WHEN keys.status = 'disabled' THEN keys.status ELSE 'invalid' END");
+                st.sql("WITH v (id, message, answered) AS (VALUES ");
+                for (i, (id, message, answered)) in errors.iter().enumerate() {
+                    st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
+                    st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Text((*message).to_owned()));
+                    st.sql(" AS TEXT), CAST(").bind(Value::Int(i64::from(*answered))).sql(" AS BIGINT))");
                 }
-                st.sql(" FROM v WHERE keys.id = v.id");
+                // A key the upstream refused was checked; a transient failure checked nothing.
+                st.sql(") UPDATE keys SET last_error = v.message, checked_at = CASE WHEN v.answered = 1 THEN ");
+                st.bind(Value::Int(now)).sql(" ELSE keys.checked_at END FROM v WHERE keys.id = v.id");
                 st.execute(conn)?;
             }
         }

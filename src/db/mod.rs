@@ -5,11 +5,15 @@
 pub mod access_keys;
 pub mod admins;
 pub mod checks;
+pub mod encryption;
 pub mod keys;
+pub mod logs;
+pub mod prices;
 pub mod schema;
 pub mod settings;
 pub mod statement;
 pub mod stats;
+pub mod traffic;
 pub mod usage;
 
 use std::time::Duration;
@@ -57,6 +61,8 @@ pub fn connect(url: &DatabaseUrl) -> ConnectionResult<AnyConnection> {
             Ok(AnyConnection::Postgresql(diesel::PgConnection::establish(&with_connect_timeout(raw))?))
         }
         DatabaseUrl::Sqlite(path) => {
+            create_private(path)
+                .map_err(|e| ConnectionError::BadConnection(format!("cannot create {}: {e}", path.display())))?;
             let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())?;
             conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
@@ -72,6 +78,40 @@ pub fn connect(url: &DatabaseUrl) -> ConnectionResult<AnyConnection> {
             }
             Ok(AnyConnection::Sqlite(conn))
         }
+    }
+}
+
+/// Creates a missing SQLite file readable by its owner only (0600) before SQLite opens it: it holds
+/// every key in clear and the session secret. SQLite gives its `-wal` and `-shm` files the database
+/// file's permissions. An existing file is left as it is ([`warn_if_exposed`] says so at start).
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.to_string_lossy();
+    if name.is_empty() || name == ":memory:" || name.starts_with("file:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Logs one warning when the SQLite file (keys in clear, the session secret) is readable by group or
+/// others.
+pub fn warn_if_exposed(url: &DatabaseUrl) {
+    use std::os::unix::fs::PermissionsExt;
+    let DatabaseUrl::Sqlite(path) = url else { return };
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.is_file()
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            "the database file {} is readable by others (mode {:o}): it holds the keys and the session secret; run `chmod 600 {}`",
+            path.display(),
+            meta.permissions().mode() & 0o777,
+            path.display()
+        );
     }
 }
 
@@ -110,6 +150,7 @@ impl r2d2::ManageConnection for AnyManager {
 /// Connects once (fast, clear failure), applies pending migrations, then builds the pool.
 pub fn open(url: &DatabaseUrl, max_size: u32) -> Result<DbPool, StoreError> {
     let target = url.redacted();
+    warn_if_exposed(url);
     let mut first =
         connect(url).map_err(|e| StoreError::Connect { target: target.clone(), message: one_line(&e.to_string()) })?;
     migrate(&mut first)
@@ -181,7 +222,92 @@ where
     .map_err(|e| AppError::Internal(e.to_string()))?
 }
 
-/// Is the database answering right now? Used by `/healthz`.
+/// Why the store is not fit to serve, in one line; see [`health`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unhealthy {
+    /// No connection within 2 s.
+    Unreachable(String),
+    /// The newest migration this build embeds is not applied (an empty or foreign database).
+    Schema(String),
+    /// A committed write failed (disk full, read-only file system, permissions…).
+    Unwritable(String),
+}
+
+impl Unhealthy {
+    /// A short machine-readable kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreachable(_) => "unreachable",
+            Self::Schema(_) => "schema",
+            Self::Unwritable(_) => "unwritable",
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Unreachable(r) | Self::Schema(r) | Self::Unwritable(r) => r,
+        }
+    }
+}
+
+/// The version of the newest migration embedded for this backend (e.g. `20261130000006`).
+pub fn newest_migration(backend: Backend) -> Option<String> {
+    use diesel::migration::MigrationSource;
+    static SQLITE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    static POSTGRES: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    fn newest<DB: diesel::backend::Backend>(source: &dyn MigrationSource<DB>) -> Option<String> {
+        source.migrations().ok()?.iter().map(|m| m.name().version().to_string()).max()
+    }
+    match backend {
+        Backend::Sqlite => SQLITE.get_or_init(|| newest::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)).clone(),
+        Backend::Postgres => POSTGRES.get_or_init(|| newest::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS)).clone(),
+    }
+}
+
+/// Can the store serve right now? It must answer, be at this build's newest migration (not an empty
+/// or re-created database), and take a committed write: one upsert of the `healthz` row of `leases`
+/// (a rolled-back write proves nothing about a full disk). `holder` names the prober in that row.
+pub fn check_health(conn: &mut AnyConnection, holder: &str, now: i64) -> Result<(), Unhealthy> {
+    use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let newest = newest_migration(backend_of(conn))
+        .ok_or_else(|| Unhealthy::Schema("this build embeds no migrations".to_owned()))?;
+    let applied = diesel::sql_query("SELECT COUNT(*) AS n FROM __diesel_schema_migrations WHERE version = $1")
+        .bind::<Text, _>(&newest)
+        .get_result::<Count>(conn)
+        .map_err(|e| Unhealthy::Schema(format!("cannot read the applied migrations: {}", one_line(&e.to_string()))))?;
+    if applied.n == 0 {
+        return Err(Unhealthy::Schema(format!("migration {newest} is not applied")));
+    }
+    diesel::sql_query(
+        "INSERT INTO leases (name, holder, expires_at) VALUES ('healthz', $1, $2) \
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
+    )
+    // A fresh nonce each probe: SQLite skips writing a row whose content is unchanged.
+    .bind::<Text, _>(format!("{holder} {}", crate::domain::password::random_token(8)))
+    .bind::<BigInt, _>(now)
+    .execute(conn)
+    .map_err(|e| Unhealthy::Unwritable(format!("cannot write: {}", one_line(&e.to_string()))))?;
+    Ok(())
+}
+
+/// [`check_health`] on a pooled connection (waiting at most 2 s for one), off the async executor.
+pub async fn health(pool: &DbPool, holder: String, now: i64) -> Result<(), Unhealthy> {
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn =
+            pool.get_timeout(Duration::from_secs(2)).map_err(|e| Unhealthy::Unreachable(one_line(&e.to_string())))?;
+        check_health(&mut conn, &holder, now)
+    })
+    .await
+    .unwrap_or_else(|e| Err(Unhealthy::Unreachable(e.to_string())))
+}
+
+/// Is the database answering right now? Used by `/metrics`.
 pub async fn ping(pool: &DbPool) -> bool {
     let pool = pool.clone();
     actix_web::web::block(move || {

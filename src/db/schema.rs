@@ -52,6 +52,8 @@ diesel::table! {
         failure_count -> BigInt,
         last_used_at -> Nullable<BigInt>,
         cooling_until -> Nullable<BigInt>,
+        key_hash -> Nullable<Text>,
+        key_hint -> Nullable<Text>,
     }
 }
 
@@ -123,6 +125,72 @@ diesel::table! {
         ttfb_ms -> Nullable<BigInt>,
         attempts -> BigInt,
         error -> Nullable<Text>,
+        prompt_tokens -> Nullable<BigInt>,
+        completion_tokens -> Nullable<BigInt>,
+        total_tokens -> Nullable<BigInt>,
+        cost -> Nullable<Double>,
+        outcome -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    traffic_rollups (period, bucket_at, outcome) {
+        period -> BigInt,
+        bucket_at -> BigInt,
+        outcome -> Text,
+        requests -> BigInt,
+        prompt_tokens -> BigInt,
+        completion_tokens -> BigInt,
+        cost -> Double,
+        latency_sum_ms -> BigInt,
+        lat_0 -> BigInt,
+        lat_1 -> BigInt,
+        lat_2 -> BigInt,
+        lat_3 -> BigInt,
+        lat_4 -> BigInt,
+        lat_5 -> BigInt,
+        lat_6 -> BigInt,
+        lat_7 -> BigInt,
+        lat_8 -> BigInt,
+        lat_9 -> BigInt,
+        lat_10 -> BigInt,
+        lat_11 -> BigInt,
+    }
+}
+
+diesel::table! {
+    usage_rollups (period, bucket_at, access_key_id, model, outcome) {
+        period -> BigInt,
+        bucket_at -> BigInt,
+        access_key_id -> BigInt,
+        model -> Text,
+        outcome -> Text,
+        requests -> BigInt,
+        prompt_tokens -> BigInt,
+        completion_tokens -> BigInt,
+        cost -> Double,
+        latency_sum_ms -> BigInt,
+        lat_0 -> BigInt,
+        lat_1 -> BigInt,
+        lat_2 -> BigInt,
+        lat_3 -> BigInt,
+        lat_4 -> BigInt,
+        lat_5 -> BigInt,
+        lat_6 -> BigInt,
+        lat_7 -> BigInt,
+        lat_8 -> BigInt,
+        lat_9 -> BigInt,
+        lat_10 -> BigInt,
+        lat_11 -> BigInt,
+    }
+}
+
+diesel::table! {
+    model_prices (model) {
+        model -> Text,
+        input_per_m -> Double,
+        output_per_m -> Double,
+        updated_at -> BigInt,
     }
 }
 

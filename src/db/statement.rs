@@ -36,6 +36,17 @@ impl Statement {
         self
     }
 
+    /// Binds `values` separated by commas (the inside of an `IN (…)`).
+    pub fn bind_list(&mut self, values: impl IntoIterator<Item = Value>) -> &mut Self {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.sql(", ");
+            }
+            self.bind(v);
+        }
+        self
+    }
+
     pub fn query(self) -> diesel::query_builder::BoxedSqlQuery<'static, AnyBackend, diesel::query_builder::SqlQuery> {
         let mut q = diesel::sql_query(self.text).into_boxed();
         for v in self.values {
@@ -66,6 +77,13 @@ impl Statement {
 
     pub fn execute(self, conn: &mut AnyConnection) -> QueryResult<usize> {
         self.query_on(conn).execute(conn)
+    }
+
+    pub fn load<T>(self, conn: &mut AnyConnection) -> QueryResult<Vec<T>>
+    where
+        T: diesel::deserialize::QueryableByName<AnyBackend> + 'static,
+    {
+        self.query_on(conn).load(conn)
     }
 }
 

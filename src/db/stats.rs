@@ -6,7 +6,8 @@ use diesel::sql_types::{BigInt, Double, Nullable, Text};
 
 use super::AnyConnection;
 use super::statement::{Statement, Value};
-use crate::domain::keys::{KeyDetail, KeyEvent};
+use crate::domain::key_crypto::KeyCodec;
+use crate::domain::keys::{KeyDetail, KeyEvent, KeyStatus};
 use crate::domain::stats::Bucket;
 
 /// Balance figures of the active keys.
@@ -134,8 +135,8 @@ pub struct KeyLine {
     pub id: i64,
     #[diesel(sql_type = Text)]
     pub key: String,
-    #[diesel(sql_type = Text)]
-    pub status: String,
+    #[diesel(sql_type = Text, deserialize_as = String)]
+    pub status: KeyStatus,
     #[diesel(sql_type = Nullable<Double>)]
     pub total_balance: Option<f64>,
     #[diesel(sql_type = BigInt)]
@@ -143,7 +144,7 @@ pub struct KeyLine {
 }
 
 /// The active keys with the highest balances.
-pub fn top_keys(conn: &mut AnyConnection, limit: i64) -> QueryResult<Vec<KeyLine>> {
+pub fn top_keys(conn: &mut AnyConnection, codec: &KeyCodec, limit: i64) -> QueryResult<Vec<KeyLine>> {
     // The order of the (status, balance, id) index read backwards, on both backends.
     let order = match super::backend_of(conn) {
         super::Backend::Sqlite => "total_balance DESC, id DESC",
@@ -154,15 +155,21 @@ pub fn top_keys(conn: &mut AnyConnection, limit: i64) -> QueryResult<Vec<KeyLine
     ))
     .bind::<BigInt, _>(limit)
     .load(conn)
+    .and_then(|lines| open_lines(codec, lines))
 }
 
 /// The most recently added keys.
-pub fn recent_keys(conn: &mut AnyConnection, limit: i64) -> QueryResult<Vec<KeyLine>> {
+pub fn recent_keys(conn: &mut AnyConnection, codec: &KeyCodec, limit: i64) -> QueryResult<Vec<KeyLine>> {
     diesel::sql_query(
         "SELECT id, key, status, total_balance, added_at FROM keys ORDER BY added_at DESC, id DESC LIMIT $1",
     )
     .bind::<BigInt, _>(limit)
     .load(conn)
+    .and_then(|lines| open_lines(codec, lines))
+}
+
+fn open_lines(codec: &KeyCodec, lines: Vec<KeyLine>) -> QueryResult<Vec<KeyLine>> {
+    lines.into_iter().map(|l| Ok(KeyLine { key: super::keys::open_key(codec, l.key)?, ..l })).collect()
 }
 
 #[derive(QueryableByName)]
@@ -171,8 +178,8 @@ struct KeyDetailRow {
     pub id: i64,
     #[diesel(sql_type = Text)]
     pub key: String,
-    #[diesel(sql_type = Text)]
-    pub status: String,
+    #[diesel(sql_type = Text, deserialize_as = String)]
+    pub status: KeyStatus,
     #[diesel(sql_type = Nullable<Text>)]
     pub status_reason: Option<String>,
     #[diesel(sql_type = Nullable<Double>)]
@@ -198,16 +205,17 @@ struct KeyDetailRow {
 }
 
 /// One key in full, for its detail page.
-pub fn key_detail(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<KeyDetail>> {
+pub fn key_detail(conn: &mut AnyConnection, codec: &KeyCodec, id: i64) -> QueryResult<Option<KeyDetail>> {
     let row: Option<KeyDetailRow> = diesel::sql_query(
         "SELECT id, key, status, status_reason, total_balance, charge_balance, gift_balance, added_at, checked_at,          last_error, source, request_count, failure_count, last_used_at FROM keys WHERE id = $1",
     )
     .bind::<BigInt, _>(id)
     .get_result(conn)
     .optional()?;
-    Ok(row.map(|r| KeyDetail {
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(KeyDetail {
         id: r.id,
-        key: r.key,
+        key: super::keys::open_key(codec, r.key)?,
         status: r.status,
         status_reason: r.status_reason,
         total_balance: r.total_balance,
@@ -245,10 +253,10 @@ pub fn key_history(conn: &mut AnyConnection, id: i64) -> QueryResult<Vec<(i64, f
 struct KeyEventRow {
     #[diesel(sql_type = BigInt)]
     pub at: i64,
-    #[diesel(sql_type = Text)]
-    pub from_status: String,
-    #[diesel(sql_type = Text)]
-    pub to_status: String,
+    #[diesel(sql_type = Text, deserialize_as = String)]
+    pub from_status: KeyStatus,
+    #[diesel(sql_type = Text, deserialize_as = String)]
+    pub to_status: KeyStatus,
     #[diesel(sql_type = Nullable<Text>)]
     pub reason: Option<String>,
 }

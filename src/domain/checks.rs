@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::keys::KeyStatus;
+use super::upstream_error::{Meaning, UpstreamError};
 use super::{FieldError, FieldErrors};
 
 /// How long to wait between two checks made by the same worker.
@@ -220,58 +221,26 @@ pub struct Progress {
 /// The upstream's message in any of its error shapes: `{"message"}`, `{"error":{"message"}}`, a bare
 /// JSON string, or the raw text.
 pub fn upstream_message(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let message = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(v) => v["message"]
-            .as_str()
-            .or_else(|| v["error"]["message"].as_str())
-            .or_else(|| v["error"].as_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| text.trim().to_owned()),
-        Err(_) => text.trim().to_owned(),
-    };
-    message.chars().take(300).collect()
+    UpstreamError::parse(0, body).message
 }
 
-/// Classifies a `/v1/user/info` answer.
+/// Classifies a `/v1/user/info` answer: by the rules shared with the proxy, only a key-invalid
+/// answer moves the key; anything else is transient.
 pub fn classify(status: u16, body: &[u8]) -> CheckOutcome {
-    match status {
-        200..=299 => parse_balances(body).map_or_else(
+    if (200..=299).contains(&status) {
+        return parse_balances(body).map_or_else(
             || CheckOutcome::Transient(format!("unreadable answer: {}", upstream_message(body))),
             CheckOutcome::Balance,
-        ),
-        401 => CheckOutcome::Invalid(with_status(401, &upstream_message(body))),
-        403 => {
-            let message = upstream_message(body);
-            if says_key_invalid(&message) {
-                CheckOutcome::Invalid(with_status(403, &message))
-            } else {
-                CheckOutcome::Transient(with_status(403, &message))
-            }
-        }
-        _ => CheckOutcome::Transient(with_status(status, &upstream_message(body))),
+        );
+    }
+    let error = UpstreamError::parse(status, body);
+    match error.meaning() {
+        Meaning::KeyInvalid => CheckOutcome::Invalid(error.describe()),
+        _ => CheckOutcome::Transient(error.describe()),
     }
 }
 
-/// Whether an upstream message (of a 403) says the key itself is invalid, banned or disabled: the
-/// one rule shared by checks and the proxy.
-pub fn says_key_invalid(message: &str) -> bool {
-    let lower = message.to_lowercase();
-    ["invalid", "banned", "disabled", "forbidden", "suspended", "revoked", "无效", "封禁", "禁用", "停用"]
-        .iter()
-        .any(|w| lower.contains(w))
-}
-
-/// Whether an upstream message (of a 402/403) says the account's balance cannot pay.
-pub fn says_balance_insufficient(message: &str) -> bool {
-    let lower = message.to_lowercase();
-    ["insufficient", "balance", "quota", "credit", "余额", "欠费"].iter().any(|w| lower.contains(w))
-}
-
-pub fn with_status(status: u16, message: &str) -> String {
-    if message.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {message}") }
-}
+pub use super::upstream_error::with_status;
 
 fn amount(v: &serde_json::Value) -> Option<f64> {
     match v {
@@ -369,8 +338,12 @@ mod tests {
             CheckOutcome::Invalid("HTTP 401: Api key is invalid".into())
         );
         assert!(
-            matches!(classify(403, br#"{"code":30001,"message":"account banned","data":null}"#), CheckOutcome::Invalid(m) if m.contains("banned"))
+            matches!(classify(403, br#"{"code":30011,"message":"account banned","data":null}"#), CheckOutcome::Invalid(m) if m.contains("banned"))
         );
+        assert!(matches!(
+            classify(403, br#"{"code":30001,"message":"Sorry, your account balance is insufficient"}"#),
+            CheckOutcome::Transient(_)
+        ));
         assert!(matches!(
             classify(403, br#"{"error":{"message":"real-name verification required"}}"#),
             CheckOutcome::Transient(_)

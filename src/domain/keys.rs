@@ -3,36 +3,7 @@
 
 use std::collections::HashSet;
 
-/// The one key state machine's states (transitions live with the checks and the proxy).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeyStatus {
-    Unchecked,
-    Active,
-    Depleted,
-    Invalid,
-    Cooling,
-    Disabled,
-}
-
-impl KeyStatus {
-    pub const ALL: [KeyStatus; 6] =
-        [Self::Unchecked, Self::Active, Self::Depleted, Self::Invalid, Self::Cooling, Self::Disabled];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unchecked => "unchecked",
-            Self::Active => "active",
-            Self::Depleted => "depleted",
-            Self::Invalid => "invalid",
-            Self::Cooling => "cooling",
-            Self::Disabled => "disabled",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw.trim())
-    }
-}
+pub use super::key_state::KeyStatus;
 
 pub const MIN_KEY_LEN: usize = 20;
 pub const MAX_KEY_LEN: usize = 200;
@@ -45,6 +16,10 @@ pub enum RejectReason {
     TooShort,
     TooLong,
     ForbiddenCharacter,
+    /// A character outside printable ASCII (`!` to `~`): SiliconFlow's keys are `sk-` and letters and
+    /// digits, so a bidi control, a zero-width space, a non-ASCII letter or binary garbage is never part
+    /// of one.
+    NotAscii,
 }
 
 impl RejectReason {
@@ -54,6 +29,7 @@ impl RejectReason {
             Self::TooShort => "keys.import.too_short",
             Self::TooLong => "keys.import.too_long",
             Self::ForbiddenCharacter => "keys.import.forbidden_character",
+            Self::NotAscii => "keys.import.not_ascii",
         }
     }
 }
@@ -62,7 +38,8 @@ impl RejectReason {
 pub struct Rejected {
     /// 1-based line of the input.
     pub line: usize,
-    /// The entry as given, cut to 80 characters.
+    /// The entry as given, cut to 80 characters, with every character outside printable ASCII shown as
+    /// an escape (`\u{202e}`), so an invisible or bidi character is seen, not obeyed.
     pub text: String,
     pub reason: RejectReason,
 }
@@ -80,7 +57,7 @@ pub struct ParsedImport {
 pub struct KeyRow {
     pub id: i64,
     pub key: String,
-    pub status: String,
+    pub status: KeyStatus,
     pub status_reason: Option<String>,
     pub last_error: Option<String>,
     /// None until the first successful check.
@@ -96,7 +73,7 @@ pub struct KeyRow {
 pub struct KeyDetail {
     pub id: i64,
     pub key: String,
-    pub status: String,
+    pub status: KeyStatus,
     pub status_reason: Option<String>,
     pub total_balance: Option<f64>,
     pub charge_balance: Option<f64>,
@@ -114,8 +91,8 @@ pub struct KeyDetail {
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyEvent {
     pub at: i64,
-    pub from_status: String,
-    pub to_status: String,
+    pub from_status: KeyStatus,
+    pub to_status: KeyStatus,
     pub reason: Option<String>,
 }
 
@@ -139,10 +116,13 @@ fn forbidden(c: char) -> bool {
 }
 
 /// Splits on newlines, commas, semicolons, spaces and tabs (and their full-width forms); accepts our
-/// own export lines `key|balance`; rejects what cannot be a key, with its line number.
+/// own export lines `key|balance`; rejects what cannot be a key, with its line number: control
+/// characters, quotes and angle brackets, then anything outside printable ASCII, then the length.
 pub fn parse_import(text: &str) -> ParsedImport {
     let mut out = ParsedImport::default();
     let mut seen = HashSet::new();
+    // A byte order mark opens many files saved on Windows: not part of the first key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (index, line) in text.split('\n').enumerate() {
         for token in line.split(is_separator) {
             let token = token.trim();
@@ -152,6 +132,8 @@ pub fn parse_import(text: &str) -> ParsedImport {
             let key = token.split_once('|').map_or(token, |(k, _)| k.trim());
             let reason = if key.chars().any(forbidden) || token.chars().any(forbidden) {
                 Some(RejectReason::ForbiddenCharacter)
+            } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+                Some(RejectReason::NotAscii)
             } else if key.chars().count() < MIN_KEY_LEN {
                 Some(RejectReason::TooShort)
             } else if key.chars().count() > MAX_KEY_LEN {
@@ -160,15 +142,22 @@ pub fn parse_import(text: &str) -> ParsedImport {
                 None
             };
             match reason {
-                Some(reason) => {
-                    out.rejected.push(Rejected { line: index + 1, text: token.chars().take(80).collect(), reason })
-                }
+                Some(reason) => out.rejected.push(Rejected { line: index + 1, text: shown(token), reason }),
                 None if seen.insert(key.to_owned()) => out.keys.push(key.to_owned()),
                 None => out.duplicates += 1,
             }
         }
     }
     out
+}
+
+/// A rejected entry as shown: its first 80 characters, those outside printable ASCII escaped.
+fn shown(token: &str) -> String {
+    token
+        .chars()
+        .take(80)
+        .map(|c| if c.is_ascii_graphic() { c.to_string() } else { c.escape_unicode().to_string() })
+        .collect()
 }
 
 /// `sk-abcd…wxyz`: recognisable, not usable.
@@ -349,6 +338,83 @@ mod tests {
             ]
         );
         assert_eq!(p.rejected[3].text.chars().count(), 80, "long entries are cut");
+    }
+
+    #[test]
+    fn rejects_keys_with_anything_but_printable_ascii_with_line_numbers() {
+        let tail = "a".repeat(32);
+        let text = [
+            format!("sk-{tail}\u{202e}"),         // right-to-left override
+            format!("sk-\u{2066}{tail}\u{2069}"), // bidi isolates
+            format!("sk-{tail}\u{200b}"),         // zero-width space
+            format!("\u{feff}sk-{tail}"),         // byte order mark
+            format!("sk-{tail}\u{200d}x"),        // zero-width joiner
+            format!("sk-{tail}é"),                // non-ASCII letter
+            format!("sk-аaaa{tail}"),             // Cyrillic а
+            format!("ｓｋ-{tail}"),               // full-width letters
+            format!("sk-{tail}\u{fffd}"),         // what lossy decoding leaves of binary
+            format!("sk-{tail}\u{0}"),            // NUL
+            format!("sk-{tail}\u{7f}"),           // DEL
+            format!("sk-{tail}|\u{202e}14"),      // in an export line's balance too
+            format!("sk-{tail}"),
+        ]
+        .join("\n");
+        let p = parse_import(&text);
+        assert_eq!(p.keys, [format!("sk-{tail}")]);
+        let got: Vec<_> = p.rejected.iter().map(|r| (r.line, r.reason)).collect();
+        use RejectReason::{ForbiddenCharacter, NotAscii};
+        assert_eq!(
+            got,
+            [
+                (1, NotAscii),
+                (2, NotAscii),
+                (3, NotAscii),
+                (4, NotAscii),
+                (5, NotAscii),
+                (6, NotAscii),
+                (7, NotAscii),
+                (8, NotAscii),
+                (9, NotAscii),
+                (10, ForbiddenCharacter),
+                (11, ForbiddenCharacter),
+                (12, NotAscii),
+            ]
+        );
+        assert_eq!(NotAscii.message_key(), "keys.import.not_ascii");
+        assert_eq!(p.rejected[0].text, format!("sk-{tail}\\u{{202e}}"), "shown, not obeyed");
+        assert_eq!(p.rejected[9].text, format!("sk-{tail}\\u{{0}}"));
+        // A byte order mark opening the input is not part of the first key.
+        assert_eq!(parse_import(&format!("\u{feff}{A}\n{B}")).keys, [A, B]);
+        // Full-width separators still separate; a no-break space (not a separator) inside a key does not.
+        let p = parse_import(&format!("{A}\u{3000}{B}，{C}\n{A}\u{a0}{B}"));
+        assert_eq!(p.keys, [A, B, C]);
+        assert_eq!(p.rejected.iter().map(|r| (r.line, r.reason)).collect::<Vec<_>>(), [(2, NotAscii)]);
+    }
+
+    #[test]
+    fn binary_garbage_yields_no_keys() {
+        // 4 KB of reproducible random bytes (xorshift), decoded as a browser or a lossy reader would.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..8 {
+            let bytes: Vec<u8> = (0..4096)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 24) as u8
+                })
+                .collect();
+            let p = parse_import(&String::from_utf8_lossy(&bytes));
+            assert!(p.keys.is_empty(), "{:?}", p.keys);
+            assert!(!p.rejected.is_empty());
+        }
+        // Printable runs long enough to pass the length rule, glued to garbage, are refused too.
+        let mut glued = vec![0xff_u8, 0xfe];
+        glued.extend_from_slice(A.as_bytes());
+        glued.extend_from_slice(&[0xc3, 0x28, 0xe2, 0x80, 0x8b]);
+        let p = parse_import(&String::from_utf8_lossy(&glued));
+        assert!(p.keys.is_empty(), "{:?}", p.keys);
+        assert_eq!(p.rejected.iter().map(|r| r.reason).collect::<Vec<_>>(), [RejectReason::NotAscii]);
     }
 
     #[test]

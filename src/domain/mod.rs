@@ -5,11 +5,17 @@ pub mod account;
 pub mod checks;
 pub mod clock;
 pub mod export;
+pub mod forecast;
+pub mod key_crypto;
+pub mod key_state;
 pub mod keys;
+pub mod logs;
 pub mod password;
 pub mod proxy;
 pub mod settings;
 pub mod stats;
+pub mod tokens;
+pub mod upstream_error;
 pub mod usage;
 
 /// A message for one form field: the field's name and a catalogue key (with optional arguments).
@@ -52,4 +58,24 @@ impl FieldErrors {
     pub fn into_result<T>(self, value: T) -> Result<T, FieldErrors> {
         if self.0.is_empty() { Ok(value) } else { Err(self) }
     }
+}
+
+/// One round of percent-decoding; a `%` not followed by two hex digits stays as it is.
+pub fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%'
+            && let (Some(hi), Some(lo)) =
+                (input.get(i + 1).copied().and_then(hex), input.get(i + 2).copied().and_then(hex))
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+    out
 }

@@ -1,13 +1,38 @@
 //! The runtime settings (系统设置): their names, defaults, parsing and cross-field rules, shared by the
 //! settings page and `keypool settings set`. Stored as name → text rows; see [`Settings::from_stored`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::proxy::{CorsOrigins, SelectionStrategy};
 use super::{FieldError, FieldErrors};
 
 pub const DEFAULT_UPSTREAM_URL: &str = "https://api.siliconflow.cn";
 pub const DEFAULT_GUEST_PAGE_SIZE: u32 = 12;
+
+/// SiliconFlow's free models (chat and embedding/rerank): keys without money can still serve them.
+pub const DEFAULT_FREE_MODELS: &[&str] = &[
+    "Qwen/Qwen2.5-7B-Instruct",
+    "Qwen/Qwen2-7B-Instruct",
+    "Qwen/Qwen3-8B",
+    "THUDM/glm-4-9b-chat",
+    "THUDM/GLM-4-9B-0414",
+    "THUDM/GLM-Z1-9B-0414",
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+    "internlm/internlm2_5-7b-chat",
+    "BAAI/bge-m3",
+    "BAAI/bge-large-zh-v1.5",
+    "BAAI/bge-reranker-v2-m3",
+    "netease-youdao/bce-embedding-base_v1",
+];
+
+/// The most names `free_models` may hold, and the longest name.
+pub const MAX_FREE_MODELS: usize = 500;
+pub const MAX_MODEL_NAME_LEN: usize = 200;
+
+/// SiliconFlow's time zone (UTC+8), in minutes east of UTC: its midnight ends the daily limits.
+pub const DEFAULT_UPSTREAM_UTC_OFFSET_MIN: i32 = 8 * 60;
+/// The offsets in use on Earth: UTC−12:00 to UTC+14:00, in minutes.
+pub const UTC_OFFSET_RANGE_MIN: std::ops::RangeInclusive<i32> = -12 * 60..=14 * 60;
 
 /// The names accepted by `keypool settings set NAME=VALUE`, in display order.
 pub const NAMES: &[&str] = &[
@@ -31,8 +56,13 @@ pub const NAMES: &[&str] = &[
     "first_byte_timeout_s",
     "idle_timeout_s",
     "cooldown_s",
+    "free_models",
+    "upstream_utc_offset",
+    "incident_min_keys",
+    "incident_failure_pct",
     "cors_origins",
     "request_log_retention_days",
+    "rollup_retention_days",
     "metrics_public",
     "metrics_token",
 ];
@@ -126,6 +156,20 @@ pub struct ProxySettings {
     pub cors_origins: CorsOrigins,
     /// Request-log rows older than this are deleted.
     pub request_log_retention_days: u32,
+    /// How long the hourly traffic roll-ups are kept (the per-minute ones go with the request log).
+    pub rollup_retention_days: u32,
+    /// Models that cost nothing upstream, so keys without money can serve them; no duplicates, in the
+    /// order given. Change it with [`ProxySettings::set_free_models`], which keeps the lookup set in step.
+    pub free_models: Vec<String>,
+    /// `free_models` as a set, for [`ProxySettings::is_free_model`].
+    free_model_set: HashSet<Box<str>>,
+    /// The upstream's time zone in minutes east of UTC: its midnight ends the daily rate limits (RPD/TPD).
+    pub upstream_utc_offset_min: i32,
+    /// How many distinct keys must fail the same transient way, with no success between, before it is
+    /// an upstream (or IP) incident rather than the keys' fault (2–1000).
+    pub incident_min_keys: u32,
+    /// The share of recent attempts, per model and overall, that must fail that way, in percent (50–100).
+    pub incident_failure_pct: u32,
 }
 
 impl Default for ProxySettings {
@@ -140,19 +184,29 @@ impl Default for ProxySettings {
             cooldown_s: 60,
             cors_origins: CorsOrigins::Any,
             request_log_retention_days: 7,
+            rollup_retention_days: 365,
+            free_models: Vec::new(),
+            free_model_set: HashSet::new(),
+            upstream_utc_offset_min: DEFAULT_UPSTREAM_UTC_OFFSET_MIN,
+            incident_min_keys: 5,
+            incident_failure_pct: 90,
         }
+        .with_free_models(DEFAULT_FREE_MODELS.iter().map(|m| (*m).to_owned()).collect())
     }
 }
 
 /// Bounds of the numeric proxy settings: (name, min, max).
-pub const PROXY_RANGES: [(&str, u32, u32); 7] = [
+pub const PROXY_RANGES: [(&str, u32, u32); 10] = [
     ("max_attempts", 1, 10),
     ("max_body_mb", 1, 1024),
     ("connect_timeout_s", 1, 120),
     ("first_byte_timeout_s", 1, 3600),
     ("idle_timeout_s", 1, 3600),
     ("cooldown_s", 1, 3600),
+    ("incident_min_keys", 2, 1000),
+    ("incident_failure_pct", 50, 100),
     ("request_log_retention_days", 1, 365),
+    ("rollup_retention_days", 7, 3650),
 ];
 
 impl ProxySettings {
@@ -165,6 +219,9 @@ impl ProxySettings {
             "first_byte_timeout_s" => self.first_byte_timeout_s,
             "idle_timeout_s" => self.idle_timeout_s,
             "cooldown_s" => self.cooldown_s,
+            "incident_min_keys" => self.incident_min_keys,
+            "incident_failure_pct" => self.incident_failure_pct,
+            "rollup_retention_days" => self.rollup_retention_days,
             _ => self.request_log_retention_days,
         }
     }
@@ -177,8 +234,36 @@ impl ProxySettings {
             "first_byte_timeout_s" => &mut self.first_byte_timeout_s,
             "idle_timeout_s" => &mut self.idle_timeout_s,
             "cooldown_s" => &mut self.cooldown_s,
+            "incident_min_keys" => &mut self.incident_min_keys,
+            "incident_failure_pct" => &mut self.incident_failure_pct,
+            "rollup_retention_days" => &mut self.rollup_retention_days,
             _ => &mut self.request_log_retention_days,
         }
+    }
+
+    /// Whether `model` (exactly as a client names it) costs nothing upstream.
+    pub fn is_free_model(&self, model: &str) -> bool {
+        debug_assert!(self.free_models_in_step(), "free_models was changed without set_free_models");
+        self.free_model_set.contains(model)
+    }
+
+    /// Replaces the free models (a later duplicate is dropped) and rebuilds their lookup set.
+    pub fn set_free_models(&mut self, mut models: Vec<String>) {
+        let mut set = HashSet::with_capacity(models.len());
+        models.retain(|m| set.insert(Box::<str>::from(m.as_str())));
+        self.free_models = models;
+        self.free_model_set = set;
+    }
+
+    /// These settings with other free models (see [`ProxySettings::set_free_models`]).
+    pub fn with_free_models(mut self, models: Vec<String>) -> Self {
+        self.set_free_models(models);
+        self
+    }
+
+    fn free_models_in_step(&self) -> bool {
+        self.free_model_set.len() == self.free_models.len()
+            && self.free_models.iter().all(|m| self.free_model_set.contains(m.as_str()))
     }
 }
 
@@ -255,6 +340,12 @@ impl Settings {
                 if let Some(c) = get("cors_origins").and_then(|v| CorsOrigins::parse(v).ok()) {
                     p.cors_origins = c;
                 }
+                if let Some(models) = get("free_models").and_then(|v| parse_free_models(v).ok()) {
+                    p.set_free_models(models);
+                }
+                if let Some(offset) = get("upstream_utc_offset").and_then(|v| parse_utc_offset(v).ok()) {
+                    p.upstream_utc_offset_min = offset;
+                }
                 p
             },
             metrics_public: get("metrics_public").and_then(parse_bool).unwrap_or(d.metrics_public),
@@ -330,6 +421,12 @@ impl Settings {
         if let Some(c) = &change.cors_origins {
             rows.push(("cors_origins".to_owned(), c.to_setting()));
         }
+        if let Some(models) = &change.free_models {
+            rows.push(("free_models".to_owned(), models.join(",")));
+        }
+        if let Some(offset) = change.upstream_utc_offset_min {
+            rows.push(("upstream_utc_offset".to_owned(), format_utc_offset(offset)));
+        }
         if let Some(b) = change.metrics_public {
             rows.push(("metrics_public".to_owned(), bool_str(b).to_owned()));
         }
@@ -366,8 +463,13 @@ impl Settings {
             ("first_byte_timeout_s", self.proxy.first_byte_timeout_s.to_string()),
             ("idle_timeout_s", self.proxy.idle_timeout_s.to_string()),
             ("cooldown_s", self.proxy.cooldown_s.to_string()),
+            ("free_models", self.proxy.free_models.join(",")),
+            ("upstream_utc_offset", format_utc_offset(self.proxy.upstream_utc_offset_min)),
+            ("incident_min_keys", self.proxy.incident_min_keys.to_string()),
+            ("incident_failure_pct", self.proxy.incident_failure_pct.to_string()),
             ("cors_origins", self.proxy.cors_origins.to_setting()),
             ("request_log_retention_days", self.proxy.request_log_retention_days.to_string()),
+            ("rollup_retention_days", self.proxy.rollup_retention_days.to_string()),
             ("metrics_public", bool_str(self.metrics_public).to_owned()),
             ("metrics_token", if self.metrics_token_hash.is_some() { "(set)" } else { "(not set)" }.to_owned()),
         ]
@@ -398,6 +500,9 @@ pub struct SettingsChange {
     /// Numeric proxy settings (names of [`PROXY_RANGES`]) with their new values.
     pub proxy_numbers: Vec<(&'static str, u32)>,
     pub cors_origins: Option<CorsOrigins>,
+    /// Empty means no free model.
+    pub free_models: Option<Vec<String>>,
+    pub upstream_utc_offset_min: Option<i32>,
     pub metrics_public: Option<bool>,
     /// `Some(None)` removes the token (`off`); blank keeps it.
     pub metrics_token: Option<Option<String>>,
@@ -452,6 +557,8 @@ impl SettingsChange {
             }
             "selection_strategy" => self.selection_strategy = Some(SelectionStrategy::parse(value)?),
             "cors_origins" => self.cors_origins = Some(CorsOrigins::parse(value)?),
+            "free_models" => self.free_models = Some(parse_free_models(value)?),
+            "upstream_utc_offset" => self.upstream_utc_offset_min = Some(parse_utc_offset(value)?),
             "metrics_public" => {
                 self.metrics_public =
                     Some(parse_bool(value).ok_or_else(|| FieldError::new("metrics_public", "settings.bool_invalid"))?);
@@ -556,6 +663,82 @@ pub fn parse_guest_password(raw: &str) -> Result<String, FieldError> {
         return Err(FieldError::new("guest_password", "settings.guest_password_invalid"));
     }
     Ok(raw.to_owned())
+}
+
+/// Model names separated by commas, white space or new lines; each 1–[`MAX_MODEL_NAME_LEN`] characters
+/// without control characters, at most [`MAX_FREE_MODELS`] of them. Duplicates are dropped (the first
+/// stays); empty means no free model.
+pub fn parse_free_models(raw: &str) -> Result<Vec<String>, FieldError> {
+    let mut seen = HashSet::new();
+    let mut models = Vec::new();
+    for name in raw.split(|c: char| c == ',' || c == '\u{ff0c}' || c.is_whitespace()).filter(|n| !n.is_empty()) {
+        if name.chars().count() > MAX_MODEL_NAME_LEN || name.chars().any(char::is_control) {
+            let mut shown: String =
+                name.chars().take(40).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
+            if name.chars().count() > 40 {
+                shown.push('…');
+            }
+            return Err(FieldError::new("free_models", "settings.free_models_invalid").with("model", shown));
+        }
+        if seen.insert(name) {
+            models.push(name.to_owned());
+        }
+    }
+    if models.len() > MAX_FREE_MODELS {
+        return Err(FieldError::new("free_models", "settings.free_models_too_many").with("max", MAX_FREE_MODELS));
+    }
+    Ok(models)
+}
+
+/// A UTC offset in minutes east of UTC: `+8`, `8`, `-5`, `+5:30`, `UTC+8`, `UTC-03:30`, `UTC` or `0`,
+/// from UTC−12:00 to UTC+14:00.
+pub fn parse_utc_offset(raw: &str) -> Result<i32, FieldError> {
+    let err = || FieldError::new("upstream_utc_offset", "settings.utc_offset_invalid");
+    let trimmed = raw.trim();
+    let rest = match trimmed.get(..3) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("utc") || prefix.eq_ignore_ascii_case("gmt") => {
+            match trimmed[3..].trim_start() {
+                "" => return Ok(0),
+                rest => rest,
+            }
+        }
+        _ => trimmed,
+    };
+    let (sign, rest) = if let Some(r) = rest.strip_prefix('+') {
+        (1, r)
+    } else if let Some(r) = rest.strip_prefix('-').or_else(|| rest.strip_prefix('\u{2212}')) {
+        (-1, r)
+    } else {
+        (1, rest)
+    };
+    let digits = |s: &str, len: std::ops::RangeInclusive<usize>| {
+        if len.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) { s.parse::<i32>().ok() } else { None }
+    };
+    let (hours, minutes) = match rest.split_once(':') {
+        Some((h, m)) => (digits(h, 1..=2), digits(m, 2..=2)),
+        None => (digits(rest, 1..=2), Some(0)),
+    };
+    match (hours, minutes) {
+        (Some(h), Some(m)) if m < 60 => {
+            Some(sign * (h * 60 + m)).filter(|o| UTC_OFFSET_RANGE_MIN.contains(o)).ok_or_else(err)
+        }
+        _ => Err(err()),
+    }
+}
+
+/// `UTC+8`, `UTC-5:30`, `UTC+0`: how an offset is stored and shown.
+pub fn format_utc_offset(offset_min: i32) -> String {
+    let sign = if offset_min < 0 { '-' } else { '+' };
+    let (hours, minutes) = (offset_min.unsigned_abs() / 60, offset_min.unsigned_abs() % 60);
+    if minutes == 0 { format!("UTC{sign}{hours}") } else { format!("UTC{sign}{hours}:{minutes:02}") }
+}
+
+/// The epoch ms of the next midnight, strictly after `now_ms`, in the time zone `offset_min` minutes east
+/// of UTC: when the upstream's daily limits start again.
+pub fn next_day_boundary(now_ms: i64, offset_min: i32) -> i64 {
+    const DAY_MS: i64 = 86_400_000;
+    let offset_ms = i64::from(offset_min) * 60_000;
+    (now_ms + offset_ms).div_euclid(DAY_MS).saturating_add(1).saturating_mul(DAY_MS) - offset_ms
 }
 
 pub fn parse_bool(raw: &str) -> Option<bool> {
@@ -683,6 +866,167 @@ mod tests {
         let off = SettingsChange::parse([("metrics_token", "off")]).unwrap_or_default();
         let rows = s.apply(&off, fake_hash).unwrap_or_default();
         assert!(rows.contains(&(METRICS_TOKEN_HASH.to_owned(), String::new())));
+    }
+
+    #[test]
+    fn free_models_parse_dedupe_store_and_reload() {
+        let d = ProxySettings::default();
+        assert_eq!(d.free_models, DEFAULT_FREE_MODELS);
+        assert!(d.is_free_model("Qwen/Qwen3-8B") && d.is_free_model("BAAI/bge-m3"));
+        assert!(!d.is_free_model("deepseek-ai/DeepSeek-V3") && !d.is_free_model("qwen/qwen3-8b"), "exact names");
+
+        let parsed = parse_free_models(" a/one, b/two\nc/three\r\n\tb/two，d/four ,, ").unwrap_or_default();
+        assert_eq!(parsed, ["a/one", "b/two", "c/three", "d/four"], "commas, spaces and new lines; no duplicates");
+        assert_eq!(parse_free_models(" \n ").ok(), Some(vec![]), "empty: no free model");
+        assert!(parse_free_models(&"m".repeat(200)).is_ok());
+        let err = parse_free_models(&format!("ok/model {}", "m".repeat(201)))
+            .err()
+            .unwrap_or_else(|| FieldError::new("", ""));
+        assert_eq!((err.field, err.key), ("free_models", "settings.free_models_invalid"));
+        assert!(parse_free_models("bad\u{7}name").is_err(), "control characters");
+        let many: Vec<String> = (0..=MAX_FREE_MODELS).map(|i| format!("m{i}")).collect();
+        let err = parse_free_models(&many.join(",")).err().unwrap_or_else(|| FieldError::new("", ""));
+        assert_eq!(err.key, "settings.free_models_too_many");
+        assert!(parse_free_models(&many[1..].join("\n")).is_ok(), "500 is the most");
+        let repeated = vec!["same"; 600].join(",");
+        assert_eq!(parse_free_models(&repeated).ok(), Some(vec!["same".to_owned()]), "counted without duplicates");
+
+        let change = SettingsChange::parse([("free_models", "x/free\ny/free x/free")]).unwrap_or_default();
+        assert_eq!(change.free_models.as_deref(), Some(&["x/free".to_owned(), "y/free".to_owned()][..]));
+        let rows = Settings::default().apply(&change, fake_hash).unwrap_or_default();
+        assert!(rows.contains(&("free_models".to_owned(), "x/free,y/free".to_owned())), "stored comma-separated");
+        let s = Settings::from_stored(&rows.into_iter().collect());
+        assert_eq!(s.proxy.free_models, ["x/free", "y/free"]);
+        assert!(s.proxy.is_free_model("y/free") && !s.proxy.is_free_model("Qwen/Qwen3-8B"));
+        assert!(s.describe().contains(&("free_models", "x/free,y/free".to_owned())));
+
+        let none = SettingsChange::parse([("free_models", "")]).unwrap_or_default();
+        let s = Settings::from_stored(
+            &Settings::default().apply(&none, fake_hash).unwrap_or_default().into_iter().collect(),
+        );
+        assert!(s.proxy.free_models.is_empty() && !s.proxy.is_free_model("Qwen/Qwen3-8B"), "stored empty stays empty");
+        let garbage = HashMap::from([("free_models".to_owned(), "ok bad\u{1}".to_owned())]);
+        assert_eq!(Settings::from_stored(&garbage).proxy, ProxySettings::default());
+
+        let mut p = ProxySettings::default();
+        p.set_free_models(vec!["a".into(), "b".into(), "a".into()]);
+        assert_eq!(p.free_models, ["a", "b"]);
+        assert!(p.is_free_model("a") && !p.is_free_model("Qwen/Qwen3-8B"));
+        assert_eq!(p.clone(), p);
+        assert_ne!(p, ProxySettings::default());
+    }
+
+    #[test]
+    fn utc_offsets_parse_format_and_reload() {
+        let ok = |raw: &str| parse_utc_offset(raw).ok();
+        assert_eq!(ok("+8"), Some(480));
+        assert_eq!(ok("8"), Some(480));
+        assert_eq!(ok("-5"), Some(-300));
+        assert_eq!(ok("+5:30"), Some(330));
+        assert_eq!(ok("UTC+8"), Some(480));
+        assert_eq!(ok(" utc-03:30 "), Some(-210));
+        assert_eq!(ok("GMT+5:45"), Some(345));
+        assert_eq!(ok("UTC"), Some(0));
+        assert_eq!(ok("0"), Some(0));
+        assert_eq!(ok("-0"), Some(0));
+        assert_eq!(ok("UTC-12:00"), Some(-720));
+        assert_eq!(ok("+14"), Some(840));
+        for bad in [
+            "",
+            "+",
+            "UTC+",
+            "+15",
+            "-12:30",
+            "+14:01",
+            "+5:60",
+            "+5:3",
+            "+005",
+            "8h",
+            "Asia/Shanghai",
+            "++8",
+            "+8:00:00",
+        ] {
+            let err = parse_utc_offset(bad).err().map(|e| (e.field, e.key));
+            assert_eq!(err, Some(("upstream_utc_offset", "settings.utc_offset_invalid")), "{bad:?}");
+        }
+        assert_eq!(format_utc_offset(480), "UTC+8");
+        assert_eq!(format_utc_offset(-330), "UTC-5:30");
+        assert_eq!(format_utc_offset(345), "UTC+5:45");
+        assert_eq!(format_utc_offset(0), "UTC+0");
+        for offset in UTC_OFFSET_RANGE_MIN {
+            assert_eq!(parse_utc_offset(&format_utc_offset(offset)).ok(), Some(offset), "round trip {offset}");
+        }
+
+        assert_eq!(Settings::default().proxy.upstream_utc_offset_min, 480, "SiliconFlow is on UTC+8");
+        let change = SettingsChange::parse([("upstream_utc_offset", "-03:30")]).unwrap_or_default();
+        assert_eq!(change.upstream_utc_offset_min, Some(-210));
+        let rows = Settings::default().apply(&change, fake_hash).unwrap_or_default();
+        assert_eq!(rows, [("upstream_utc_offset".to_owned(), "UTC-3:30".to_owned())]);
+        let s = Settings::from_stored(&rows.into_iter().collect());
+        assert_eq!(s.proxy.upstream_utc_offset_min, -210);
+        assert!(s.describe().contains(&("upstream_utc_offset", "UTC-3:30".to_owned())));
+        let garbage = HashMap::from([("upstream_utc_offset".to_owned(), "UTC+99".to_owned())]);
+        assert_eq!(Settings::from_stored(&garbage).proxy.upstream_utc_offset_min, 480);
+    }
+
+    fn ms(rfc3339: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(rfc3339).map(|t| t.timestamp_millis()).unwrap_or(i64::MIN)
+    }
+
+    #[test]
+    fn the_next_day_starts_at_the_upstreams_midnight() {
+        let at = ms("2026-11-30T15:59:59Z");
+        assert_eq!(next_day_boundary(at, 480), ms("2026-11-30T16:00:00Z"));
+        assert_eq!(next_day_boundary(ms("2026-11-30T16:00:00Z"), 480), ms("2026-12-01T16:00:00Z"), "strictly after");
+        assert_eq!(next_day_boundary(ms("2026-11-30T16:00:00.001Z"), 480), ms("2026-12-01T16:00:00Z"));
+        assert_eq!(next_day_boundary(ms("2026-11-30T23:59:59.999Z"), 0), ms("2026-12-01T00:00:00Z"));
+        assert_eq!(next_day_boundary(ms("2026-12-01T00:00:00Z"), 0), ms("2026-12-02T00:00:00Z"));
+        assert_eq!(next_day_boundary(ms("2026-11-30T03:00:00Z"), -300), ms("2026-11-30T05:00:00Z"), "UTC-5");
+        assert_eq!(next_day_boundary(ms("2026-11-30T06:00:00Z"), -300), ms("2026-12-01T05:00:00Z"));
+        assert_eq!(next_day_boundary(ms("2026-11-30T18:29:00Z"), 330), ms("2026-11-30T18:30:00Z"), "UTC+5:30");
+        assert_eq!(next_day_boundary(ms("1969-12-31T20:00:00Z"), 0), 0, "before the epoch");
+        assert_eq!(next_day_boundary(-1, 840), ms("1970-01-01T10:00:00Z"));
+    }
+
+    #[test]
+    fn incident_thresholds_are_bounded_numbers() {
+        let d = ProxySettings::default();
+        assert_eq!((d.incident_min_keys, d.incident_failure_pct), (5, 90));
+        let change =
+            SettingsChange::parse([("incident_min_keys", "12"), ("incident_failure_pct", "75")]).unwrap_or_default();
+        assert_eq!(change.proxy_numbers, [("incident_min_keys", 12), ("incident_failure_pct", 75)]);
+        let rows = Settings::default().apply(&change, fake_hash).unwrap_or_default();
+        let s = Settings::from_stored(&rows.into_iter().collect());
+        assert_eq!((s.proxy.incident_min_keys, s.proxy.incident_failure_pct), (12, 75));
+        assert_eq!((s.proxy.get("incident_min_keys"), s.proxy.get("incident_failure_pct")), (12, 75));
+        assert!(s.describe().contains(&("incident_min_keys", "12".to_owned())));
+        assert!(s.describe().contains(&("incident_failure_pct", "75".to_owned())));
+        for (name, value) in [
+            ("incident_min_keys", "1"),
+            ("incident_min_keys", "1001"),
+            ("incident_failure_pct", "49"),
+            ("incident_failure_pct", "101"),
+        ] {
+            let err = SettingsChange::parse([(name, value)]).err().unwrap_or_default();
+            assert_eq!(err.get(name).map(|e| e.key), Some("settings.range_invalid"), "{name}={value}");
+        }
+        assert!(SettingsChange::parse([("incident_min_keys", "2"), ("incident_failure_pct", "100")]).is_ok());
+        assert!(SettingsChange::parse([("incident_min_keys", "1000"), ("incident_failure_pct", "50")]).is_ok());
+    }
+
+    #[test]
+    fn every_name_is_listed_and_settable() {
+        let mut listed: Vec<&str> = Settings::default().describe().into_iter().map(|(n, _)| n).collect();
+        let mut names = NAMES.to_vec();
+        listed.sort_unstable();
+        names.sort_unstable();
+        assert_eq!(listed, names, "describe() lists every name of NAMES");
+        for (name, value) in Settings::default().describe() {
+            if value.starts_with('(') {
+                continue; // secrets
+            }
+            assert!(SettingsChange::parse([(name, value.as_str())]).is_ok(), "{name}={value} sets back");
+        }
     }
 
     #[test]

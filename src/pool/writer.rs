@@ -1,5 +1,6 @@
-//! The writer and keeper of the pool: every 250 ms it writes what the proxy learned (one transaction;
-//! usage counters, which only add up, every 5 s), returns keys whose cooling ended to `active`, asks
+//! The writer and keeper of the pool: every 250 ms it writes what the proxy learned in one transaction
+//! (usage counters, state changes and request-log rows together, so a crash loses at most one tick of
+//! them and the counters always agree with the log), returns keys whose cooling ended to `active`, asks
 //! the database what changed since its last look (the `change_seq` counter: one tiny query, then only
 //! the changed keys — an admin edit, an import, a check result, another instance's decision), rebuilds
 //! the snapshot when a state changed, and once an hour prunes the request log and old tombstones. A
@@ -13,10 +14,8 @@ use crate::db::{self, DbPool};
 use crate::domain::clock::Clock;
 use crate::error::AppError;
 
-/// How often the writer runs.
+/// How often the writer runs: usage counters, states and the log are written every tick.
 pub const TICK: Duration = Duration::from_millis(250);
-/// Usage counters (which only add up) are written this often; states and the log every tick.
-pub const COUNTERS_EVERY: Duration = Duration::from_secs(5);
 /// How often the request log is pruned (by one instance).
 pub const PRUNE_PERIOD_MS: i64 = 3_600_000;
 const PRUNE_LOOK_EVERY: Duration = Duration::from_secs(60);
@@ -25,12 +24,6 @@ const PRUNE_LOOK_EVERY: Duration = Duration::from_secs(60);
 pub async fn flush(pool: &KeyPool, db: &DbPool) -> bool {
     let _one_at_a_time = pool.flush_lock.lock().await;
     write(pool, db, pool.take_pending()).await
-}
-
-/// Writes pending state changes and request-log rows, leaving the usage counters to add up.
-pub async fn flush_changes(pool: &KeyPool, db: &DbPool) -> bool {
-    let _one_at_a_time = pool.flush_lock.lock().await;
-    write(pool, db, pool.take_changes()).await
 }
 
 async fn write(pool: &KeyPool, db: &DbPool, batch: crate::domain::usage::UsageBatch) -> bool {
@@ -78,8 +71,9 @@ fn database_answers(pool: &KeyPool) {
 
 /// Reads every routable key from the database into the pool (at start-up).
 pub async fn reload(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), AppError> {
-    let (rows, seq) = db::run(db, |conn| Ok(db::usage::routable(conn)?)).await?;
-    pool.reload(rows, seq, now);
+    let codec = pool.codec().clone();
+    let (rows, blocks, seq) = db::run(db, move |conn| Ok(db::usage::routable(conn, &codec, now)?)).await?;
+    pool.reload(rows, &blocks, seq, now);
     Ok(())
 }
 
@@ -90,31 +84,37 @@ const TOMBSTONE_CHANGES: i64 = 1_000_000;
 /// indexed query; nothing when nothing changed), or everything when too far behind.
 pub async fn catch_up(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), AppError> {
     let since = pool.seq();
-    let (rows, gone, seq) = db::run(db, move |conn| Ok(db::usage::changed_since(conn, since)?)).await?;
-    if seq - since > TOMBSTONE_CHANGES {
+    let codec = pool.codec().clone();
+    let changes = db::run(db, move |conn| Ok(db::usage::changed_since(conn, &codec, since)?)).await?;
+    if changes.seq - since > TOMBSTONE_CHANGES {
         return reload(pool, db, now).await;
     }
-    pool.apply_changes(rows, &gone, seq, now);
+    pool.apply_changes(changes, now);
     Ok(())
 }
 
-/// Runs the writer for the life of the server.
 /// The lease that makes one instance at a time prune the request log and old tombstones.
 pub const PRUNE_LEASE: &str = "prune_request_log";
 
-/// The hourly clean-up, when this instance takes the period's lease: request-log rows older than
-/// `request_log_retention_days` and tombstones every reader has seen. `Some(rows deleted)` when it ran;
+/// The hourly clean-up, when this instance takes the period's lease: request-log rows and per-minute
+/// roll-ups older than `request_log_retention_days`, hourly roll-ups older than
+/// `rollup_retention_days`, and tombstones every reader has seen. `Some(rows deleted)` when it ran;
 /// the first look anywhere only starts the clock.
 pub async fn prune(pool: &KeyPool, db: &DbPool, instance: &str, now: i64) -> Result<Option<usize>, AppError> {
-    let days = pool.runtime().proxy().request_log_retention_days;
-    let before = now - i64::from(days) * 86_400_000;
+    let proxy = pool.runtime().proxy().clone();
+    let before = now - i64::from(proxy.request_log_retention_days) * 86_400_000;
+    let hours_before = now - i64::from(proxy.rollup_retention_days) * 86_400_000;
     let holder = instance.to_owned();
     db::run(db, move |conn| {
         if !db::checks::claim_period(conn, PRUNE_LEASE, &holder, now, PRUNE_PERIOD_MS)? {
             return Ok(None);
         }
         let log = db::usage::prune_request_log(conn, before)?;
+        db::usage::prune_rollups(conn, crate::domain::usage::MINUTE, before)?;
+        db::usage::prune_rollups(conn, crate::domain::usage::HOUR, hours_before)?;
+        db::usage::prune_rollups(conn, crate::domain::usage::DAY, hours_before)?;
         db::usage::prune_tombstones(conn, TOMBSTONE_CHANGES)?;
+        db::usage::prune_blocks(conn, now)?;
         Ok(Some(log))
     })
     .await
@@ -124,16 +124,11 @@ pub async fn prune(pool: &KeyPool, db: &DbPool, instance: &str, now: i64) -> Res
 pub fn spawn(pool: Arc<KeyPool>, db: DbPool, clock: Clock, instance: String) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(TICK);
-        let mut last_counters = Instant::now();
         let mut last_prune_look: Option<Instant> = None;
         loop {
             tick.tick().await;
             let now = clock.now_ms();
-            let with_counters = last_counters.elapsed() >= COUNTERS_EVERY;
-            let written = if with_counters { flush(&pool, &db).await } else { flush_changes(&pool, &db).await };
-            if with_counters && written {
-                last_counters = Instant::now();
-            }
+            let written = flush(&pool, &db).await;
             if written {
                 let ended = db::run(&db, move |conn| Ok(db::usage::end_cooling(conn, now)?)).await;
                 if let Err(e) = ended {

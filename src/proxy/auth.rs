@@ -38,6 +38,13 @@ impl AccessKeyIndex {
 /// Every 5 seconds for the life of the server: reloads the access keys and the settings, so a key
 /// created or revoked elsewhere (the CLI, another instance) and settings saved elsewhere take effect
 /// within that time.
+/// Loads the price table into the pool (at start, every few seconds and after an edit).
+pub async fn reload_prices(state: &AppState) -> Result<(), crate::error::AppError> {
+    let prices = crate::db::run(&state.db, |conn| Ok(crate::db::prices::load(conn)?)).await?;
+    state.pool.set_prices(prices);
+    Ok(())
+}
+
 pub fn spawn_reloader(state: actix_web::web::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(Duration::from_secs(5));
@@ -48,6 +55,9 @@ pub fn spawn_reloader(state: actix_web::web::Data<AppState>) {
             }
             if let Err(e) = state.settings().await {
                 tracing::warn!(error = %e, "could not reload settings");
+            }
+            if let Err(e) = reload_prices(&state).await {
+                tracing::warn!(error = %e, "could not reload the price table");
             }
         }
     });

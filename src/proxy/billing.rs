@@ -25,7 +25,7 @@ pub fn subscription(pool: &KeyPool) -> HttpResponse {
         "system_hard_limit_usd": total,
         "access_until": 0,
         "plan": { "title": "keypool", "id": "keypool" },
-        "keypool": { "usable_keys": snapshot.slots.len(), "total_balance": total }
+        "keypool": { "usable_keys": snapshot.paid_keys(), "total_balance": total }
     }))
 }
 

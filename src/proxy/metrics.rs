@@ -4,38 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// How a request through `/v1` ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The upstream's answer was delivered whole (2xx/3xx).
-    Ok,
-    /// A mistake of the caller's, passed through (4xx) or refused by keypool (auth, body size).
-    CallerError,
-    /// Every attempt failed; the caller got the last failure or 502/504.
-    UpstreamError,
-    /// No key could be tried (503).
-    NoKey,
-    /// The stream broke after the first byte.
-    StreamError,
-    /// The caller went away before the end.
-    ClientClosed,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 6] =
-        [Self::Ok, Self::CallerError, Self::UpstreamError, Self::NoKey, Self::StreamError, Self::ClientClosed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::CallerError => "caller_error",
-            Self::UpstreamError => "upstream_error",
-            Self::NoKey => "no_key",
-            Self::StreamError => "stream_error",
-            Self::ClientClosed => "client_closed",
-        }
-    }
-}
+pub use crate::domain::usage::Outcome;
 
 /// Retry causes, in the order of [`crate::domain::proxy::AttemptClass::cause`].
 pub const RETRY_CAUSES: [&str; 4] = ["invalid_key", "depleted_key", "rate_limited", "transient"];

@@ -21,10 +21,12 @@ use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::domain::keys::KeyStatus;
-use crate::domain::proxy::{AttemptClass, classify_failure, is_failure};
-use crate::domain::usage::StateChange;
-use crate::pool::{KeySlot, Verdict};
+use crate::domain::key_state::Evidence;
+use crate::domain::logs::NO_KEY_ERROR;
+use crate::domain::proxy::{AttemptFailure, is_failure, safe_v1_path};
+use crate::domain::settings::next_day_boundary;
+use crate::domain::upstream_error::Meaning;
+use crate::pool::{KeySlot, Verdict, Want};
 use crate::state::AppState;
 use metrics::Outcome;
 use relay::{EndCheck, InflightGuard, Ledger, Relay};
@@ -48,7 +50,14 @@ fn with_retry_after(mut res: HttpResponse, secs: i64) -> HttpResponse {
     res
 }
 
-/// Any method on `/v1/*`.
+/// A delivered upstream answer, its body not read yet.
+type UpstreamResponse = awc::ClientResponse<actix_web::dev::Decompress<actix_web::dev::Payload>>;
+
+/// Keys one request may try at most, whatever they answer (definitive answers do not use up
+/// `max_attempts`; this bounds them).
+pub const MAX_KEYS_PER_REQUEST: usize = 20;
+
+/// Any method on `/v1/*` without a route of its own.
 pub async fn forward(
     req: HttpRequest,
     payload: web::Payload,
@@ -56,12 +65,87 @@ pub async fn forward(
     client: web::Data<UpstreamClient>,
 ) -> HttpResponse {
     let runtime = state.pool.runtime();
-    let origins = &runtime.proxy().cors_origins;
     if req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
-        return cors::preflight(&req, origins);
+        return cors::preflight(&req, &runtime.proxy().cors_origins);
     }
-    let mut res = handle(&req, payload, &state, &client).await;
-    cors::decorate(&req, origins, &mut res);
+    let res = handle(&req, payload, &state, &client).await;
+    with_cors(&req, &state, res)
+}
+
+fn with_cors(req: &HttpRequest, state: &AppState, mut res: HttpResponse) -> HttpResponse {
+    cors::decorate(req, &state.pool.runtime().proxy().cors_origins, &mut res);
+    res
+}
+
+/// `GET /v1/models`: the upstream's model list, kept for a minute (chat clients ask often).
+pub async fn get_models(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    client: web::Data<UpstreamClient>,
+) -> HttpResponse {
+    // A hit needs a valid access key; a miss is forwarded like any request (and checked there).
+    if req.query_string().is_empty()
+        && let Some(id) = authenticate(&req, &state)
+        && let Some(res) = state.models_cache.get(state.now_ms())
+    {
+        let mut ledger = Ledger::new(&req, &state);
+        ledger.access_key_id = Some(id);
+        ledger.close(200, Outcome::Ok, None, None);
+        return with_cors(&req, &state, res);
+    }
+    let res = handle(&req, payload, &state, &client).await;
+    with_cors(&req, &state, res)
+}
+
+/// `GET /v1/dashboard/billing/subscription`: the pool's credit, for chat clients that show it.
+pub async fn get_billing_subscription(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    answer_locally(&req, &state, || billing::subscription(&state.pool))
+}
+
+/// `GET /v1/dashboard/billing/usage`.
+pub async fn get_billing_usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    answer_locally(&req, &state, billing::usage)
+}
+
+/// A `/v1` request keypool answers itself, for a valid access key.
+fn answer_locally(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    answer: impl FnOnce() -> HttpResponse,
+) -> HttpResponse {
+    let mut ledger = Ledger::new(req, state);
+    ledger.access_key_id = authenticate(req, state);
+    let res = match ledger.access_key_id {
+        Some(_) => {
+            ledger.close(200, Outcome::Ok, None, None);
+            answer()
+        }
+        None => refused_access(&ledger, req),
+    };
+    with_cors(req, state, res)
+}
+
+/// The access key of the request, checked in memory; `None` when missing or unknown.
+fn authenticate(req: &HttpRequest, state: &AppState) -> Option<i64> {
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let token = header.and_then(crate::domain::access_token::from_authorization)?;
+    state.access_keys.authenticate(token)
+}
+
+/// The 401 for a request [`authenticate`] refused (recorded).
+fn refused_access(ledger: &Ledger, req: &HttpRequest) -> HttpResponse {
+    let (message, code, why) = if req.headers().contains_key(header::AUTHORIZATION) {
+        ("Unknown or revoked access key.", "invalid_api_key", "unknown access key")
+    } else {
+        (
+            "Missing access key: send `Authorization: Bearer <access key>` (create one in keypool's settings).",
+            "missing_api_key",
+            "missing access key",
+        )
+    };
+    let res = openai_error(StatusCode::UNAUTHORIZED, message, "invalid_request_error", code);
+    ledger.close(401, Outcome::CallerError, None, Some(why.to_owned()));
     res
 }
 
@@ -71,92 +155,98 @@ async fn handle(
     state: &web::Data<AppState>,
     client: &UpstreamClient,
 ) -> HttpResponse {
-    let started = Instant::now();
-    let now = state.now_ms();
-    state.metrics.inflight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut ledger = Ledger {
-        state: state.clone(),
-        started,
-        at: now,
-        access_key_id: None,
-        method: req.method().to_string(),
-        path: req.path().chars().take(200).collect(),
-        model: None,
-        attempts: 0,
-        ttfb: None,
-        closed: std::cell::Cell::new(false),
-    };
-    let refuse = |ledger: &Ledger, res: HttpResponse, outcome: Outcome, error: &str| {
-        ledger.close(res.status().as_u16(), outcome, None, Some(error.to_owned()));
-        res
-    };
-
-    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let Some(token) = header.and_then(crate::domain::access_token::from_authorization) else {
+    let mut ledger = Ledger::new(req, state);
+    ledger.access_key_id = authenticate(req, state);
+    if ledger.access_key_id.is_none() {
+        return refused_access(&ledger, req);
+    }
+    // The raw path (`req.uri().path()`, which is also `req.path()`: actix decodes only for routing) is
+    // what goes upstream, so it is checked as received: after the access key (a stranger gets the same
+    // 401 whatever the path), before the body is read or any key is picked.
+    if !safe_v1_path(req.uri().path()) {
         let res = openai_error(
-            StatusCode::UNAUTHORIZED,
-            "Missing access key: send `Authorization: Bearer <access key>` (create one in keypool's settings).",
+            StatusCode::BAD_REQUEST,
+            "The request path has `.` or `..` segments (perhaps percent-encoded) or control characters; \
+             keypool forwards only plain `/v1/...` paths.",
             "invalid_request_error",
-            "missing_api_key",
+            "invalid_path",
         );
-        return refuse(&ledger, res, Outcome::CallerError, "missing access key");
-    };
-    let Some(access_key_id) = state.access_keys.authenticate(token) else {
-        let res = openai_error(
-            StatusCode::UNAUTHORIZED,
-            "Unknown or revoked access key.",
-            "invalid_request_error",
-            "invalid_api_key",
-        );
-        return refuse(&ledger, res, Outcome::CallerError, "unknown access key");
-    };
-    ledger.access_key_id = Some(access_key_id);
-
+        ledger.close(400, Outcome::CallerError, None, Some("unsafe path".to_owned()));
+        return res;
+    }
     let runtime = state.pool.runtime();
     let settings = runtime.proxy();
-    if req.method() == Method::GET {
-        match req.path() {
-            "/v1/dashboard/billing/subscription" => {
-                let res = billing::subscription(&state.pool);
-                ledger.close(200, Outcome::Ok, None, None);
-                return res;
-            }
-            "/v1/dashboard/billing/usage" => {
-                let res = billing::usage();
-                ledger.close(200, Outcome::Ok, None, None);
-                return res;
-            }
-            "/v1/models" if req.query_string().is_empty() => {
-                if let Some(res) = state.models_cache.get(now) {
-                    ledger.close(200, Outcome::Ok, None, None);
-                    return res;
-                }
-            }
-            _ => {}
-        }
-    }
-
     let limit = settings.max_body_mb as usize * 1024 * 1024;
     let body = match read_body(req, payload, limit).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            let message = format!(
-                "The request body is larger than keypool's limit of {} MB (setting max_body_mb).",
-                settings.max_body_mb
-            );
-            let res = openai_error(StatusCode::PAYLOAD_TOO_LARGE, &message, "invalid_request_error", "body_too_large");
-            return refuse(&ledger, res, Outcome::CallerError, "body too large");
-        }
-        Err(BodyError::Broken(e)) => {
-            let message = format!("The request body could not be read: {e}");
-            let res = openai_error(StatusCode::BAD_REQUEST, &message, "invalid_request_error", "unreadable_body");
-            return refuse(&ledger, res, Outcome::CallerError, "unreadable body");
+        Err(e) => {
+            let (status, message, code, why) = match e {
+                BodyError::TooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "The request body is larger than keypool's limit of {} MB (setting max_body_mb).",
+                        settings.max_body_mb
+                    ),
+                    "body_too_large",
+                    "body too large",
+                ),
+                BodyError::TooSlow => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "The request body arrived too slowly (keypool needs it to keep arriving: \
+                     KEYPOOL_BODY_GRACE_S, KEYPOOL_BODY_MIN_RATE); the connection is closed."
+                        .to_owned(),
+                    "body_too_slow",
+                    "body too slow",
+                ),
+                BodyError::Broken(e) => (
+                    StatusCode::BAD_REQUEST,
+                    format!("The request body could not be read: {e}"),
+                    "unreadable_body",
+                    "unreadable body",
+                ),
+            };
+            let res = openai_error(status, &message, "invalid_request_error", code);
+            ledger.close(res.status().as_u16(), Outcome::CallerError, None, Some(why.to_owned()));
+            return res;
         }
     };
     ledger.model = model_of(&body);
+    let model = ledger.model.clone().unwrap_or_default();
+    let want = Want { model: &model, free: !model.is_empty() && settings.is_free_model(&model) };
+    match attempts(req, &body, want, state, client, &mut ledger).await {
+        Ok((res, guard, upstream_time)) => {
+            state.metrics.overhead.observe(ledger.started.elapsed().saturating_sub(upstream_time));
+            deliver(req, res, guard, ledger, state).await
+        }
+        Err(exhausted) => exhausted.respond(want, state, ledger),
+    }
+}
 
-    let incident = state.pool.incident.active(now).is_some();
-    let attempts_allowed = if incident { 1 } else { settings.max_attempts.max(1) };
+/// How the attempts ended when nothing was delivered.
+struct Exhausted {
+    tried: Vec<i64>,
+    last: Option<Failure>,
+    upstream_time: Duration,
+    started: Instant,
+}
+
+/// The attempt loop: keys picked from memory, failing over until an answer can be delivered. Answers
+/// definitive about a key or a (key, model) pair take that key or pair out and do not use up
+/// `max_attempts`, which counts transient failures (5xx, timeouts, connection errors). So a request
+/// takes at most [`MAX_KEYS_PER_REQUEST`] keys and `max_attempts` first-byte timeouts.
+async fn attempts(
+    req: &HttpRequest,
+    body: &Bytes,
+    want: Want<'_>,
+    state: &web::Data<AppState>,
+    client: &UpstreamClient,
+    ledger: &mut Ledger,
+) -> Result<(UpstreamResponse, InflightGuard, Duration), Exhausted> {
+    let runtime = state.pool.runtime();
+    let settings = runtime.proxy();
+    let model = (!want.model.is_empty()).then_some(want.model);
+    let incident = state.pool.incident.active_for(model, ledger.at);
+    let transient_allowed = if incident { 1 } else { settings.max_attempts.max(1) };
     let url = match req.uri().query() {
         Some(q) => format!("{}{}?{q}", runtime.upstream, req.path()),
         None => format!("{}{}", runtime.upstream, req.path()),
@@ -166,14 +256,13 @@ async fn handle(
     let idle = Duration::from_secs(settings.idle_timeout_s.into());
     let listed = upstream::connection_listed(req.headers());
 
-    let mut tried: Vec<i64> = Vec::new();
-    let mut upstream_time = Duration::ZERO;
-    let mut last: Option<Failure> = None;
-    while (tried.len() as u32) < attempts_allowed {
+    let mut out = Exhausted { tried: Vec::new(), last: None, upstream_time: Duration::ZERO, started: ledger.started };
+    let mut transient_used = 0u32;
+    while out.tried.len() < MAX_KEYS_PER_REQUEST && transient_used < transient_allowed {
         let at = state.now_ms();
-        let Some(slot) = state.pool.pick(&tried, at) else { break };
-        tried.push(slot.id);
-        ledger.attempts = tried.len() as u32;
+        let Some(slot) = state.pool.pick(want, &out.tried, at) else { break };
+        out.tried.push(slot.id);
+        ledger.attempts = out.tried.len() as u32;
         let guard = InflightGuard::new(slot.clone());
 
         let mut up = awc.request(req.method().clone(), url.as_str()).no_decompress().timeout(first_byte);
@@ -186,11 +275,10 @@ async fn handle(
         let sent = Instant::now();
         let result = up.send_body(body.clone()).await;
         let waited = sent.elapsed();
-        upstream_time += waited;
+        out.upstream_time += waited;
         state.metrics.upstream_latency.observe(waited);
 
-        let res = match result {
-            Ok(res) => res,
+        let (failure, answer, timeout) = match result {
             Err(e) => {
                 let (message, timeout) = match e {
                     awc::error::SendRequestError::Timeout => {
@@ -199,135 +287,195 @@ async fn handle(
                     awc::error::SendRequestError::Connect(c) => (format!("cannot connect to the upstream: {c}"), false),
                     other => (format!("upstream request failed: {other}"), false),
                 };
-                let class = AttemptClass::Transient(message.clone());
-                learn(state, &slot, &class, incident);
-                last = Some(Failure { class, answer: None, timeout });
-                continue;
+                (AttemptFailure::transient(message), None, timeout)
             }
+            // A body that ends at connection close reads as empty in awc (actix/actix-web#2287): never
+            // relay it, nor trust what it would say; another key may frame its answer.
+            Ok(res)
+                if upstream::close_delimited(
+                    res.status(),
+                    res.version(),
+                    res.headers(),
+                    req.method() == Method::HEAD,
+                ) =>
+            {
+                (AttemptFailure::transient(upstream::CLOSE_DELIMITED_MESSAGE.to_owned()), None, false)
+            }
+            Ok(res) if is_failure(res.status().as_u16()) => {
+                let retry_after =
+                    res.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let (status, headers) = (res.status(), res.headers().clone());
+                let failure_body = res.timeout(idle).body().limit(FAILURE_BODY_LIMIT).await.unwrap_or_default();
+                let failure = AttemptFailure::from_answer(status.as_u16(), retry_after.as_deref(), &failure_body);
+                (failure, Some(Answer { status, headers, body: failure_body }), false)
+            }
+            Ok(res) => return Ok((res, guard, out.upstream_time)),
         };
-        let status = res.status().as_u16();
-        if is_failure(status) {
-            let retry_after = res.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let (status_code, headers) = (res.status(), res.headers().clone());
-            let failure_body = res.timeout(idle).body().limit(FAILURE_BODY_LIMIT).await.unwrap_or_default();
-            let class = classify_failure(status, retry_after.as_deref(), &failure_body);
-            learn(state, &slot, &class, incident);
-            let answer = Answer { status: status_code, headers, body: failure_body };
-            last = Some(Failure { class, answer: Some(answer), timeout: false });
-            continue;
+        if learn(state, &slot, &failure, model, incident) {
+            transient_used += 1;
         }
+        out.last = Some(Failure { class: failure, answer, timeout });
+    }
+    Err(out)
+}
 
-        // The answer goes to the caller: no failover from here on.
-        state.pool.incident.record_success();
-        ledger.ttfb = Some(started.elapsed());
-        let mut out = HttpResponse::build(res.status());
-        let upstream_listed = upstream::connection_listed(res.headers());
-        for (name, value) in res.headers() {
-            if upstream::forward_response_header(name) && !upstream_listed.iter().any(|l| l == name.as_str()) {
-                out.append_header((name.clone(), value.clone()));
-            }
+/// Passes a delivered answer to the caller: no failover from here on.
+async fn deliver(
+    req: &HttpRequest,
+    res: UpstreamResponse,
+    guard: InflightGuard,
+    mut ledger: Ledger,
+    state: &web::Data<AppState>,
+) -> HttpResponse {
+    let model = ledger.model.as_deref().filter(|m| !m.is_empty());
+    state.pool.incident.record_success(guard.slot().id, model, state.now_ms());
+    let idle = Duration::from_secs(state.pool.runtime().proxy().idle_timeout_s.into());
+    ledger.ttfb = Some(ledger.started.elapsed());
+    let status = res.status().as_u16();
+    let mut out = HttpResponse::build(res.status());
+    let upstream_listed = upstream::connection_listed(res.headers());
+    for (name, value) in res.headers() {
+        if upstream::forward_response_header(name) && !upstream_listed.iter().any(|l| l == name.as_str()) {
+            out.append_header((name.clone(), value.clone()));
         }
-        let content_type =
-            res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-        let sse =
-            content_type.starts_with("text/event-stream") && !res.headers().contains_key(header::CONTENT_ENCODING);
-        let length =
-            res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        out.insert_header(("x-accel-buffering", "no"));
-        let cache_models = req.method() == Method::GET && req.path() == "/v1/models" && req.query_string().is_empty();
-        let stream = Box::pin(res);
-        state.metrics.overhead.observe(started.elapsed().saturating_sub(upstream_time));
-        // A small answer of known length is read whole and sent in one piece (fewer writes; and if the
-        // upstream breaks off, the caller gets a clean 502 instead of a cut body). The model list too,
-        // which chat clients ask for often: it is kept for a minute.
-        let small = !sse && length.is_some_and(|n| n <= WHOLE_BODY_LIMIT);
-        if small || (cache_models && status == 200) {
-            let check = EndCheck { expected_len: length, expect_done: false };
-            let relay = Relay::new(stream, idle, false, status, check, ledger, guard);
-            let mut whole = BytesMut::with_capacity(length.unwrap_or(0) as usize);
-            let mut chunks = std::pin::pin!(relay);
-            while let Some(chunk) = chunks.next().await {
-                match chunk {
-                    Ok(c) => whole.extend_from_slice(&c),
-                    Err(e) => {
-                        return openai_error(
-                            StatusCode::BAD_GATEWAY,
-                            &format!("The upstream's answer broke off: {e}"),
-                            "upstream_error",
-                            "stream_interrupted",
-                        );
-                    }
+    }
+    let content_type = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let sse = content_type.starts_with("text/event-stream") && !res.headers().contains_key(header::CONTENT_ENCODING);
+    let length =
+        res.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    out.insert_header(("x-accel-buffering", "no"));
+    let cache_models = req.method() == Method::GET && req.path() == "/v1/models" && req.query_string().is_empty();
+    let at = ledger.at;
+    let stream = Box::pin(res);
+    // A small answer of known length is read whole and sent in one piece (fewer writes; and if the
+    // upstream breaks off, the caller gets a clean 502 instead of a cut body). The model list too,
+    // which chat clients ask for often: it is kept for a minute.
+    let small = !sse && length.is_some_and(|n| n <= WHOLE_BODY_LIMIT);
+    if small || (cache_models && status == 200) {
+        let check = EndCheck { expected_len: length, expect_done: false, json: is_json(&content_type) };
+        let relay = Relay::new(stream, idle, false, status, check, ledger, guard);
+        let mut whole = BytesMut::with_capacity(length.unwrap_or(0) as usize);
+        let mut chunks = std::pin::pin!(relay);
+        while let Some(chunk) = chunks.next().await {
+            match chunk {
+                Ok(c) => whole.extend_from_slice(&c),
+                Err(e) => {
+                    return openai_error(
+                        StatusCode::BAD_GATEWAY,
+                        &format!("The upstream's answer broke off: {e}"),
+                        "upstream_error",
+                        "stream_interrupted",
+                    );
                 }
             }
-            let whole = whole.freeze();
-            if cache_models && status == 200 {
-                state.models_cache.put(now, &content_type, whole.clone());
-            }
-            return out.body(whole);
         }
-        let check =
-            EndCheck { expected_len: length, expect_done: status == 200 && req.path().ends_with("/completions") };
-        let relay = Relay::new(stream, idle, sse, status, check, ledger, guard);
-        return match length {
-            Some(n) if !sse => out.body(SizedStream::new(n, relay)),
-            _ => out.streaming(relay),
-        };
+        let whole = whole.freeze();
+        if cache_models && status == 200 {
+            state.models_cache.put(at, &content_type, whole.clone());
+        }
+        return out.body(whole);
     }
-
-    // Nothing was delivered.
-    let attempts = tried.len();
-    let (res, outcome, key_id) = match last {
-        None => {
-            let wait = state.pool.next_cooling_end().map_or(30, |end| ((end - now) / 1000).clamp(1, 3600));
-            let res = with_retry_after(
-                openai_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "No upstream key is available right now: every key is invalid, depleted, cooling down or \
-                     unchecked. Add or check keys in keypool's admin.",
-                    "service_unavailable",
-                    "no_available_key",
-                ),
-                wait,
-            );
-            (res, Outcome::NoKey, None)
-        }
-        Some(f) => {
-            let key = tried.last().copied();
-            let message = f.class.message().to_owned();
-            let res = match (f.class, f.answer) {
-                (AttemptClass::KeyInvalid(_) | AttemptClass::KeyDepleted(_), _) => with_retry_after(
-                    openai_error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &format!(
-                            "The {attempts} upstream key(s) tried were unusable (last: {message}); they are now out of \
-                             rotation. Try again."
-                        ),
-                        "service_unavailable",
-                        "no_available_key",
-                    ),
-                    1,
-                ),
-                (_, Some(answer)) => answer.into_response(),
-                (_, None) if f.timeout => openai_error(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    &format!("The upstream did not answer in time ({message})."),
-                    "upstream_error",
-                    "upstream_timeout",
-                ),
-                (_, None) => openai_error(
-                    StatusCode::BAD_GATEWAY,
-                    &format!("The upstream could not be reached ({message})."),
-                    "upstream_error",
-                    "upstream_unreachable",
-                ),
-            };
-            ledger.close(res.status().as_u16(), Outcome::UpstreamError, key, Some(message));
-            state.metrics.overhead.observe(started.elapsed().saturating_sub(upstream_time));
-            return res;
-        }
+    let check = EndCheck {
+        expected_len: length,
+        expect_done: status == 200 && req.path().ends_with("/completions"),
+        json: is_json(&content_type),
     };
-    ledger.close(res.status().as_u16(), outcome, key_id, Some("no key available".to_owned()));
-    res
+    let relay = Relay::new(stream, idle, sse, status, check, ledger, guard);
+    match length {
+        Some(n) if !sse => out.body(SizedStream::new(n, relay)),
+        _ => out.streaming(relay),
+    }
+}
+
+impl Exhausted {
+    /// The answer when no attempt could be delivered.
+    fn respond(self, want: Want<'_>, state: &AppState, ledger: Ledger) -> HttpResponse {
+        let now = state.now_ms();
+        let attempts = self.tried.len();
+        let wait = || state.pool.next_change().map_or(30, |end| ((end - now + 999) / 1000).clamp(1, 3600));
+        let model = if want.model.is_empty() { "this request".to_owned() } else { format!("model {}", want.model) };
+        let no_key = |message: String, retry: i64| {
+            with_retry_after(
+                openai_error(StatusCode::SERVICE_UNAVAILABLE, &message, "service_unavailable", "no_available_key"),
+                retry,
+            )
+        };
+        let (res, outcome, key, error) = match self.last {
+            None => {
+                let res = no_key(
+                    format!(
+                        "No upstream key can serve {model} right now: every key is invalid, without money, rate-limited \
+                     or unchecked. Add or check keys in keypool's admin."
+                    ),
+                    wait(),
+                );
+                (res, Outcome::NoKey, None, NO_KEY_ERROR.to_owned())
+            }
+            Some(f) => {
+                let key = self.tried.last().copied();
+                let message = f.class.message.clone();
+                // `ours`: keypool's own 503, no key left for the request.
+                let (res, ours) = match (&f.class.meaning, f.answer) {
+                    (Meaning::RateLimited { .. }, _) if attempts >= MAX_KEYS_PER_REQUEST || f.timeout => (
+                        no_key(
+                            format!("The {attempts} keys tried are all at their limit for {model} (last: {message})."),
+                            wait(),
+                        ),
+                        true,
+                    ),
+                    (Meaning::RateLimited { .. }, Some(answer)) => (answer.into_response(), false),
+                    (
+                        Meaning::KeyInvalid | Meaning::NoMoney | Meaning::ModelRefused | Meaning::RateLimited { .. },
+                        _,
+                    ) => (
+                        no_key(
+                            format!(
+                                "The {attempts} upstream key(s) tried could not serve {model} (last: {message}); they are \
+                             out of rotation for it and no other key can serve it now."
+                            ),
+                            1,
+                        ),
+                        true,
+                    ),
+                    (_, Some(answer)) => (answer.into_response(), false),
+                    (_, None) if f.timeout => (
+                        openai_error(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            &format!("The upstream did not answer in time ({message})."),
+                            "upstream_error",
+                            "upstream_timeout",
+                        ),
+                        false,
+                    ),
+                    (_, None) if message == upstream::CLOSE_DELIMITED_MESSAGE => (
+                        openai_error(
+                            StatusCode::BAD_GATEWAY,
+                            &format!("The upstream's answer could not be relayed: {message}."),
+                            "upstream_error",
+                            "upstream_unframed",
+                        ),
+                        false,
+                    ),
+                    (_, None) => (
+                        openai_error(
+                            StatusCode::BAD_GATEWAY,
+                            &format!("The upstream could not be reached ({message})."),
+                            "upstream_error",
+                            "upstream_unreachable",
+                        ),
+                        false,
+                    ),
+                };
+                // A 503 of ours (no key left for the request) is logged as such: the log page's
+                // `no_key` filter finds it by this start.
+                let error = if ours { format!("{NO_KEY_ERROR} (last: {message})") } else { message };
+                (res, Outcome::UpstreamError, key, error)
+            }
+        };
+        ledger.close(res.status().as_u16(), outcome, key, Some(error));
+        state.metrics.overhead.observe(self.started.elapsed().saturating_sub(self.upstream_time));
+        res
+    }
 }
 
 /// An upstream answer read whole (a failure, or a small delivered one).
@@ -350,60 +498,57 @@ impl Answer {
 }
 
 struct Failure {
-    class: AttemptClass,
+    class: AttemptFailure,
     answer: Option<Answer>,
     timeout: bool,
 }
 
-/// Counts a failed attempt and applies what it says about the key (nothing during an incident).
-fn learn(state: &AppState, slot: &Arc<KeySlot>, class: &AttemptClass, incident: bool) {
+/// Counts a failed attempt and applies what it says about the key or the (key, model) pair, through the
+/// state machine. Returns whether it uses up one of `max_attempts`: transient failures do, and so does
+/// everything during an incident, when failures say nothing about the keys.
+fn learn(state: &AppState, slot: &Arc<KeySlot>, failure: &AttemptFailure, model: Option<&str>, incident: bool) -> bool {
     let now = state.now_ms();
+    let runtime = state.pool.runtime();
+    let settings = runtime.proxy();
     state.pool.count_attempt(slot.id, true, now);
-    state.metrics.retry(class.cause());
+    state.metrics.retry(failure.cause());
     let mut frozen = incident;
-    if class.is_correlated_kind() {
-        let retry_after = match class {
-            AttemptClass::RateLimited { retry_after_s, .. } => *retry_after_s,
-            _ => None,
-        };
-        let verdict = state.pool.incident.record_failure(slot.id, now, retry_after, class.message());
+    if failure.is_correlated_kind() {
+        let verdict = state.pool.incident.record_failure(
+            slot.id,
+            model,
+            now,
+            failure.retry_after_s,
+            &failure.message,
+            runtime.thresholds(),
+        );
         if let Verdict::IncidentStarted(keys) = &verdict {
-            // Those keys were cooled for the incident's 429s, not for anything of their own.
-            for other in keys.iter().filter_map(|id| state.pool.slot(*id)) {
-                if state.pool.is_cooling(&other, now) {
-                    let reason = "upstream incident: the rate limit was not this key's".to_owned();
-                    let change = StateChange {
-                        key_id: other.id,
-                        status: KeyStatus::Active,
-                        reason,
-                        at: now,
-                        cooling_until: None,
-                    };
-                    state.pool.change_state(&other, change);
-                }
-            }
+            // Those pairs were taken out on keypool's guess for the incident's failures, not their own.
+            state.pool.unblock_guessed(keys, model.unwrap_or_default());
         }
         frozen |= verdict.is_incident();
     }
-    if frozen {
-        return;
-    }
-    let Some(status) = class.key_status() else { return };
-    let cooling_until = match class {
-        AttemptClass::RateLimited { retry_after_s, .. } => {
-            let secs = retry_after_s.unwrap_or(state.pool.runtime().proxy().cooldown_s.into()).clamp(1, 3600);
-            Some(now + secs as i64 * 1000)
-        }
-        _ => None,
+    let next_day = next_day_boundary(now, settings.upstream_utc_offset_min);
+    let evidence = failure.evidence(model, now, settings.cooldown_s, next_day);
+    let hinted = failure.retry_after_s.is_some();
+    // During an incident only the upstream's own Retry-After takes a pair out.
+    let apply = match &evidence {
+        Evidence::RateLimited { .. } => !frozen || hinted,
+        Evidence::Transient => false,
+        _ => true,
     };
-    state.pool.change_state(
-        slot,
-        StateChange { key_id: slot.id, status, reason: class.message().to_owned(), at: now, cooling_until },
-    );
+    if apply {
+        state.pool.apply(slot, &evidence, &failure.message, now, hinted);
+    }
+    if matches!(evidence, Evidence::NoMoney { .. }) {
+        state.pool.ask_recheck(slot.id);
+    }
+    !failure.is_definitive() || frozen
 }
 
 enum BodyError {
     TooLarge,
+    TooSlow,
     Broken(String),
 }
 
@@ -416,13 +561,20 @@ async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -
     }
     let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
+        let chunk = chunk.map_err(|e| {
+            if crate::error::is_too_slow(&e) { BodyError::TooSlow } else { BodyError::Broken(e.to_string()) }
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// Whether an answer's content type is JSON (compressed bodies are not read for tokens).
+fn is_json(content_type: &str) -> bool {
+    content_type.starts_with("application/json")
 }
 
 /// The `model` of a JSON request body, for the request log.

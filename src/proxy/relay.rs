@@ -16,6 +16,7 @@ use actix_web::web::{self, Bytes};
 use futures_util::Stream;
 
 use super::metrics::Outcome;
+use crate::domain::tokens::{JsonUsage, SseUsage, TokenUsage};
 use crate::domain::usage::RequestLogRow;
 use crate::pool::KeySlot;
 use crate::state::AppState;
@@ -31,6 +32,8 @@ pub struct Ledger {
     pub model: Option<String>,
     pub attempts: u32,
     pub ttfb: Option<Duration>,
+    /// Tokens of the answer, read from it as it passed.
+    pub tokens: Option<TokenUsage>,
     /// Set once the request's end is recorded.
     pub closed: std::cell::Cell<bool>,
 }
@@ -48,6 +51,24 @@ impl Drop for Ledger {
 }
 
 impl Ledger {
+    /// Starts accounting for a `/v1` request (one more in flight until it is closed).
+    pub fn new(req: &actix_web::HttpRequest, state: &web::Data<AppState>) -> Self {
+        state.metrics.inflight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            state: state.clone(),
+            started: Instant::now(),
+            at: state.now_ms(),
+            access_key_id: None,
+            method: req.method().to_string(),
+            path: req.path().chars().take(200).collect(),
+            model: None,
+            attempts: 0,
+            ttfb: None,
+            tokens: None,
+            closed: std::cell::Cell::new(false),
+        }
+    }
+
     /// Records the request's end (once): counters, the request log and metrics.
     pub fn close(&self, status: u16, outcome: Outcome, key_id: Option<i64>, error: Option<String>) {
         if self.closed.replace(true) {
@@ -56,6 +77,10 @@ impl Ledger {
         let failed = !matches!(outcome, Outcome::Ok | Outcome::CallerError | Outcome::ClientClosed);
         self.state.metrics.request(status, outcome);
         self.state.metrics.inflight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let cost = match (&self.tokens, &self.model) {
+            (Some(tokens), Some(model)) => self.state.pool.prices().cost(model, tokens),
+            _ => None,
+        };
         self.state.pool.log_request(
             RequestLogRow {
                 at: self.at,
@@ -69,6 +94,9 @@ impl Ledger {
                 ttfb_ms: self.ttfb.map(|d| d.as_millis() as i64),
                 attempts: self.attempts,
                 error,
+                tokens: self.tokens,
+                cost,
+                outcome,
             },
             failed,
         );
@@ -115,6 +143,33 @@ pub struct Relay {
     saw_done: bool,
     /// The last bytes of the previous chunk, so a `[DONE]` split across chunks is found.
     tail: Vec<u8>,
+    /// Reads the answer's `usage` as it passes.
+    tokens: Tokens,
+}
+
+/// How the relay reads the tokens of the body it passes.
+enum Tokens {
+    Json(JsonUsage),
+    Sse(SseUsage),
+    Skip,
+}
+
+impl Tokens {
+    fn push(&mut self, chunk: &[u8]) {
+        match self {
+            Self::Json(scan) => scan.push(chunk),
+            Self::Sse(scan) => scan.push(chunk),
+            Self::Skip => {}
+        }
+    }
+
+    fn finish(&mut self) -> Option<TokenUsage> {
+        match std::mem::replace(self, Self::Skip) {
+            Self::Json(scan) => scan.finish(),
+            Self::Sse(scan) => scan.finish(),
+            Self::Skip => None,
+        }
+    }
 }
 
 const DONE: &[u8] = b"data: [DONE]";
@@ -124,6 +179,8 @@ const DONE: &[u8] = b"data: [DONE]";
 pub struct EndCheck {
     pub expected_len: Option<u64>,
     pub expect_done: bool,
+    /// Whether the body is JSON (its `usage` is read; SSE bodies are read as streams).
+    pub json: bool,
 }
 
 impl Relay {
@@ -148,11 +205,17 @@ impl Relay {
             expect_done: check.expect_done && sse,
             saw_done: false,
             tail: Vec::new(),
+            tokens: match (sse, check.json && status < 400) {
+                (true, _) if status < 400 => Tokens::Sse(SseUsage::default()),
+                (false, true) => Tokens::Json(JsonUsage::default()),
+                _ => Tokens::Skip,
+            },
         }
     }
 
     fn watch(&mut self, chunk: &[u8]) {
         self.received += chunk.len() as u64;
+        self.tokens.push(chunk);
         if !self.expect_done || self.saw_done {
             return;
         }
@@ -175,7 +238,10 @@ impl Relay {
     }
 
     fn finish(&mut self, outcome: Outcome, error: Option<String>) {
-        if let Some((ledger, guard)) = self.end.take() {
+        if let Some((mut ledger, guard)) = self.end.take() {
+            // Also when the stream broke or the caller left: SiliconFlow's running usage is what the
+            // part already generated cost.
+            ledger.tokens = self.tokens.finish();
             let slot = guard.slot();
             let key_failed = outcome == Outcome::StreamError;
             ledger.state.pool.count_attempt(slot.id, key_failed, ledger.at);

@@ -32,6 +32,11 @@ pub fn time(ms: i64) -> Markup {
     }
 }
 
+/// The "free models only" tag beside a `depleted` state: the key is valid, without money.
+pub fn free_only_tag(lang: Lang) -> Markup {
+    html! { span.badge.free-only title=(lang.t("keys.free_only_hint")) { (lang.t("keys.free_only")) } }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlashKind {
     Success,
@@ -60,5 +65,20 @@ pub fn separator_fields(lang: Lang) -> Markup {
         label.custom-sep hidden { (lang.t("keys.export.custom"))
             input type="text" name="custom_sep" maxlength="10";
         }
+    }
+}
+
+/// How long the usable balance lasts, in words: "about 12 days", "about 3–9 days", "not enough data"…
+pub fn forecast_text(lang: Lang, f: &crate::domain::forecast::Forecast) -> String {
+    use crate::domain::forecast::Forecast;
+    let days = |d: f64| if d >= 10.0 { format!("{d:.0}") } else { format!("{d:.1}") };
+    match f {
+        Forecast::NotEnoughData => lang.t("forecast.not_enough").to_owned(),
+        Forecast::NotSpending => lang.t("forecast.not_spending").to_owned(),
+        Forecast::Days { low, .. } if *low > 3650.0 => lang.t("forecast.years").to_owned(),
+        Forecast::Days { low, high } if (high - low).abs() < f64::EPSILON => {
+            lang.tf("forecast.days", &[("days", &days(*low))])
+        }
+        Forecast::Days { low, high } => lang.tf("forecast.range", &[("low", &days(*low)), ("high", &days(*high))]),
     }
 }

@@ -3,9 +3,10 @@
 use charming::Chart;
 use maud::{Markup, html};
 
-use super::components::time;
+use super::components::{free_only_tag, time};
 use super::layout::{PageContext, page};
 use crate::charts;
+use crate::domain::key_state::BlockKind;
 use crate::domain::keys::{KeyStatus, format_balance, mask};
 use crate::i18n::Lang;
 
@@ -32,7 +33,7 @@ pub struct Figures {
 pub struct RecentKey {
     pub id: i64,
     pub key: String,
-    pub status: String,
+    pub status: KeyStatus,
     pub balance: Option<f64>,
     pub added_at: i64,
 }
@@ -50,7 +51,7 @@ pub struct Panel {
 }
 
 /// The chart panels, each loaded as its own fragment once the page is there.
-pub const PANELS: [&str; 4] = ["distribution", "status", "trend", "top"];
+pub const PANELS: [&str; 8] = ["traffic", "latency", "tokens", "spend", "distribution", "status", "trend", "top"];
 
 /// An upstream incident in progress: many keys failing the same way at once.
 pub struct IncidentBanner {
@@ -63,14 +64,37 @@ pub struct IncidentBanner {
     pub cause: String,
     /// Distinct keys that failed together.
     pub keys: usize,
+    /// The model it is about (`None`: every model).
+    pub model: Option<String>,
+}
+
+/// A model asked for lately, and how many keys can serve it right now.
+pub struct ModelServing {
+    pub model: String,
+    /// Keys with money that can take a request for it now.
+    pub paid: usize,
+    /// Keys without money that can take a request for it now (a free model only).
+    pub free: usize,
+    /// Whether it is one of the free models (keys without money serve it).
+    pub free_model: bool,
+}
+
+impl ModelServing {
+    pub fn total(&self) -> usize {
+        self.paid + self.free
+    }
 }
 
 pub struct Dashboard {
     pub figures: Figures,
+    /// How long the usable balance lasts at the last 7 days' rate.
+    pub lasts: crate::domain::forecast::Forecast,
     pub recent: Vec<RecentKey>,
     /// Seconds between automatic refreshes (0 = off).
     pub refresh: u32,
     pub incident: Option<IncidentBanner>,
+    /// The models asked for in the last 24 hours (none: no card).
+    pub models: Vec<ModelServing>,
 }
 
 fn money(v: Option<f64>) -> String {
@@ -125,7 +149,12 @@ pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
                 div.metric { span.value { (money(f.median)) } span.label { (lang.t("dashboard.cards.median")) } }
                 div.metric { span.value { (money(f.highest)) } span.label { (lang.t("dashboard.cards.highest")) } }
                 div.metric { span.value { (money(f.lowest)) } span.label { (lang.t("dashboard.cards.lowest")) } }
+                div.metric.metric-lasts title=(lang.t("forecast.help")) {
+                    span.value #metric-lasts { (super::components::forecast_text(lang, &d.lasts)) }
+                    span.label { (lang.t("forecast.label")) }
+                }
             }
+            @if !d.models.is_empty() { (models_card(lang, &d.models)) }
             div.chart-grid {
                 @for name in PANELS {
                     section.card.chart-panel id={ "chart-" (name) } hx-get={ "/admin/charts/" (name) } hx-trigger="load" hx-swap="outerHTML" {
@@ -143,7 +172,7 @@ pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
                         @for k in &d.recent {
                             tr {
                                 td { a href={ "/admin/keys/" (k.id) } { code { (mask(&k.key)) } } }
-                                td { span class={ "badge status-" (k.status) } { (lang.t(&format!("keys.status.{}", k.status))) } }
+                                td { span class={ "badge status-" (k.status.as_str()) } { (lang.t(&format!("keys.status.{}", k.status.as_str()))) } }
                                 td.balance { (k.balance.map(format_balance).unwrap_or_else(|| "—".to_owned())) }
                                 td { (time(k.added_at)) }
                             }
@@ -155,11 +184,69 @@ pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
     }
 }
 
+/// The models asked for lately, with how many keys can serve each now; a model none can serve stands out.
+fn models_card(lang: Lang, models: &[ModelServing]) -> Markup {
+    html! {
+        section.card.wide #models-in-use {
+            h2 { (lang.t("dashboard.models.title")) }
+            p.help { (lang.t("dashboard.models.help")) }
+            div.table-wrap { table.models {
+                thead { tr {
+                    th { (lang.t("dashboard.models.model")) }
+                    th.num { (lang.t("dashboard.models.total")) }
+                    th.num { (lang.t("dashboard.models.paid")) }
+                    th.num { (lang.t("dashboard.models.free")) }
+                } }
+                tbody {
+                    @for m in models {
+                        @let none = m.total() == 0;
+                        tr.unservable[none] data-model=(m.model) {
+                            td.model {
+                                (model_name(lang, &m.model))
+                                @if m.free_model { " " span.badge.free-tag { (lang.t("dashboard.models.free_tag")) } }
+                                @if none { " " span.badge.warn-tag { (lang.t("dashboard.models.none")) } }
+                            }
+                            td.num { strong.servable { (m.total()) } }
+                            td.num { (m.paid) }
+                            td.num { @if m.free_model { (m.free) } @else { span.muted { "—" } } }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
+/// A model's name, breakable after its slashes; "(no model)" for requests without one.
+fn model_name(lang: Lang, model: &str) -> Markup {
+    html! {
+        @if model.is_empty() {
+            span.muted { (lang.t("dashboard.no_model")) }
+        } @else {
+            code.model-name {
+                @for (i, part) in model.split('/').enumerate() {
+                    @if i > 0 { "/" wbr; }
+                    (part)
+                }
+            }
+        }
+    }
+}
+
 fn incident_banner(lang: Lang, i: &IncidentBanner) -> Markup {
+    let keys = i.keys.to_string();
     html! {
         div.incident-banner #incident role="alert" {
-            strong { (lang.t("dashboard.incident.title")) }
-            p { (lang.tf("dashboard.incident.body", &[("keys", &i.keys.to_string())])) }
+            @match &i.model {
+                Some(model) => {
+                    strong { (lang.tf("dashboard.incident.model_title", &[("model", model)])) }
+                    p { (lang.tf("dashboard.incident.model_body", &[("keys", &keys), ("model", model)])) }
+                }
+                None => {
+                    strong { (lang.t("dashboard.incident.title")) }
+                    p { (lang.tf("dashboard.incident.body", &[("keys", &keys)])) }
+                }
+            }
             dl.facts {
                 dt { (lang.t("dashboard.incident.cause")) } dd { code { (i.cause) } }
                 dt { (lang.t("dashboard.incident.since")) } dd { (time(i.since)) }
@@ -196,16 +283,66 @@ pub fn panel(lang: Lang, p: &Panel) -> Markup {
     }
 }
 
+/// A (key, model) block in force, as a key's page lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockView {
+    /// The model (`""`: requests without a model).
+    pub model: String,
+    pub kind: BlockKind,
+    /// When it ends (epoch ms).
+    pub until: i64,
+    /// The upstream's message.
+    pub reason: String,
+}
+
 pub struct KeyView {
     pub detail: crate::domain::keys::KeyDetail,
     pub history: Chart,
     pub events: Vec<crate::domain::keys::KeyEvent>,
+    /// The blocks in force, the database's and this server's merged.
+    pub blocks: Vec<BlockView>,
+}
+
+/// The key's (key, model) blocks, or a line saying what it serves when there is none.
+fn blocks_section(lang: Lang, status: KeyStatus, blocks: &[BlockView]) -> Markup {
+    let none = match status {
+        KeyStatus::Active | KeyStatus::Cooling => "dashboard.key.blocks_none_all",
+        KeyStatus::Depleted => "dashboard.key.blocks_none_free",
+        _ => "dashboard.key.blocks_none",
+    };
+    html! {
+        section.card #model-blocks {
+            h2 { (lang.t("dashboard.key.blocks")) }
+            @if blocks.is_empty() {
+                p.muted { (lang.t(none)) }
+            } @else {
+                div.table-wrap { table.blocks {
+                    thead { tr {
+                        th { (lang.t("dashboard.key.blocks_model")) }
+                        th { (lang.t("dashboard.key.blocks_kind")) }
+                        th { (lang.t("dashboard.key.blocks_reason")) }
+                        th { (lang.t("dashboard.key.blocks_until")) }
+                    } }
+                    tbody {
+                        @for b in blocks {
+                            tr data-kind=(b.kind.as_str()) data-model=(b.model) {
+                                td.model { (model_name(lang, &b.model)) }
+                                td.kind { span class={ "badge block-" (b.kind.as_str()) } { (lang.t(&format!("dashboard.block.{}", b.kind.as_str()))) } }
+                                td.reason { (b.reason) }
+                                td.until data-label=(lang.t("dashboard.key.blocks_until")) { (time(b.until)) }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    }
 }
 
 pub fn key_page(ctx: &PageContext, v: &KeyView) -> Markup {
     let lang = ctx.lang;
     let k = &v.detail;
-    let status = |s: &str| lang.t(&format!("keys.status.{s}")).to_owned();
+    let status = |s: KeyStatus| lang.t(&format!("keys.status.{}", s.as_str())).to_owned();
     page(
         ctx,
         lang.t("dashboard.key.title"),
@@ -218,7 +355,7 @@ pub fn key_page(ctx: &PageContext, v: &KeyView) -> Markup {
                     button type="button" data-copy-text=(k.key) data-copied=(lang.t("common.copied")) { (lang.t("common.copy")) }
                 }
                 dl.facts {
-                    dt { (lang.t("keys.col.status")) } dd { span class={ "badge status-" (k.status) } { (status(&k.status)) } @if let Some(r) = &k.status_reason { " " span.muted { (r) } } }
+                    dt { (lang.t("keys.col.status")) } dd { span class={ "badge status-" (k.status.as_str()) } { (status(k.status)) } @if k.status == KeyStatus::Depleted { " " (free_only_tag(lang)) } @if let Some(r) = &k.status_reason { " " span.muted { (r) } } }
                     dt { (lang.t("keys.col.balance")) } dd { (money(k.total_balance)) " (" (money(k.charge_balance)) " + " (money(k.gift_balance)) ")" }
                     dt { (lang.t("keys.col.checked")) } dd { @match k.checked_at { Some(t) => (time(t)), None => (lang.t("keys.never_checked")) } }
                     dt { (lang.t("keys.col.added")) } dd { (time(k.added_at)) }
@@ -227,7 +364,9 @@ pub fn key_page(ctx: &PageContext, v: &KeyView) -> Markup {
                     dt { (lang.t("dashboard.key.usage")) } dd { (lang.tf("dashboard.key.usage_value", &[("requests", &k.request_count.to_string()), ("failures", &k.failure_count.to_string())])) }
                     dt { (lang.t("access_keys.last_used")) } dd { @match k.last_used_at { Some(t) => (time(t)), None => (lang.t("access_keys.never")) } }
                 }
+                p { a #key-requests href={ "/admin/logs?key=" (k.id) } { (lang.t("logs.of_key")) } }
             }
+            (blocks_section(lang, k.status, &v.blocks))
             section.card.chart-panel #chart-history {
                 h2 { (lang.t("dashboard.key.history")) }
                 div.chart data-chart=(charts::to_json(&v.history)) {}
@@ -241,7 +380,7 @@ pub fn key_page(ctx: &PageContext, v: &KeyView) -> Markup {
                         @for e in &v.events {
                             tr {
                                 td { (time(e.at)) }
-                                td { (status(&e.from_status)) " → " (status(&e.to_status)) }
+                                td { (status(e.from_status)) " → " (status(e.to_status)) }
                                 td.muted { (e.reason.clone().unwrap_or_default()) }
                             }
                         }

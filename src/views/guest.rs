@@ -2,15 +2,15 @@
 
 use maud::{Markup, html};
 
-use super::components::{FlashKind, flash, time};
+use super::components::{FlashKind, flash, free_only_tag, time};
 use super::layout::{PageContext, page};
-use crate::domain::keys::{format_balance, mask};
+use crate::domain::keys::{KeyStatus, format_balance, mask};
 use crate::i18n::Lang;
 
 /// A key as a card.
 pub struct Card {
     pub key: String,
-    pub status: String,
+    pub status: KeyStatus,
     pub balance: Option<f64>,
     pub checked_at: Option<i64>,
 }
@@ -22,15 +22,19 @@ pub struct GuestView {
     pub total: i64,
     pub usable: i64,
     pub total_balance: f64,
+    /// How long the usable balance lasts at the last 7 days' rate.
+    pub lasts: crate::domain::forecast::Forecast,
     /// 1-based.
     pub page: u32,
     pub pages: u32,
 }
 
-/// The balance badge tier (class suffix) and its text.
-pub fn tier(lang: Lang, status: &str, balance: Option<f64>) -> (&'static str, String) {
+/// The balance badge tier (class suffix) and its text. A key without money is still valid: it serves
+/// the free models.
+pub fn tier(lang: Lang, status: KeyStatus, balance: Option<f64>) -> (&'static str, String) {
     match balance {
-        _ if status == "invalid" => ("invalid", lang.t("guest.tier.invalid").to_owned()),
+        _ if status == KeyStatus::Invalid => ("invalid", lang.t("guest.tier.invalid").to_owned()),
+        Some(b) if b <= 0.0 && status == KeyStatus::Depleted => ("depleted", lang.t("keys.status.depleted").to_owned()),
         Some(b) if b <= 0.0 => ("invalid", lang.t("guest.tier.invalid").to_owned()),
         None => ("unchecked", lang.t("guest.tier.unchecked").to_owned()),
         Some(b) if b <= 7.0 => ("low", format_balance(b)),
@@ -51,6 +55,10 @@ pub fn guest_page(ctx: &PageContext, v: &GuestView) -> Markup {
                 div.counter { span.value #count-total { (v.total) } span.label { (lang.t("guest.counters.total")) } }
                 div.counter { span.value #count-usable { (v.usable) } span.label { (lang.t("guest.counters.usable")) } }
                 div.counter { span.value #count-balance { "¥" (format!("{:.2}", v.total_balance)) } span.label { (lang.t("guest.counters.balance")) } }
+                div.counter title=(lang.t("forecast.help")) {
+                    span.value #count-lasts { (super::components::forecast_text(lang, &v.lasts)) }
+                    span.label { (lang.t("forecast.label")) }
+                }
             }
             @if v.full_keys {
                 form.card.guest-export method="get" action="/guest/export" {
@@ -81,14 +89,15 @@ pub fn cards(lang: Lang, v: &GuestView) -> Markup {
             } @else {
                 div.cards {
                     @for c in &v.cards {
-                        @let (tier_class, tier_text) = tier(lang, &c.status, c.balance);
+                        @let (tier_class, tier_text) = tier(lang, c.status, c.balance);
+                        @let badges = Badges { tier_class, tier_text: &tier_text, free_only: c.status == KeyStatus::Depleted };
                         @if v.full_keys {
                             button.key-card type="button" title=(lang.t("guest.copy_hint")) data-copy-text=(c.key)
                                 data-copied-toast=(lang.t("guest.copied")) {
-                                (card_body(lang, &c.key, tier_class, &tier_text, c.checked_at))
+                                (card_body(lang, &c.key, &badges, c.checked_at))
                             }
                         } @else {
-                            div.key-card { (card_body(lang, &mask(&c.key), tier_class, &tier_text, c.checked_at)) }
+                            div.key-card { (card_body(lang, &mask(&c.key), &badges, c.checked_at)) }
                         }
                     }
                 }
@@ -102,10 +111,21 @@ pub fn cards(lang: Lang, v: &GuestView) -> Markup {
     }
 }
 
-fn card_body(lang: Lang, shown: &str, tier_class: &str, tier_text: &str, checked_at: Option<i64>) -> Markup {
+/// What a card says about its key's balance and state.
+struct Badges<'a> {
+    tier_class: &'a str,
+    tier_text: &'a str,
+    /// Valid without money: the free models only.
+    free_only: bool,
+}
+
+fn card_body(lang: Lang, shown: &str, b: &Badges<'_>, checked_at: Option<i64>) -> Markup {
     html! {
         code.card-key { (shown) }
-        span class={ "tier tier-" (tier_class) } { (tier_text) }
+        span.card-badges {
+            span class={ "tier tier-" (b.tier_class) } { (b.tier_text) }
+            @if b.free_only { (free_only_tag(lang)) }
+        }
         span.card-time {
             @match checked_at {
                 Some(t) => { (lang.t("guest.checked")) " " (time(t)) },

@@ -3,7 +3,7 @@
 
 use maud::{Markup, html};
 
-use super::components::{FlashKind, flash, time};
+use super::components::{FlashKind, flash, free_only_tag, time};
 use super::layout::{PageContext, page};
 use crate::domain::keys::{
     ImportOutcome, KeyListQuery, KeyRow, KeyStatus, PAGE_SIZES, SortField, format_balance, mask,
@@ -25,11 +25,8 @@ pub struct KeyTable {
 /// Rejected lines listed at most; the rest are counted.
 const REJECTED_SHOWN: usize = 200;
 
-fn status_label(lang: Lang, status: &str) -> String {
-    match KeyStatus::parse(status) {
-        Some(s) => lang.t(&format!("keys.status.{}", s.as_str())).to_owned(),
-        None => status.to_owned(),
-    }
+fn status_label(lang: Lang, status: KeyStatus) -> String {
+    lang.t(&format!("keys.status.{}", status.as_str())).to_owned()
 }
 
 pub fn keys_page(ctx: &PageContext, table: &KeyTable, check: Option<&crate::domain::checks::Progress>) -> Markup {
@@ -83,7 +80,7 @@ fn status_select(lang: Lang, q: &KeyListQuery, oob: bool) -> Markup {
         select #filter-status name="status" hx-swap-oob=[oob.then_some("true")] {
             option value="" selected[q.filter.status.is_none()] { (lang.t("keys.filter.any")) }
             @for s in KeyStatus::ALL {
-                option value=(s.as_str()) selected[q.filter.status == Some(s)] { (status_label(lang, s.as_str())) }
+                option value=(s.as_str()) selected[q.filter.status == Some(s)] { (status_label(lang, s)) }
             }
         }
     }
@@ -263,7 +260,7 @@ pub fn keys_table(lang: Lang, t: &KeyTable) -> Markup {
                     @if *count > 0 {
                         @let href = format!("/admin/keys?{}", KeyListQuery { filter: crate::domain::keys::KeyFilter { status: Some(*status), search: None }, ..q.with_page(1) }.to_query_string());
                         a class={ "badge status-" (status.as_str()) } href=(href) hx-get=(href) hx-target="#keys-table" hx-swap="outerHTML" hx-push-url="true" {
-                            (status_label(lang, status.as_str())) " " (count)
+                            (status_label(lang, *status)) " " (count)
                         }
                     }
                 }
@@ -336,7 +333,7 @@ pub fn keys_table(lang: Lang, t: &KeyTable) -> Markup {
 fn key_row(lang: Lang, number: i64, r: &KeyRow) -> Markup {
     let select_action = if r.selected { "unselect" } else { "select" };
     let reason = r.last_error.as_deref().or(r.status_reason.as_deref());
-    let disabled = r.status == KeyStatus::Disabled.as_str();
+    let disabled = r.status == KeyStatus::Disabled;
     html! {
         tr.selected[r.selected] {
             td.num { a href={ "/admin/keys/" (r.id) } title=(lang.t("keys.details")) { (number) } }
@@ -356,7 +353,10 @@ fn key_row(lang: Lang, number: i64, r: &KeyRow) -> Markup {
                 None => span.muted title=(lang.t("keys.never_checked")) { (lang.t("keys.added_prefix")) " " (time(r.added_at)) },
             } }
             td { (time(r.added_at)) }
-            td { span class={ "badge status-" (r.status) } title=[reason] { (status_label(lang, &r.status)) } }
+            td {
+                span class={ "badge status-" (r.status.as_str()) } title=[reason] { (status_label(lang, r.status)) }
+                @if r.status == KeyStatus::Depleted { " " (free_only_tag(lang)) }
+            }
             td.actions {
                 button type="button" hx-post="/admin/checks" hx-vals=(format!(r#"{{"scope":"key","id":{}}}"#, r.id))
                     hx-include="#check-params" hx-target="#check-panel" hx-swap="outerHTML" { (lang.t("keys.row.check")) }

@@ -14,6 +14,7 @@ const HTMX_CONFIG: &str = r#"{"responseHandling":[{"code":"204","swap":false},{"
 pub enum Nav {
     Dashboard,
     Keys,
+    Logs,
     Settings,
     Guest,
     Docs,
@@ -30,9 +31,10 @@ pub struct PageContext<'a> {
     pub path: &'a str,
 }
 
-const NAV_ITEMS: [(Nav, &str, &str); 5] = [
+const NAV_ITEMS: [(Nav, &str, &str); 6] = [
     (Nav::Dashboard, "/admin", "nav.dashboard"),
     (Nav::Keys, "/admin/keys", "nav.keys"),
+    (Nav::Logs, "/admin/logs", "nav.logs"),
     (Nav::Settings, "/admin/settings", "nav.settings"),
     (Nav::Guest, "/", "nav.guest"),
     (Nav::Docs, "/docs", "nav.docs"),

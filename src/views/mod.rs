@@ -10,6 +10,8 @@ pub mod guest;
 pub mod keys;
 pub mod layout;
 pub mod login;
+pub mod logs;
+pub mod prices;
 pub mod settings;
 
 #[cfg(test)]

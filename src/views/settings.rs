@@ -37,6 +37,10 @@ pub struct SystemValues {
     /// The numeric gateway settings by their names in [`PROXY_RANGES`].
     pub proxy_numbers: Vec<(&'static str, String)>,
     pub cors_origins: String,
+    /// One model per line.
+    pub free_models: String,
+    /// Like `UTC+8`.
+    pub upstream_utc_offset: String,
     pub metrics_public: bool,
     /// Whether a metrics token is stored; the token itself is never shown.
     pub metrics_token_set: bool,
@@ -65,6 +69,37 @@ pub struct AccessKeyItem {
     /// Requests through `/v1` with this key, and those that failed.
     pub request_count: i64,
     pub failure_count: i64,
+    /// Requests, tokens and estimated cost today (the upstream's day), in 7 days and in 30 days.
+    pub usage: [UsageFigures; 3],
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct UsageFigures {
+    pub requests: i64,
+    pub tokens: i64,
+    pub cost: f64,
+}
+
+/// Requests · tokens · cost, compact.
+fn usage_cell(lang: Lang, u: &UsageFigures) -> Markup {
+    html! {
+        span.usage {
+            span { (lang.tf("access_keys.usage.requests", &[("n", &u.requests.to_string())])) }
+            span.sep { " · " }
+            span { (lang.tf("access_keys.usage.tokens", &[("n", &compact(u.tokens))])) }
+            span.sep { " · " }
+            span { "¥" (format!("{:.4}", u.cost)) }
+        }
+    }
+}
+
+/// 1234 → 1.2k, 3456789 → 3.5M.
+fn compact(n: i64) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1}k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
 }
 
 pub struct AccessKeysView {
@@ -83,6 +118,7 @@ pub fn settings_page(ctx: &PageContext, account: &AccountView, system: &SystemVi
         lang.t("settings.title"),
         html! {
             h1 { (lang.t("settings.title")) }
+            p.page-links { a href="/admin/settings/prices" { (lang.t("prices.link")) } }
             div.settings-grid {
                 (system_section(lang, system))
                 (account_section(lang, account))
@@ -120,6 +156,11 @@ pub fn account_section(lang: Lang, v: &AccountView) -> Markup {
                 (field_error(lang, &v.errors, "current_password"))
                 p.help { (lang.t("settings.account.help")) }
                 button.primary type="submit" { (lang.t("settings.account.save")) }
+            }
+            form.sign-out-everywhere method="post" action="/logout" {
+                input type="hidden" name="everywhere" value="1";
+                p.help { (lang.t("settings.account.sign_out_everywhere_help")) }
+                button type="submit" { (lang.t("settings.account.sign_out_everywhere")) }
             }
         }
     }
@@ -237,6 +278,16 @@ fn gateway_fieldset(lang: Lang, v: &SystemView) -> Markup {
                 (field_error(lang, &v.errors, name))
                 p.help { (lang.tf(&format!("settings.gateway.{name}_help"), &[("min", &min.to_string()), ("max", &max.to_string())])) }
             }
+            label for="free-models" { (lang.t("settings.gateway.free_models")) }
+            textarea #free-models name="free_models" rows="6" spellcheck="false" autocomplete="off"
+                aria-invalid=[invalid(&v.errors, "free_models")] { (vals.free_models) }
+            (field_error(lang, &v.errors, "free_models"))
+            p.help { (lang.t("settings.gateway.free_models_help")) }
+            label for="upstream-utc-offset" { (lang.t("settings.gateway.upstream_utc_offset")) }
+            input #upstream-utc-offset name="upstream_utc_offset" type="text" value=(vals.upstream_utc_offset)
+                placeholder=(lang.t("settings.gateway.upstream_utc_offset_hint")) aria-invalid=[invalid(&v.errors, "upstream_utc_offset")];
+            (field_error(lang, &v.errors, "upstream_utc_offset"))
+            p.help { (lang.t("settings.gateway.upstream_utc_offset_help")) }
             label for="cors-origins" { (lang.t("settings.gateway.cors_origins")) }
             input #cors-origins name="cors_origins" type="text" value=(vals.cors_origins)
                 placeholder=(lang.t("settings.gateway.cors_origins_hint")) aria-invalid=[invalid(&v.errors, "cors_origins")];
@@ -284,6 +335,9 @@ pub fn access_keys_section(lang: Lang, v: &AccessKeysView) -> Markup {
                             th { (lang.t("access_keys.last_used")) }
                             th.count { (lang.t("access_keys.requests")) }
                             th.count { (lang.t("access_keys.failures")) }
+                            th { (lang.t("access_keys.usage.today")) }
+                            th { (lang.t("access_keys.usage.week")) }
+                            th { (lang.t("access_keys.usage.month")) }
                             th { span.sr-only { (lang.t("access_keys.actions")) } }
                         } }
                         tbody {
@@ -295,7 +349,9 @@ pub fn access_keys_section(lang: Lang, v: &AccessKeysView) -> Markup {
                                     td { @match k.last_used_at { Some(t) => (time(t)), None => span.muted { (lang.t("access_keys.never")) } } }
                                     td.count { (k.request_count) }
                                     td.count { (k.failure_count) }
-                                    td {
+                                    @for u in &k.usage { td.usage-cell { (usage_cell(lang, u)) } }
+                                    td.actions {
+                                        a href={ "/admin/logs?access_key=" (k.id) } { (lang.t("access_keys.usage.log")) }
                                         form method="post" action={ "/admin/access-keys/" (k.id) "/revoke" }
                                             hx-post={ "/admin/access-keys/" (k.id) "/revoke" } hx-target="#access-keys" hx-swap="outerHTML"
                                             hx-confirm=(lang.tf("access_keys.revoke_confirm", &[("name", &k.name)])) {

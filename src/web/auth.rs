@@ -67,33 +67,33 @@ pub async fn post_login(
     let next = super::safe_next(form.next.as_deref(), "/admin");
     let addr = super::client_addr(&req, &state);
     let now = state.now_ms();
-    if let Err(retry_after_secs) = state.login_throttle.check(&addr, now) {
+    // Counted before verifying: concurrent guesses past the limit are refused without running argon2.
+    if let Err(retry_after_secs) = state.login_throttle.reserve(&addr, now) {
         return Err(AppError::TooManyRequests { retry_after_secs });
     }
     let username = form.username.trim().to_owned();
-    let password = form.password;
     let lookup = username.clone();
-    let admin = db::run(&state.db, move |conn| {
-        let admin = db::admins::find_by_username(conn, &lookup)?;
-        Ok(match admin {
-            Some(a) if password::verify(&password, &a.password_hash) => Some(a),
-            Some(_) => None,
-            None => {
-                password::verify_dummy(&password);
-                None
-            }
-        })
+    // The connection goes back to the pool before the (slow) verification.
+    let found = db::run(&state.db, move |conn| Ok(db::admins::find_by_username(conn, &lookup)?)).await?;
+    let password = form.password;
+    let admin = web::block(move || match found {
+        Some(a) if password::verify(&password, &a.password_hash) => Some(a),
+        Some(_) => None,
+        None => {
+            password::verify_dummy(&password);
+            None
+        }
     })
-    .await?;
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?;
     match admin {
         Some(admin) => {
             state.login_throttle.succeed(&addr);
-            session::sign_in(&session, &admin, now)?;
+            session::sign_in(&state, &session, &admin, now).await?;
             tracing::info!(admin = %admin.username, %addr, "admin signed in");
             Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, next)).finish())
         }
         None => {
-            state.login_throttle.fail(&addr, now);
             tracing::warn!(%addr, "failed admin sign-in");
             let view = LoginView {
                 username: &username,
@@ -106,9 +106,26 @@ pub async fn post_login(
     }
 }
 
-pub async fn post_logout(session: Session) -> HttpResponse {
-    session.purge();
-    HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish()
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    /// Set by the settings page's "sign out everywhere" button.
+    #[serde(default)]
+    everywhere: Option<String>,
+}
+
+/// Ends this session, or with `everywhere` set every session of this admin (other devices too).
+pub async fn post_logout(
+    state: web::Data<AppState>,
+    session: Session,
+    form: Option<web::Form<LogoutForm>>,
+) -> Result<HttpResponse, AppError> {
+    let everywhere = form.is_some_and(|f| f.everywhere.as_deref().is_some_and(|v| !v.is_empty()));
+    if everywhere {
+        session::sign_out_everywhere(&state, &session).await?;
+    } else {
+        session::sign_out(&state, &session).await?;
+    }
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish())
 }
 
 pub fn html(status: StatusCode, markup: maud::Markup) -> HttpResponse {

@@ -30,7 +30,8 @@ pub async fn start(
     label: &str,
 ) -> Result<Option<(FlashKind, String)>, AppError> {
     let ctx = crate::checker::context(state).await?;
-    let keys = db::run(&state.db, move |conn| Ok(db::keys::ids_for_check(conn, &scope)?)).await?;
+    let codec = state.codec.clone();
+    let keys = db::run(&state.db, move |conn| Ok(db::keys::ids_for_check(conn, &codec, &scope)?)).await?;
     Ok(match state.checker.start(ctx, keys, params, label) {
         Ok(_) => None,
         Err(StartError::AlreadyRunning) => Some((FlashKind::Error, lang.t("checks.already_running").to_owned())),
@@ -100,7 +101,8 @@ pub async fn post_checks(
     let settings = state.settings().await?;
     if settings.client_request_mode && form.force_server.is_none() {
         // Client request mode: the browser makes the calls; it gets the keys and reports raw answers.
-        let keys = db::run(&state.db, move |conn| Ok(db::keys::ids_for_check(conn, &scope)?)).await?;
+        let codec = state.codec.clone();
+        let keys = db::run(&state.db, move |conn| Ok(db::keys::ids_for_check(conn, &codec, &scope)?)).await?;
         if keys.is_empty() {
             return Ok(panel_response(&state, lang, Some((FlashKind::Error, lang.t("checks.nothing").to_owned()))));
         }
@@ -157,10 +159,11 @@ pub async fn post_client_results(
     }
     let now = state.now_ms();
     let ids: Vec<i64> = outcomes.iter().map(|(id, _)| *id).collect();
+    let codec = state.codec.clone();
     db::run(&state.db, move |conn| {
         // Only keys that exist: an id from a stale page is ignored, not an error.
         let known: std::collections::HashSet<i64> =
-            db::keys::ids_for_check(conn, &CheckScope::Ids(ids))?.into_iter().map(|(id, _)| id).collect();
+            db::keys::ids_for_check(conn, &codec, &CheckScope::Ids(ids))?.into_iter().map(|(id, _)| id).collect();
         let outcomes: Vec<_> = outcomes.into_iter().filter(|(id, _)| known.contains(id)).collect();
         Ok(db::checks::record(conn, &outcomes, min_balance, now)?)
     })

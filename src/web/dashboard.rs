@@ -10,13 +10,17 @@ use super::lang::RequestLang;
 use super::session::CurrentAdmin;
 use crate::charts;
 use crate::db;
+use crate::domain::forecast::{self, Forecast};
 use crate::domain::keys::mask;
 use crate::domain::stats::{auto_buckets, default_buckets, outlier_cap};
+use crate::domain::usage::RollupSums;
 use crate::error::AppError;
 use crate::i18n::Lang;
+use crate::pool::ModelBlock;
 use crate::state::AppState;
 use crate::views::dashboard::{
-    Dashboard, Figures, IncidentBanner, KeyView, Panel, RecentKey, dashboard, dashboard_page, key_page, panel,
+    BlockView, Dashboard, Figures, IncidentBanner, KeyView, ModelServing, Panel, RecentKey, dashboard, dashboard_page,
+    key_page, panel,
 };
 use crate::views::layout::{Nav, PageContext};
 
@@ -32,6 +36,138 @@ pub struct ChartQuery {
     outliers: Option<String>,
     /// `10`, `20`, `50` or `all`.
     top: Option<String>,
+    /// The traffic panels' window: `24h`, `7d` or `30d`.
+    window: Option<String>,
+}
+
+/// A traffic panel's window: 24 h of per-minute roll-ups in 15-minute steps, 7 days of hourly ones,
+/// or 30 days of hourly ones in 6-hour steps.
+struct Window {
+    name: &'static str,
+    since: i64,
+    period: i64,
+    step: i64,
+}
+
+impl Window {
+    fn of(q: &ChartQuery, now: i64) -> Self {
+        use crate::domain::usage::{HOUR, MINUTE};
+        let (name, days, period, step) = match q.window.as_deref() {
+            Some("7d") => ("7d", 7, HOUR, HOUR),
+            Some("30d") => ("30d", 30, HOUR, 6 * HOUR),
+            _ => ("24h", 1, MINUTE, 15 * MINUTE),
+        };
+        // Whole steps: the first one is not cut short.
+        let since = now - days * DAY_MS;
+        Self { name, since: since - since.rem_euclid(step), period, step }
+    }
+
+    fn choices(&self) -> Vec<(String, String, bool)> {
+        ["24h", "7d", "30d"]
+            .into_iter()
+            .map(|w| choice(&format!("dashboard.window.{w}"), format!("window={w}"), w == self.name))
+            .collect()
+    }
+}
+
+/// The roll-ups of a window summed per step: (step start, outcome totals merged).
+async fn steps(state: &AppState, w: &Window) -> Result<Vec<(i64, RollupSums, i64)>, AppError> {
+    let (period, since, step) = (w.period, w.since, w.step);
+    let rows = db::run(&state.db, move |conn| Ok(db::traffic::series(conn, period, since, step)?)).await?;
+    let mut out: Vec<(i64, RollupSums, i64)> = Vec::new();
+    for (at, outcome, sums) in rows {
+        if out.last().is_none_or(|(t, _, _)| *t != at) {
+            out.push((at, RollupSums::default(), 0));
+        }
+        if let Some((_, total, failures)) = out.last_mut() {
+            total.add(&sums);
+            if outcome.is_failure() {
+                *failures += sums.requests;
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn traffic(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppError> {
+    let w = Window::of(q, state.now_ms());
+    let steps = steps(state, &w).await?;
+    let points: Vec<(i64, i64, f64)> = steps
+        .iter()
+        .map(|(t, s, failed)| {
+            (*t, s.requests, if s.requests > 0 { 100.0 * *failed as f64 / s.requests as f64 } else { 0.0 })
+        })
+        .collect();
+    let chart = charts::traffic(&points, lang.t("dashboard.traffic.requests"), lang.t("dashboard.traffic.error_rate"));
+    let note = points.is_empty().then(|| lang.t("dashboard.traffic.empty").to_owned());
+    Ok(Panel { name: "traffic", chart, links: None, choices: w.choices(), note })
+}
+
+async fn latency(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppError> {
+    let w = Window::of(q, state.now_ms());
+    let points: Vec<(i64, i64, i64)> = steps(state, &w)
+        .await?
+        .iter()
+        .filter_map(|(t, s, _)| Some((*t, s.latency_quantile(0.5)?, s.latency_quantile(0.99)?)))
+        .collect();
+    let chart = charts::latency(&points, "p50", "p99");
+    let note = if points.is_empty() {
+        Some(lang.t("dashboard.traffic.empty").to_owned())
+    } else {
+        Some(lang.t("dashboard.latency.note").to_owned())
+    };
+    Ok(Panel { name: "latency", chart, links: None, choices: w.choices(), note })
+}
+
+async fn tokens(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppError> {
+    let w = Window::of(q, state.now_ms());
+    let since = w.since;
+    let rows =
+        db::run(&state.db, move |conn| Ok(db::traffic::totals_by(conn, db::traffic::By::Model, since, 10)?)).await?;
+    let labels: Vec<String> = rows.iter().map(|r| charts::short_model(&r.name)).collect();
+    let input: Vec<i64> = rows.iter().map(|r| r.prompt_tokens).collect();
+    let output: Vec<i64> = rows.iter().map(|r| r.completion_tokens).collect();
+    let names = (lang.t("dashboard.tokens.input"), lang.t("dashboard.tokens.output"));
+    let note = rows.is_empty().then(|| lang.t("dashboard.traffic.empty").to_owned());
+    Ok(Panel {
+        name: "tokens",
+        chart: charts::tokens_by_model(&labels, &input, &output, names),
+        links: None,
+        choices: w.choices(),
+        note,
+    })
+}
+
+async fn spend(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppError> {
+    let w = Window::of(q, state.now_ms());
+    let since = w.since;
+    let rows = db::run(&state.db, move |conn| Ok(db::traffic::totals_by(conn, db::traffic::By::AccessKey, since, 10)?))
+        .await?;
+    let labels: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
+    let cost: Vec<f64> = rows.iter().map(|r| (r.cost * 10_000.0).round() / 10_000.0).collect();
+    let note = if rows.is_empty() {
+        Some(lang.t("dashboard.traffic.empty").to_owned())
+    } else {
+        Some(lang.t("dashboard.spend.note").to_owned())
+    };
+    Ok(Panel {
+        name: "spend",
+        chart: charts::bars(&labels, &cost, lang.t("dashboard.spend.cost")),
+        links: None,
+        choices: w.choices(),
+        note,
+    })
+}
+
+/// How long the usable `balance` lasts at the last 7 days' rate (measured cost and balance decline).
+pub async fn forecast(state: &AppState, balance: f64) -> Result<Forecast, AppError> {
+    let now = state.now_ms();
+    let since = now - 7 * DAY_MS;
+    let (hourly, snapshots) =
+        db::run(&state.db, move |conn| Ok((db::traffic::hourly_cost(conn, since)?, db::stats::trend(conn, since)?)))
+            .await?;
+    let (cost, decline) = (forecast::cost_rate(&hourly, now), forecast::decline_rate(&snapshots));
+    Ok(forecast::forecast(balance, cost, decline))
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -115,7 +251,8 @@ async fn top(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppE
         Some("all") => ("all", 1000),
         _ => ("10", 10),
     };
-    let keys = db::run(&state.db, move |conn| Ok(db::stats::top_keys(conn, limit)?)).await?;
+    let codec = state.codec.clone();
+    let keys = db::run(&state.db, move |conn| Ok(db::stats::top_keys(conn, &codec, limit)?)).await?;
     let labels: Vec<String> = keys.iter().map(|k| mask(&k.key)).collect();
     let balances: Vec<f64> = keys.iter().map(|k| k.total_balance.unwrap_or(0.0)).collect();
     // The chart lists the highest on top, so its data (and links) run from the lowest.
@@ -129,12 +266,13 @@ async fn top(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppE
 }
 
 async fn load(state: &AppState, q: &ChartQuery) -> Result<Dashboard, AppError> {
-    let figures = db::run(&state.db, |conn| {
+    let codec = state.codec.clone();
+    let figures = db::run(&state.db, move |conn| {
         let per_status = db::keys::count_by_status(conn)?;
         let total = per_status.iter().map(|(_, n)| n).sum();
         let active = db::stats::active_balances(conn)?;
         let median = db::stats::active_median(conn, active.count)?;
-        let recent = db::stats::recent_keys(conn, 5)?;
+        let recent = db::stats::recent_keys(conn, &codec, 5)?;
         Ok((per_status, total, active, median, recent))
     })
     .await?;
@@ -146,8 +284,23 @@ async fn load(state: &AppState, q: &ChartQuery) -> Result<Dashboard, AppError> {
         clears_in_s: (i.until - now + 999) / 1000,
         cause: i.cause,
         keys: i.keys,
+        model: i.model,
     });
+    let runtime = state.pool.runtime();
+    let models = state
+        .pool
+        .serving(now - DAY_MS, now)
+        .into_iter()
+        .map(|(model, paid, free)| ModelServing {
+            free_model: runtime.proxy().is_free_model(&model),
+            model,
+            paid,
+            free,
+        })
+        .collect();
+    let lasts = forecast(state, active.total.unwrap_or(0.0)).await?;
     Ok(Dashboard {
+        lasts,
         figures: Figures {
             per_status,
             total,
@@ -169,6 +322,7 @@ async fn load(state: &AppState, q: &ChartQuery) -> Result<Dashboard, AppError> {
             .collect(),
         refresh: q.refresh.filter(|s| [30, 60, 300].contains(s)).unwrap_or(0),
         incident,
+        models,
     })
 }
 
@@ -201,6 +355,10 @@ pub async fn get_chart(
         "status" => status(&state, lang).await?,
         "trend" => trend(&state, lang, &q).await?,
         "top" => top(&state, lang, &q).await?,
+        "traffic" => traffic(&state, lang, &q).await?,
+        "latency" => latency(&state, lang, &q).await?,
+        "tokens" => tokens(&state, lang, &q).await?,
+        "spend" => spend(&state, lang, &q).await?,
         _ => return Err(AppError::NotFound),
     };
     Ok(html(StatusCode::OK, panel(lang, &p)))
@@ -215,14 +373,57 @@ pub async fn get_key(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
+    let now = state.now_ms();
+    let codec = state.codec.clone();
     let found = db::run(&state.db, move |conn| {
-        let Some(detail) = db::stats::key_detail(conn, id)? else { return Ok(None) };
-        Ok(Some((detail, db::stats::key_history(conn, id)?, db::stats::key_events(conn, id)?)))
+        let Some(detail) = db::stats::key_detail(conn, &codec, id)? else { return Ok(None) };
+        let stored: Vec<ModelBlock> = db::usage::blocks_of(conn, id, now)?.iter().map(|b| b.to_block()).collect();
+        Ok(Some((detail, db::stats::key_history(conn, id)?, db::stats::key_events(conn, id)?, stored)))
     })
     .await?;
-    let Some((detail, history, events)) = found else { return Err(AppError::NotFound) };
-    let view = KeyView { detail, history: charts::key_history(&history), events };
+    let Some((detail, history, events, stored)) = found else { return Err(AppError::NotFound) };
+    let live = state.pool.slot(id).map(|s| s.blocks(now)).unwrap_or_default();
+    let view = KeyView { detail, history: charts::key_history(&history), events, blocks: merge_blocks(stored, live) };
     let path = super::path_and_query(&req);
     let ctx = PageContext { lang, nav: Nav::Keys, admin: Some(&admin.username), path: &path };
     Ok(html(StatusCode::OK, key_page(&ctx, &view)))
+}
+
+/// The blocks of a key in force: the database's (known to every instance) and this server's; for the
+/// same model this server's, the newer knowledge, wins. By model, then end.
+fn merge_blocks(stored: Vec<ModelBlock>, live: Vec<ModelBlock>) -> Vec<BlockView> {
+    let mut all: Vec<ModelBlock> = stored.into_iter().filter(|s| !live.iter().any(|l| l.model == s.model)).collect();
+    all.extend(live);
+    let mut views: Vec<BlockView> = all
+        .into_iter()
+        .map(|b| BlockView { model: b.model.into(), kind: b.kind, until: b.until, reason: b.reason })
+        .collect();
+    views.sort_by(|a, b| a.model.cmp(&b.model).then(a.until.cmp(&b.until)));
+    views
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::key_state::BlockKind;
+
+    fn block(model: &str, kind: BlockKind, until: i64) -> ModelBlock {
+        ModelBlock { model: model.into(), kind, until, at: 0, hinted: false, reason: kind.as_str().to_owned() }
+    }
+
+    #[test]
+    fn this_servers_block_of_a_model_wins_over_the_stored_one() {
+        let stored = vec![block("b", BlockKind::DailyLimit, 50), block("a", BlockKind::Refused, 90)];
+        let live = vec![block("a", BlockKind::RateLimit, 10), block("", BlockKind::RateLimit, 20)];
+        let merged: Vec<(String, BlockKind)> =
+            merge_blocks(stored, live).into_iter().map(|b| (b.model, b.kind)).collect();
+        assert_eq!(
+            merged,
+            [
+                ("".to_owned(), BlockKind::RateLimit),
+                ("a".into(), BlockKind::RateLimit),
+                ("b".into(), BlockKind::DailyLimit)
+            ]
+        );
+    }
 }

@@ -82,21 +82,25 @@ async fn load_view(
     let size = settings.guest_page_size as i64;
     let requested: i64 = page.and_then(|p| p.trim().parse().ok()).filter(|p| *p >= 1).unwrap_or(1);
     let full_keys = settings.guest_full_keys || admin;
-    db::run(&state.db, move |conn| {
+    let codec = state.codec.clone();
+    let mut view = db::run(&state.db, move |conn| {
         let counts = db::keys::count_by_status(conn)?;
         let count = |s: crate::domain::keys::KeyStatus| counts.iter().find(|(k, _)| *k == s).map_or(0, |(_, n)| *n);
         let usable = count(crate::domain::keys::KeyStatus::Active);
         let total: i64 = counts.iter().map(|(_, n)| n).sum::<i64>() - count(crate::domain::keys::KeyStatus::Disabled);
         let pages = ((total.max(0) + size - 1) / size).max(1);
         let page = requested.min(pages);
-        let cards = db::keys::guest_cards(conn, usable, (page - 1) * size, size)?
+        let cards = db::keys::guest_cards(conn, &codec, usable, (page - 1) * size, size)?
             .into_iter()
             .map(|c| Card { key: c.key, status: c.status, balance: c.total_balance, checked_at: c.checked_at })
             .collect();
         let total_balance = db::keys::usable_balance(conn)?;
-        Ok(GuestView { cards, full_keys, total, usable, total_balance, page: page as u32, pages: pages as u32 })
+        let lasts = crate::domain::forecast::Forecast::NotEnoughData;
+        Ok(GuestView { cards, full_keys, total, usable, total_balance, lasts, page: page as u32, pages: pages as u32 })
     })
-    .await
+    .await?;
+    view.lasts = super::dashboard::forecast(state, view.total_balance).await?;
+    Ok(view)
 }
 
 /// `GET /`.
@@ -174,14 +178,14 @@ pub async fn post_guest_login(
     };
     let addr = super::client_addr(&req, &state);
     let now = state.now_ms();
-    if let Err(retry_after_secs) = state.guest_throttle.check(&addr, now) {
+    // Counted before verifying: concurrent guesses past the limit are refused without running argon2.
+    if let Err(retry_after_secs) = state.guest_throttle.reserve(&addr, now) {
         return Err(AppError::TooManyRequests { retry_after_secs });
     }
     let given = form.into_inner().password;
     let ok =
         web::block(move || password::verify(&given, &hash)).await.map_err(|e| AppError::Internal(e.to_string()))?;
     if !ok {
-        state.guest_throttle.fail(&addr, now);
         let ctx = PageContext { lang, nav: Nav::Guest, admin: None, path: "/" };
         return Ok(html(StatusCode::UNAUTHORIZED, password_page(&ctx, Some(lang.t("guest.password.wrong")))));
     }

@@ -23,6 +23,7 @@ async fn load_table(
     query: KeyListQuery,
     flash: Option<(FlashKind, String)>,
 ) -> Result<KeyTable, AppError> {
+    let codec = state.codec.clone();
     db::run(&state.db, move |conn| {
         let mut query = query;
         let per_status = db::keys::count_by_status(conn)?;
@@ -38,13 +39,13 @@ async fn load_table(
             Some(matching) => {
                 // A page past the end (after a delete, or an old link) shows the last page instead.
                 query.page = query.page.min(query.page_count(matching));
-                (db::keys::list_page(conn, admin_id, &query, matching)?, matching)
+                (db::keys::list_page(conn, &codec, admin_id, &query, matching)?, matching)
             }
-            None => match db::keys::search_page(conn, admin_id, &query)? {
+            None => match db::keys::search_page(conn, &codec, admin_id, &query)? {
                 (rows, _) if rows.is_empty() && query.page > 1 => {
-                    let matching = db::keys::count_matching(conn, &query.filter)?;
+                    let matching = db::keys::count_matching(conn, &codec, &query.filter)?;
                     query.page = query.page.min(query.page_count(matching));
-                    (db::keys::list_page(conn, admin_id, &query, matching)?, matching)
+                    (db::keys::list_page(conn, &codec, admin_id, &query, matching)?, matching)
                 }
                 found => found,
             },
@@ -101,11 +102,12 @@ pub async fn post_selection(
     let admin_id = admin.id;
     let filter = query.filter.clone();
     let action = form.action;
+    let codec = state.codec.clone();
     db::run(&state.db, move |conn| {
         match action.as_str() {
             "select" | "select_page" => db::keys::set_selected(conn, admin_id, &ids, true)?,
             "unselect" | "unselect_page" => db::keys::set_selected(conn, admin_id, &ids, false)?,
-            "select_all" => db::keys::select_matching(conn, admin_id, &filter)?,
+            "select_all" => db::keys::select_matching(conn, &codec, admin_id, &filter)?,
             "clear" => db::keys::clear_selection(conn, admin_id)?,
             other => return Err(AppError::BadRequest(format!("unknown selection action `{other}`"))),
         };
@@ -207,7 +209,9 @@ pub struct ImportForm {
 /// Parses (on a blocking thread: 20 MB of text takes a moment) and stores an import in one transaction.
 async fn import_text(state: &AppState, text: String, source: Option<String>) -> Result<ImportOutcome, AppError> {
     let now = state.now_ms();
-    db::run(&state.db, move |conn| Ok(db::keys::import(conn, parse_import(&text), source.as_deref(), now)?)).await
+    let codec = state.codec.clone();
+    db::run(&state.db, move |conn| Ok(db::keys::import(conn, &codec, parse_import(&text), source.as_deref(), now)?))
+        .await
 }
 
 /// `POST /admin/keys/import`: form field `keys` (the page's file picker loads a `.txt` into it), or a
@@ -223,7 +227,7 @@ pub async fn post_import(
     let limit = MAX_IMPORT_BYTES * 3 + 64 * 1024;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = futures_util::StreamExt::next(&mut payload).await {
-        let chunk = chunk.map_err(|e| AppError::BadRequest(e.to_string()))?;
+        let chunk = chunk.map_err(|e| AppError::from_payload(&e))?;
         if body.len() + chunk.len() > limit {
             return Ok(html(StatusCode::PAYLOAD_TOO_LARGE, import_too_large(lang)));
         }
@@ -291,9 +295,10 @@ pub fn export_response(state: &AppState, request: ExportRequest, admin_id: i64) 
     let file_name = request.file_name(state.now_ms());
     let (tx, rx) = tokio::sync::mpsc::channel::<web::Bytes>(8);
     let pool = state.db.clone();
+    let codec = state.codec.clone();
     tokio::task::spawn_blocking(move || {
         let Ok(mut conn) = pool.get() else { return };
-        let result = db::keys::export_each(&mut conn, &request, admin_id, |piece| {
+        let result = db::keys::export_each(&mut conn, &codec, &request, admin_id, |piece| {
             tx.blocking_send(web::Bytes::from(piece)).is_ok()
         });
         if let Err(e) = result {

@@ -8,7 +8,10 @@ pub mod errors;
 pub mod guest;
 pub mod keys;
 pub mod lang;
+pub mod limits;
+pub mod logs;
 pub mod pages;
+pub mod prices;
 pub mod routes;
 pub mod session;
 pub mod settings;
@@ -38,14 +41,38 @@ pub fn path_and_query(req: &HttpRequest) -> String {
     req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".to_owned())
 }
 
-/// A local path to go to next, or `fallback` for anything that could leave the site.
+/// A local path to go to next, or `fallback` for anything that could leave the site or is not a
+/// plain path: it must start with a single `/` (not `//` or `/\`), be printable ASCII without
+/// spaces or backslashes, and keep to that once percent-decoded (no control characters, whitespace,
+/// backslash, nor a leading `//`, at any decoding depth).
 pub fn safe_next(next: Option<&str>, fallback: &str) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.contains("://") => {
-            n.to_owned()
-        }
+        Some(n) if is_local_path(n) => n.to_owned(),
         _ => fallback.to_owned(),
     }
+}
+
+fn is_local_path(next: &str) -> bool {
+    let mut text = next.as_bytes().to_vec();
+    if !text.iter().all(|b| b.is_ascii_graphic()) {
+        return false;
+    }
+    // Percent-decode until nothing changes (a few rounds at most: each one shortens the text).
+    for _ in 0..4 {
+        let shown = String::from_utf8_lossy(&text);
+        if !shown.starts_with('/')
+            || shown.starts_with("//")
+            || shown.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        {
+            return false;
+        }
+        let decoded = crate::domain::percent_decode(&text);
+        if decoded == text {
+            return true;
+        }
+        text = decoded;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -59,5 +86,33 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example"), "/admin"), "/admin");
         assert_eq!(safe_next(Some("/\\evil.example"), "/admin"), "/admin");
         assert_eq!(safe_next(None, "/admin"), "/admin");
+    }
+
+    #[test]
+    fn next_refuses_encoded_and_control_characters() {
+        for bad in [
+            "/%09/evil.example",
+            "/\t/evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "/%5Cevil.example",
+            "/%2F/evil",
+            "/%2f/evil",
+            "/%252F/evil",
+            "/a\r\nSet-Cookie: x=1",
+            "/a%0D%0ASet-Cookie:x=1",
+            "/a\nb",
+            "/a b",
+            "/a%20b",
+            "/a\u{7f}",
+            "/a\u{2028}",
+            "",
+            "admin",
+        ] {
+            assert_eq!(safe_next(Some(bad), "/admin"), "/admin", "{bad:?}");
+        }
+        assert_eq!(safe_next(Some("/%09/evil.example"), "/"), "/");
+        assert_eq!(safe_next(Some("/admin/keys?page=2&q=sk-%E4%B8%AD"), "/admin"), "/admin/keys?page=2&q=sk-%E4%B8%AD");
+        assert_eq!(safe_next(Some("/"), "/admin"), "/");
     }
 }

@@ -6,13 +6,19 @@ use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// 200 when the database answers, 503 otherwise.
+/// 200 when the database answers, is at this build's newest migration and takes a committed write;
+/// 503 with the reason in one line otherwise (see [`db::check_health`]).
 pub async fn get_healthz(state: web::Data<AppState>) -> HttpResponse {
-    if db::ping(&state.db).await {
-        HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "database": "ok" }))
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({ "status": "unavailable", "database": "unreachable" }))
+    match db::health(&state.db, state.instance_id.clone(), state.now_ms()).await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "database": "ok" })),
+        Err(e) => {
+            tracing::debug!(reason = e.reason(), "/healthz: the database is {}", e.kind());
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({
+                "status": "unavailable",
+                "database": e.kind(),
+                "reason": e.reason(),
+            }))
+        }
     }
 }
 

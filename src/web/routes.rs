@@ -3,9 +3,10 @@
 
 use actix_web::http::Method;
 use actix_web::middleware::{Compress, from_fn};
-use actix_web::{Route, web};
+use actix_web::{Route, guard, web};
 
-use super::{assets, auth, checks, dashboard, guest, keys, lang, pages, session, settings};
+use super::{assets, auth, checks, dashboard, guest, keys, lang, logs, pages, prices, session, settings};
+use crate::proxy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -52,7 +53,12 @@ pub fn table() -> Vec<RouteDef> {
         def(Method::POST, "/admin/keys/bulk", Admin, || web::route().to(keys::post_bulk)),
         def(Method::POST, "/admin/keys/{id}/{action}", Admin, || web::route().to(keys::post_key_action)),
         def(Method::GET, "/admin/keys/{id}", Admin, || web::route().to(dashboard::get_key)),
+        def(Method::GET, "/admin/logs", Admin, || web::route().to(logs::get_logs)),
+        def(Method::GET, "/admin/logs/export", Admin, || web::route().to(logs::get_logs_export)),
         def(Method::GET, "/admin/settings", Admin, || web::route().to(settings::get_settings)),
+        def(Method::GET, "/admin/settings/prices", Admin, || web::route().to(prices::get_prices)),
+        def(Method::POST, "/admin/settings/prices", Admin, || web::route().to(prices::post_price)),
+        def(Method::POST, "/admin/settings/prices/remove", Admin, || web::route().to(prices::post_remove)),
         def(Method::POST, "/admin/settings", Admin, || web::route().to(settings::post_settings)),
         def(Method::POST, "/admin/settings/account", Admin, || web::route().to(settings::post_account)),
         def(Method::POST, "/admin/checks", Admin, || web::route().to(checks::post_checks)),
@@ -63,13 +69,19 @@ pub fn table() -> Vec<RouteDef> {
         def(Method::POST, "/admin/access-keys/{id}/revoke", Admin, || {
             web::route().to(settings::post_access_key_revoke)
         }),
+        // The gateway's own answers; everything else under /v1 is forwarded (`proxy_scope`).
+        def(Method::GET, "/v1/models", AccessKey, || web::route().to(proxy::get_models)),
+        def(Method::GET, "/v1/dashboard/billing/subscription", AccessKey, || {
+            web::route().to(proxy::get_billing_subscription)
+        }),
+        def(Method::GET, "/v1/dashboard/billing/usage", AccessKey, || web::route().to(proxy::get_billing_usage)),
     ]
 }
 
-/// Mounts the table and the assets.
+/// Mounts the table and the assets. Every `GET` route answers `HEAD` too.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut paths: Vec<&'static str> = Vec::new();
-    let defs = table();
+    let defs: Vec<RouteDef> = table().into_iter().filter(|d| d.access != Access::AccessKey).collect();
     for d in &defs {
         if !paths.contains(&d.path) {
             paths.push(d.path);
@@ -81,6 +93,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         let mut resource = web::resource(path);
         for d in &here {
             resource = resource.route((d.handler)().method(d.method.clone()));
+            // HEAD is answered like GET (same status and headers; actix drops the body).
+            if d.method == Method::GET {
+                resource = resource.route((d.handler)().method(Method::HEAD));
+            }
         }
         resource = resource.default_service(web::to(pages::method_not_allowed));
         if admin {
@@ -89,11 +105,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             cfg.service(resource);
         }
     }
-    cfg.service(web::scope("/assets").wrap(Compress::default()).route("/{path:.*}", web::get().to(assets::get_asset)));
+    cfg.service(
+        web::scope("/assets")
+            .wrap(Compress::default())
+            .route("/{path:.*}", web::route().guard(guard::Any(guard::Get()).or(guard::Head())).to(assets::get_asset)),
+    );
 }
 
 /// `/v1` and everything under it, for the gateway: matched by prefix (no pattern), and mounted outside
 /// the admin's session, origin and error-page layers, which a proxied request needs none of.
+/// The table's access-key routes are mounted here; any other method on them is forwarded too.
 pub fn proxy_scope() -> actix_web::Scope {
-    web::scope("/v1").default_service(web::to(crate::proxy::forward))
+    let mut scope = web::scope("/v1");
+    for d in table().into_iter().filter(|d| d.access == Access::AccessKey) {
+        let path = d.path.strip_prefix("/v1").unwrap_or(d.path);
+        scope = scope.service(
+            web::resource(path)
+                .route((d.handler)().method(d.method.clone()))
+                .default_service(web::to(crate::proxy::forward)),
+        );
+    }
+    scope.default_service(web::to(crate::proxy::forward))
 }

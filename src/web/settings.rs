@@ -11,7 +11,7 @@ use super::lang::RequestLang;
 use super::session::{self, CurrentAdmin};
 use crate::db;
 use crate::domain::account::AccountChange;
-use crate::domain::settings::{PROXY_RANGES, Settings, SettingsChange};
+use crate::domain::settings::{PROXY_RANGES, Settings, SettingsChange, format_utc_offset};
 use crate::domain::{FieldError, FieldErrors, access_token, password};
 use crate::error::AppError;
 use crate::i18n::Lang;
@@ -19,15 +19,38 @@ use crate::state::AppState;
 use crate::views::components::FlashKind;
 use crate::views::layout::{Nav, PageContext};
 use crate::views::settings::{
-    AccessKeyItem, AccessKeysView, AccountView, SystemValues, SystemView, access_keys_section, account_section,
-    settings_page, system_section,
+    AccessKeyItem, AccessKeysView, AccountView, SystemValues, SystemView, UsageFigures, access_keys_section,
+    account_section, settings_page, system_section,
 };
 
 async fn load_access_keys(state: &AppState) -> Result<Vec<AccessKeyItem>, AppError> {
-    let rows = db::run(&state.db, |conn| Ok(db::access_keys::list(conn)?)).await?;
+    let now = state.now_ms();
+    // "Today" in the upstream's time zone, where the balance's day turns.
+    let offset = i64::from(state.pool.runtime().proxy().upstream_utc_offset_min) * 60_000;
+    let day = 86_400_000;
+    let windows = [now - (now + offset).rem_euclid(day), now - 7 * day, now - 30 * day];
+    let (rows, usage) = db::run(&state.db, move |conn| {
+        let rows = db::access_keys::list(conn)?;
+        let mut usage = Vec::new();
+        for since in windows {
+            usage.push(db::traffic::per_access_key(conn, since)?);
+        }
+        Ok((rows, usage))
+    })
+    .await?;
+    let figures = |id: i64| -> [UsageFigures; 3] {
+        std::array::from_fn(|w| {
+            usage[w].iter().find(|(k, _)| *k == id).map_or_else(UsageFigures::default, |(_, t)| UsageFigures {
+                requests: t.requests,
+                tokens: t.prompt_tokens + t.completion_tokens,
+                cost: t.cost,
+            })
+        })
+    };
     Ok(rows
         .into_iter()
         .map(|k| AccessKeyItem {
+            usage: figures(k.id),
             id: k.id,
             name: k.name,
             hint: k.token_hint,
@@ -57,6 +80,8 @@ fn stored_values(s: &Settings) -> SystemValues {
         selection_strategy: s.proxy.selection_strategy.as_str().to_owned(),
         proxy_numbers: PROXY_RANGES.iter().map(|(name, ..)| (*name, s.proxy.get(name).to_string())).collect(),
         cors_origins: s.proxy.cors_origins.to_setting(),
+        free_models: s.proxy.free_models.join("\n"),
+        upstream_utc_offset: format_utc_offset(s.proxy.upstream_utc_offset_min),
         metrics_public: s.metrics_public,
         metrics_token_set: s.metrics_token_hash.is_some(),
     }
@@ -143,8 +168,14 @@ pub struct SystemForm {
     first_byte_timeout_s: Option<String>,
     idle_timeout_s: Option<String>,
     cooldown_s: Option<String>,
+    incident_min_keys: Option<String>,
+    incident_failure_pct: Option<String>,
     request_log_retention_days: Option<String>,
+    rollup_retention_days: Option<String>,
     cors_origins: Option<String>,
+    /// One model per line (commas and spaces separate too); empty means no free model.
+    free_models: Option<String>,
+    upstream_utc_offset: Option<String>,
     /// A checkbox: present when on.
     metrics_public: Option<String>,
     /// Blank keeps the stored token, `off` removes it.
@@ -154,7 +185,7 @@ pub struct SystemForm {
 
 impl SystemForm {
     /// The numeric gateway fields, by their names in [`PROXY_RANGES`].
-    fn proxy_numbers(&self) -> [(&'static str, &Option<String>); 7] {
+    fn proxy_numbers(&self) -> [(&'static str, &Option<String>); 10] {
         [
             ("max_attempts", &self.max_attempts),
             ("max_body_mb", &self.max_body_mb),
@@ -162,7 +193,10 @@ impl SystemForm {
             ("first_byte_timeout_s", &self.first_byte_timeout_s),
             ("idle_timeout_s", &self.idle_timeout_s),
             ("cooldown_s", &self.cooldown_s),
+            ("incident_min_keys", &self.incident_min_keys),
+            ("incident_failure_pct", &self.incident_failure_pct),
             ("request_log_retention_days", &self.request_log_retention_days),
+            ("rollup_retention_days", &self.rollup_retention_days),
         ]
     }
 }
@@ -184,6 +218,8 @@ pub async fn post_settings(
         ("history_retention_days", &form.history_retention_days),
         ("selection_strategy", &form.selection_strategy),
         ("cors_origins", &form.cors_origins),
+        ("free_models", &form.free_models),
+        ("upstream_utc_offset", &form.upstream_utc_offset),
     ];
     let present =
         optional.into_iter().chain(form.proxy_numbers()).filter_map(|(name, v)| v.as_deref().map(|v| (name, v)));
@@ -259,6 +295,8 @@ pub async fn post_settings(
                         selection_strategy: form.selection_strategy.unwrap_or_default(),
                         proxy_numbers,
                         cors_origins: form.cors_origins.unwrap_or_default(),
+                        free_models: form.free_models.unwrap_or_default(),
+                        upstream_utc_offset: form.upstream_utc_offset.unwrap_or_default(),
                         metrics_public: form.metrics_public.is_some(),
                         metrics_token_set: stored.metrics_token_hash.is_some(),
                     },
@@ -290,6 +328,53 @@ pub struct AccountForm {
     confirm_password: String,
 }
 
+/// Verifies the current password and applies the change. Argon2 runs on the blocking pool with no
+/// database connection held; the write then checks that the credentials did not change meanwhile.
+async fn change_credentials(
+    state: &AppState,
+    admin_id: i64,
+    current: String,
+    change: AccountChange,
+    now: i64,
+) -> Result<Result<(String, i64), FieldErrors>, AppError> {
+    let Some(stored) = db::run(&state.db, move |conn| Ok(db::admins::find(conn, admin_id)?)).await? else {
+        return Err(AppError::NotFound);
+    };
+    let wrong = || Ok(Err(FieldErrors(vec![FieldError::new("current_password", "settings.account.current_wrong")])));
+    let verified_hash = stored.password_hash.clone();
+    let new_password = change.new_password.clone();
+    let new_hash = web::block(move || -> Result<Option<String>, AppError> {
+        if !password::verify(&current, &verified_hash) {
+            return Ok(None);
+        }
+        Ok(Some(match new_password {
+            Some(pw) => password::hash(&pw).map_err(AppError::Internal)?,
+            None => verified_hash,
+        }))
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))??;
+    let Some(hash) = new_hash else { return wrong() };
+    let written = db::run(&state.db, move |conn| {
+        let Some(now_stored) = db::admins::find(conn, admin_id)? else {
+            return Err(AppError::NotFound);
+        };
+        if now_stored.credentials_version != stored.credentials_version
+            || now_stored.password_hash != stored.password_hash
+        {
+            // Changed by another request since the password was checked.
+            return Ok(Err(FieldError::new("current_password", "settings.account.current_wrong")));
+        }
+        if change.username != stored.username && db::admins::find_by_username(conn, &change.username)?.is_some() {
+            return Ok(Err(FieldError::new("username", "settings.account.username_taken")));
+        }
+        db::admins::update_credentials(conn, admin_id, &change.username, &hash, now)?;
+        Ok(Ok((change.username, stored.credentials_version + 1)))
+    })
+    .await?;
+    Ok(written.map_err(|e| FieldErrors(vec![e])))
+}
+
 pub async fn post_account(
     req: HttpRequest,
     RequestLang(lang): RequestLang,
@@ -301,34 +386,17 @@ pub async fn post_account(
     let form = form.into_inner();
     let addr = super::client_addr(&req, &state);
     let now = state.now_ms();
-    if let Err(retry_after_secs) = state.login_throttle.check(&addr, now) {
-        return Err(AppError::TooManyRequests { retry_after_secs });
-    }
+    // Counted before verifying (see `auth::post_login`); released when the password was not checked.
+    let attempt = match state.login_throttle.reserve(&addr, now) {
+        Ok(attempt) => attempt,
+        Err(retry_after_secs) => return Err(AppError::TooManyRequests { retry_after_secs }),
+    };
     let admin_id = admin.id;
     let current = form.current_password;
     let outcome: Result<(String, i64), FieldErrors> =
         match AccountChange::parse(&form.username, &form.new_password, &form.confirm_password) {
             Err(errors) => Err(errors),
-            Ok(change) => db::run(&state.db, move |conn| {
-                let Some(stored) = db::admins::find(conn, admin_id)? else {
-                    return Err(AppError::NotFound);
-                };
-                if !password::verify(&current, &stored.password_hash) {
-                    return Ok(Err(FieldError::new("current_password", "settings.account.current_wrong")));
-                }
-                if change.username != stored.username && db::admins::find_by_username(conn, &change.username)?.is_some()
-                {
-                    return Ok(Err(FieldError::new("username", "settings.account.username_taken")));
-                }
-                let hash = match change.new_password {
-                    Some(pw) => password::hash(&pw).map_err(AppError::Internal)?,
-                    None => stored.password_hash,
-                };
-                db::admins::update_credentials(conn, admin_id, &change.username, &hash, now)?;
-                Ok(Ok((change.username, stored.credentials_version + 1)))
-            })
-            .await?
-            .map_err(|e| FieldErrors(vec![e])),
+            Ok(change) => change_credentials(&state, admin_id, current, change, now).await?,
         };
     let (view_username, view_errors, flash, status) = match outcome {
         Ok((username, version)) => {
@@ -338,8 +406,8 @@ pub async fn post_account(
             (username, FieldErrors::default(), (FlashKind::Success, lang.t("settings.account.saved")), StatusCode::OK)
         }
         Err(errors) => {
-            if errors.get("current_password").is_some() {
-                state.login_throttle.fail(&addr, now);
+            if errors.get("current_password").is_none() {
+                state.login_throttle.release(&addr, attempt);
             }
             (form.username, errors, (FlashKind::Error, lang.t("settings.not_saved")), StatusCode::UNPROCESSABLE_ENTITY)
         }

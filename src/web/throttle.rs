@@ -1,5 +1,8 @@
-//! Throttling of password guesses per client address: after `max_failures` failures within `window`,
-//! further attempts are refused for `lockout` after the latest failure. A success forgets the address.
+//! Throttling of password guesses per client address. An attempt is reserved (counted) before the
+//! password is verified, so concurrent guesses cannot all slip past the check: after `max_failures`
+//! attempts within `window`, further attempts are refused for `lockout` after the latest one, without
+//! being verified. A success forgets the address; an attempt that never reached the password check
+//! can be released.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -12,6 +15,13 @@ pub struct Throttle {
     failures: Mutex<HashMap<String, VecDeque<i64>>>,
 }
 
+/// A reserved attempt; hand it back to [`Throttle::release`] if the password was never checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Attempt {
+    at: i64,
+}
+
 impl Throttle {
     pub fn new(max_failures: usize, window: Duration, lockout: Duration) -> Self {
         Self {
@@ -22,10 +32,16 @@ impl Throttle {
         }
     }
 
-    /// `Err(seconds to wait)` when this address is locked out at `now`.
-    pub fn check(&self, addr: &str, now: i64) -> Result<(), u64> {
-        let Ok(mut map) = self.failures.lock() else { return Ok(()) };
-        let Some(times) = map.get_mut(addr) else { return Ok(()) };
+    /// Counts an attempt from `addr` at `now`, or `Err(seconds to wait)` when the address is locked
+    /// out (a refused attempt is not counted). Check and count happen under one lock.
+    pub fn reserve(&self, addr: &str, now: i64) -> Result<Attempt, u64> {
+        let mut map = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map.len() > 100_000 {
+            // Bound the memory an address-rotating attacker can take: drop stale entries.
+            let horizon = now - self.window_ms;
+            map.retain(|_, t| t.back().is_some_and(|last| *last > horizon));
+        }
+        let times = map.entry(addr.to_owned()).or_default();
         while times.front().is_some_and(|t| *t <= now - self.window_ms) {
             times.pop_front();
         }
@@ -35,25 +51,27 @@ impl Throttle {
         {
             return Err(((last + self.lockout_ms - now) as u64).div_ceil(1000));
         }
-        Ok(())
+        times.push_back(now);
+        Ok(Attempt { at: now })
     }
 
-    /// Records a failed attempt.
-    pub fn fail(&self, addr: &str, now: i64) {
-        let Ok(mut map) = self.failures.lock() else { return };
-        if map.len() > 100_000 {
-            // Bound the memory an address-rotating attacker can take: drop stale entries.
-            let horizon = now - self.window_ms;
-            map.retain(|_, t| t.back().is_some_and(|last| *last > horizon));
+    /// Uncounts an attempt that never got to check a password (e.g. a form that did not validate).
+    pub fn release(&self, addr: &str, attempt: Attempt) {
+        let mut map = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(times) = map.get_mut(addr) {
+            if let Some(i) = times.iter().rposition(|t| *t == attempt.at) {
+                times.remove(i);
+            }
+            if times.is_empty() {
+                map.remove(addr);
+            }
         }
-        map.entry(addr.to_owned()).or_default().push_back(now);
     }
 
     /// Forgets an address after a success.
     pub fn succeed(&self, addr: &str) {
-        if let Ok(mut map) = self.failures.lock() {
-            map.remove(addr);
-        }
+        let mut map = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.remove(addr);
     }
 }
 
@@ -62,28 +80,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locks_after_max_failures_and_unlocks_after_lockout() {
+    fn locks_after_max_attempts_and_unlocks_after_lockout() {
         let t = Throttle::new(3, Duration::from_secs(60), Duration::from_secs(30));
         for i in 0..3 {
-            assert_eq!(t.check("a", i * 1000), Ok(()));
-            t.fail("a", i * 1000);
+            assert!(t.reserve("a", i * 1000).is_ok());
         }
-        assert_eq!(t.check("a", 2_000), Err(30));
-        assert_eq!(t.check("b", 2_000), Ok(()));
-        assert_eq!(t.check("a", 31_999), Err(1));
-        assert_eq!(t.check("a", 32_000), Ok(()));
-        // Still three failures inside the window: one more locks again at once.
-        t.fail("a", 33_000);
-        assert_eq!(t.check("a", 33_000), Err(30));
+        assert_eq!(t.reserve("a", 2_000), Err(30));
+        assert!(t.reserve("b", 2_000).is_ok());
+        assert_eq!(t.reserve("a", 31_999), Err(1), "refused attempts do not extend the lockout");
+        assert!(t.reserve("a", 32_000).is_ok());
+        // Still three attempts inside the window: the next one is refused at once.
+        assert_eq!(t.reserve("a", 33_000), Err(29));
         t.succeed("a");
-        assert_eq!(t.check("a", 33_000), Ok(()));
+        assert!(t.reserve("a", 33_000).is_ok());
     }
 
     #[test]
-    fn old_failures_leave_the_window() {
+    fn concurrent_reservations_cannot_exceed_the_limit() {
+        let t = std::sync::Arc::new(Throttle::new(5, Duration::from_secs(60), Duration::from_secs(30)));
+        let threads: Vec<_> = (0..60)
+            .map(|_| {
+                let t = t.clone();
+                std::thread::spawn(move || t.reserve("a", 1_000).is_ok())
+            })
+            .collect();
+        let admitted = threads.into_iter().filter_map(|h| h.join().ok()).filter(|ok| *ok).count();
+        assert_eq!(admitted, 5);
+    }
+
+    #[test]
+    fn a_released_attempt_is_not_counted() {
+        let t = Throttle::new(2, Duration::from_secs(60), Duration::from_secs(30));
+        let Ok(first) = t.reserve("a", 0) else { panic!("the first attempt is allowed") };
+        t.release("a", first);
+        assert!(t.reserve("a", 1).is_ok());
+        assert!(t.reserve("a", 2).is_ok());
+        assert_eq!(t.reserve("a", 3), Err(30));
+    }
+
+    #[test]
+    fn old_attempts_leave_the_window() {
         let t = Throttle::new(2, Duration::from_secs(10), Duration::from_secs(5));
-        t.fail("a", 0);
-        t.fail("a", 20_000);
-        assert_eq!(t.check("a", 20_000), Ok(()));
+        assert!(t.reserve("a", 0).is_ok());
+        assert!(t.reserve("a", 20_000).is_ok());
+        assert!(t.reserve("a", 20_000).is_ok());
     }
 }

@@ -238,16 +238,18 @@ impl Browser<'_> {
     }
 
     /// Waits for one finished download and returns its name and contents.
+    /// The first finished, non-empty download. Chrome reserves the final name with an empty file
+    /// while it writes to a `.crdownload` beside it, so a `.txt` alone is not yet a finished file.
     async fn downloaded(&self) -> (String, String) {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let done: Vec<_> = std::fs::read_dir(&self.downloads)
-                .unwrap()
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-                .collect();
-            if let Some(path) = done.first() {
+            let files: Vec<_> =
+                std::fs::read_dir(&self.downloads).unwrap().filter_map(Result::ok).map(|e| e.path()).collect();
+            let writing = files.iter().any(|p| p.extension().is_some_and(|x| x == "crdownload"));
+            let done = files
+                .iter()
+                .find(|p| p.extension().is_some_and(|x| x == "txt") && std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
+            if let (false, Some(path)) = (writing, done) {
                 let name = path.file_name().unwrap().to_string_lossy().into_owned();
                 return (name, std::fs::read_to_string(path).unwrap());
             }
@@ -633,4 +635,76 @@ async fn client_mode_checks_from_the_browser_and_the_server_classifies_the_answe
     let errors: Vec<_> = b.console_errors().await.into_iter().filter(|e| !e.starts_with(&upstream.url)).collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
     b.quit().await;
+}
+
+#[actix_web::test]
+async fn request_log_filters_by_access_key_and_model_and_opens_from_a_key_page() {
+    if !browser_available() {
+        return;
+    }
+    let app = support::spawn().await;
+    let (rows, keys, access) = crate::logs::seed_log(&app, 130).await;
+    let driver = start_driver().await;
+    let b = driver.session(1366, 768).await;
+    b.login(&app).await;
+    b.goto(&app.url("/admin/logs")).await;
+    b.find("#logs-table tr[data-id]").await;
+    assert!(b.no_horizontal_scroll().await, "the log page scrolls sideways at 1366 px");
+    b.screenshot("logs-1366-en").await;
+
+    // Access key from the select, then a model typed (Enter submits): the table is swapped and the URL follows.
+    b.click(&format!("#log-access-key option[value='{}']", access[0])).await;
+    b.type_into("#log-model", &format!("{}\u{E007}", crate::logs::DEEPSEEK)).await;
+    let want = rows.iter().filter(|r| r.access_key == Some("alpha") && r.model == crate::logs::DEEPSEEK).count();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let shown = b
+            .script(&format!(
+                "const rows = [...document.querySelectorAll('#logs-table tr[data-id]')]; \
+                 return rows.every(r => r.querySelector('.access-key').textContent === 'alpha' \
+                   && r.querySelector('.model').textContent === '{}') ? rows.length : -1;",
+                crate::logs::DEEPSEEK
+            ))
+            .await;
+        if shown == json!(want) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the table never showed alpha's {want} rows: {shown}");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = b.url().await;
+    assert!(url.contains(&format!("access_key={}", access[0])) && url.contains("model=deepseek"), "{url}");
+    b.screenshot("logs-filtered-1366-en").await;
+
+    // From a key's page to its requests.
+    b.goto(&app.url(&format!("/admin/keys/{}", keys[0]))).await;
+    b.click("#key-requests").await;
+    b.wait_for_url(&format!("/admin/logs?key={}", keys[0])).await;
+    b.find("#logs-table tr[data-id]").await;
+    let only_this_key = b
+        .script(&format!(
+            "return [...document.querySelectorAll('#logs-table td.key a')].every(a => a.getAttribute('href') === '/admin/keys/{}');",
+            keys[0]
+        ))
+        .await;
+    assert_eq!(only_this_key, true);
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+
+    b.goto(&app.url("/lang/zh-CN?next=/admin/logs")).await;
+    b.wait_for_text("h1", "请求日志").await;
+    b.screenshot("logs-1366-zh").await;
+    b.quit().await;
+
+    let phone = driver.session(375, 812).await;
+    phone.login(&app).await;
+    for lang in ["en", "zh-CN"] {
+        phone.goto(&app.url(&format!("/lang/{lang}?next=/admin/logs"))).await;
+        phone.find("#logs-table tr[data-id]").await;
+        assert!(phone.no_horizontal_scroll().await, "the log page scrolls sideways at 375 px ({lang})");
+        phone.screenshot(&format!("logs-375-{lang}")).await;
+        phone.script("document.querySelector('#logs-table').scrollIntoView();").await;
+        phone.screenshot(&format!("logs-375-{lang}-rows")).await;
+    }
+    phone.quit().await;
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use diesel::RunQueryDsl;
 use diesel::sql_types::{Double, Nullable, Text};
-use keypool::domain::keys::KeyRow;
+use keypool::domain::keys::{KeyRow, KeyStatus};
 
 use crate::mock;
 use crate::support::{self, TestApp};
@@ -48,8 +48,8 @@ async fn finished(app: &TestApp) -> keypool::checker::Progress {
 async fn rows(app: &TestApp) -> Vec<KeyRow> {
     support::with_db(app, |c| {
         let q = keypool::domain::keys::KeyListQuery { size: 500, ..Default::default() };
-        let n = keypool::db::keys::count_matching(c, &q.filter).unwrap();
-        keypool::db::keys::list_page(c, 1, &q, n).unwrap()
+        let n = keypool::db::keys::count_matching(c, &keypool::domain::key_crypto::KeyCodec::Plain, &q.filter).unwrap();
+        keypool::db::keys::list_page(c, &keypool::domain::key_crypto::KeyCodec::Plain, 1, &q, n).unwrap()
     })
     .await
 }
@@ -93,17 +93,17 @@ async fn every_answer_lands_in_the_right_state_and_transient_ones_change_nothing
     let ok = row(&rows, keys[0]);
     assert_eq!((ok.status.as_str(), ok.total_balance), ("active", Some(88.88)));
     assert!(ok.checked_at.is_some() && ok.last_error.is_none());
-    assert_eq!(row(&rows, keys[1]).status, "depleted");
+    assert_eq!(row(&rows, keys[1]).status.as_str(), "depleted");
     assert_eq!((row(&rows, keys[2]).status.as_str(), row(&rows, keys[2]).total_balance), ("depleted", Some(-0.01)));
     let invalid = row(&rows, keys[3]);
-    assert_eq!(invalid.status, "invalid");
+    assert_eq!(invalid.status.as_str(), "invalid");
     assert!(invalid.status_reason.as_deref().unwrap().contains("Api key is invalid"), "the upstream's message is kept");
     assert!(row(&rows, keys[4]).status_reason.as_deref().unwrap().contains("banned"));
     let limited = row(&rows, keys[5]);
     assert_eq!((limited.status.as_str(), limited.total_balance), ("active", Some(20.0)), "a rate limit kills nothing");
     assert!(limited.last_error.as_deref().unwrap().contains("429"));
     let broken = row(&rows, keys[6]);
-    assert_eq!(broken.status, "unchecked");
+    assert_eq!(broken.status.as_str(), "unchecked");
     assert!(broken.last_error.as_deref().unwrap().contains("upstream exploded"));
     assert!(row(&rows, keys[7]).last_error.as_deref().unwrap().contains("unreadable"));
 
@@ -123,7 +123,7 @@ async fn retries_are_honoured_and_counted_by_the_upstream() {
     assert_eq!(upstream.hits.of("sk-flaky-bbbbbbbbbbbbbbbbbb"), 2, "retried once, then answered");
     assert_eq!(upstream.hits.of("sk-ok-3-cccccccccccccccccc"), 1, "a good answer is not retried");
     let rows = rows(&app).await;
-    assert_eq!(row(&rows, "sk-flaky-bbbbbbbbbbbbbbbbbb").status, "active");
+    assert_eq!(row(&rows, "sk-flaky-bbbbbbbbbbbbbbbbbb").status.as_str(), "active");
 
     assert_eq!(check(&app, "all", &[("interval_secs", "0"), ("retries", "0")]).await, 200);
     finished(&app).await;
@@ -151,7 +151,7 @@ async fn an_interval_holds_the_next_check_and_stop_keeps_what_was_done() {
     let p = app.state.checker.current().unwrap().progress();
     assert!(!p.running && p.stopped && p.processed == 1);
     let rows = rows(&app).await;
-    assert_eq!(rows.iter().filter(|r| r.status == "active").count(), 1, "the result obtained is kept");
+    assert_eq!(rows.iter().filter(|r| r.status == KeyStatus::Active).count(), 1, "the result obtained is kept");
     assert_eq!(upstream.hits.total(), 1, "nothing after the stop");
 
     // The random interval is held the same way.
@@ -231,7 +231,7 @@ async fn a_slow_upstream_times_out_as_transient() {
     check(&app, "all", &FAST).await;
     finished(&app).await;
     let rows = rows(&app).await;
-    assert_eq!(rows[0].status, "unchecked");
+    assert_eq!(rows[0].status.as_str(), "unchecked");
     assert_eq!(rows[0].last_error.as_deref(), Some("timeout"));
 }
 
@@ -335,9 +335,9 @@ async fn client_mode_hands_the_keys_to_the_browser_and_classifies_its_answers() 
         ),
         ("active", Some(10.0))
     );
-    assert_eq!(row(&rows, "sk-ok-2-bbbbbbbbbbbbbbbbbb").status, "invalid");
+    assert_eq!(row(&rows, "sk-ok-2-bbbbbbbbbbbbbbbbbb").status.as_str(), "invalid");
     let failed = row(&rows, "sk-ok-3-cccccccccccccccccc");
-    assert_eq!(failed.status, "unchecked", "a refused browser request changes no state");
+    assert_eq!(failed.status.as_str(), "unchecked", "a refused browser request changes no state");
     assert!(failed.last_error.as_deref().unwrap().starts_with("browser:"));
 
     let bad = serde_json::json!({ "results": [{ "id": 1, "status": 999, "body": "" }] });
@@ -369,9 +369,9 @@ async fn the_optional_probe_proves_the_key_can_call_and_history_is_pruned() {
     finished(&app).await;
     assert_eq!(upstream.hits.of("chat Bearer sk-ok-5-goodprobe-aaaaaaaaaa"), 1);
     let rows = rows(&app).await;
-    assert_eq!(row(&rows, "sk-ok-5-goodprobe-aaaaaaaaaa").status, "active");
+    assert_eq!(row(&rows, "sk-ok-5-goodprobe-aaaaaaaaaa").status.as_str(), "active");
     let bad = row(&rows, "sk-ok-5-badprobe-bbbbbbbbbbb");
-    assert_eq!(bad.status, "invalid");
+    assert_eq!(bad.status.as_str(), "invalid");
     assert!(bad.status_reason.as_deref().unwrap().starts_with("probe: HTTP 401"));
 
     // History older than the retention goes.

@@ -95,23 +95,106 @@ fn environment_creates_the_admin_and_migrate_runs_alone() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("migrations applied"));
 
-    let out = run(
-        keypool(dir.path(), Some(&env_url))
-            .env("KEYPOOL_ADMIN_USERNAME", "boss")
-            .env("KEYPOOL_ADMIN_PASSWORD", "from-the-environment")
-            .args(["settings", "list"]),
-        None,
-    );
+    // Only `serve` creates the admin, from the environment here.
+    let admin_env = [("KEYPOOL_ADMIN_USERNAME", "boss"), ("KEYPOOL_ADMIN_PASSWORD", "from-the-environment")];
+    let out = run(keypool(dir.path(), Some(&env_url)).envs(admin_env).args(["settings", "list"]), None);
     assert!(out.status.success());
+    assert!(no_admin(&url), "a command other than serve creates no admin");
+    let (mut child, _, _) = start_server(dir.path(), Some(&env_url), &admin_env);
+    let _ = child.kill();
+    let _ = child.wait();
     let admin = admin_row(&url);
     assert_eq!(admin.username, "boss");
     assert!(keypool::domain::password::verify("from-the-environment", &admin.password_hash));
     drop(db);
 }
 
+fn no_admin(url: &DatabaseUrl) -> bool {
+    let mut conn = keypool::db::connect(url).unwrap();
+    keypool::db::admins::first(&mut conn).unwrap().is_none()
+}
+
+#[test]
+fn only_serve_creates_the_admin_and_prints_the_generated_password() {
+    let (db, url) = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let env_url = TestDb::env_url(&url);
+    let out = run(keypool(dir.path(), Some(&env_url)).args(["settings", "list"]), None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!printed.contains("password `") && !printed.contains("generated"), "{printed}");
+    assert!(no_admin(&url), "no admin before serve");
+
+    let (mut child, _, lines) = start_server(dir.path(), Some(&env_url), &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = lines.lock().unwrap().join("\n");
+    assert_eq!(log.matches("generated password `").count(), 1, "{log}");
+    assert!(!no_admin(&url));
+    drop(db);
+}
+
+#[test]
+fn the_database_and_exports_are_private_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fresh.db");
+    let env_url = format!("sqlite://{}", db.display());
+    let out = run(keypool(dir.path(), Some(&env_url)).arg("migrate"), None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(mode(&db), 0o600, "the database holds every key in clear");
+
+    let (mut child, _, lines) = start_server(dir.path(), Some(&env_url), &[]);
+    for suffix in ["-wal", "-shm"] {
+        let side = dir.path().join(format!("fresh.db{suffix}"));
+        assert!(side.exists(), "{suffix} while serving");
+        assert_eq!(mode(&side), 0o600, "{suffix}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!lines.lock().unwrap().join("\n").contains("readable by others"));
+
+    let target = dir.path().join("keys.txt");
+    let out = run(keypool(dir.path(), Some(&env_url)).args(["export", "--out", target.to_str().unwrap()]), Some(""));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(mode(&target), 0o600, "an export holds keys in clear");
+
+    // An existing database readable by others is used as it is, with one warning.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(keypool(dir.path(), Some(&env_url)).args(["settings", "list"]), None);
+    assert!(out.status.success());
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("readable by others").count(), 1, "{err}");
+    assert_eq!(mode(&db), 0o644);
+}
+
 fn admin_row(url: &DatabaseUrl) -> keypool::db::admins::Admin {
     let mut conn = keypool::db::connect(url).unwrap();
     keypool::db::admins::first(&mut conn).unwrap().unwrap()
+}
+
+#[test]
+fn prices_cli_lists_sets_and_removes_and_refuses_bad_prices() {
+    let (db, url) = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let env_url = TestDb::env_url(&url);
+    let cli = |args: &[&str]| run(keypool(dir.path(), Some(&env_url)).arg("prices").args(args), None);
+
+    let listed = text(&cli(&["list"]).stdout);
+    let seeded = listed.lines().find(|l| l.starts_with("deepseek-ai/DeepSeek-V3 ")).expect("seeded price");
+    assert_eq!(seeded.split_whitespace().collect::<Vec<_>>(), ["deepseek-ai/DeepSeek-V3", "2", "8"]);
+    let out = cli(&["set", "acme/model", "-1", "2"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("`-1` is not a price"), "{}", text(&out.stderr));
+    let out = cli(&["set", "acme/model", "0.25", "1.5"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&cli(&["list"]).stdout);
+    assert!(listed.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["acme/model", "0.25", "1.5"]));
+    assert!(cli(&["remove", "acme/model"]).status.success());
+    assert!(!text(&cli(&["list"]).stdout).contains("acme/model"));
+    let out = cli(&["remove", "acme/model"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("has no price"));
+    drop(db);
 }
 
 #[test]
@@ -136,8 +219,13 @@ fn settings_cli_validates_like_the_page() {
         "guest_password=club-secret",
         "guest_page_size=24",
         "client_request_mode=on",
+        "free_models=Qwen/Qwen3-8B, my-org/free-model",
+        "upstream_utc_offset=-5",
+        "incident_min_keys=7",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli(&["set", "upstream_utc_offset=UTC+15"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("upstream_utc_offset"), "{}", text(&out.stderr));
     let out = cli(&["list"]);
     let listed = text(&out.stdout);
     for line in [
@@ -146,6 +234,10 @@ fn settings_cli_validates_like_the_page() {
         "guest_page_size=24",
         "client_request_mode=on",
         "upstream_url=https://api.siliconflow.cn",
+        "free_models=Qwen/Qwen3-8B,my-org/free-model",
+        "upstream_utc_offset=UTC-5",
+        "incident_min_keys=7",
+        "incident_failure_pct=90",
     ] {
         assert!(listed.lines().any(|l| l == line), "{line} in {listed}");
     }
@@ -181,9 +273,12 @@ fn reset_password_reads_stdin_and_ends_sessions() {
     let (db, url) = TestDb::new();
     let dir = tempfile::tempdir().unwrap();
     let env_url = TestDb::env_url(&url);
-    // Any command but `migrate` is a first start: it creates the admin.
-    assert!(run(keypool(dir.path(), Some(&env_url)).args(["settings", "list"]), None).status.success());
+    // Before `serve` ever ran there is no admin: reset-password creates it with the password typed.
+    let out = run(keypool(dir.path(), Some(&env_url)).args(["admin", "reset-password"]), Some("first-password-1\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("created admin `admin`"), "{}", text(&out.stdout));
     let before = admin_row(&url);
+    assert!(keypool::domain::password::verify("first-password-1", &before.password_hash));
 
     let out = run(keypool(dir.path(), Some(&env_url)).args(["admin", "reset-password"]), Some("short\n"));
     assert!(!out.status.success(), "too short is refused");

@@ -189,11 +189,12 @@ async fn an_incident_shows_a_banner_until_it_clears() {
     assert!(!html.contains("incident-banner") && !html.contains("Upstream incident"), "no incident, no banner");
 
     let now = app.state.now_ms();
-    for key_id in 1..=4 {
-        app.state.pool.incident.record_failure(key_id, now, None, "HTTP 429: rate limited");
+    let t = app.state.pool.runtime().thresholds();
+    for attempt in 0..9 {
+        app.state.pool.incident.record_failure(attempt % 4 + 1, Some("m"), now, None, "HTTP 429: rate limited", t);
     }
     assert!(!app.get("/admin").await.text().await.unwrap().contains("incident-banner"), "four keys are not enough");
-    app.state.pool.incident.record_failure(5, now, None, "HTTP 429: rate limited");
+    app.state.pool.incident.record_failure(5, Some("m"), now, None, "HTTP 429: rate limited", t);
     let html = app.get("/admin").await.text().await.unwrap();
     assert!(html.contains(r#"id="incident" role="alert""#), "a visible warning");
     assert!(html.contains("Upstream incident: many keys are failing at once"));

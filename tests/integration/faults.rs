@@ -352,3 +352,259 @@ fn stop_during_a_stream(signal: &str) {
     drop(pool);
     drop(db);
 }
+
+#[derive(diesel::QueryableByName, Debug)]
+struct Counted {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = BigInt)]
+    counter: i64,
+    #[diesel(sql_type = BigInt)]
+    logged: i64,
+}
+
+/// SIGKILL under proxy traffic loses at most one writer tick, and the counters always agree with the
+/// request log: they are written with it, in the same transaction.
+#[test]
+fn sigkill_under_proxy_traffic_loses_at_most_a_tick_and_counters_agree_with_the_log() {
+    const PARALLEL: usize = 8;
+    const MAX_ATTEMPTS: i64 = 3;
+    let upstream = mock::start();
+    let (db, url) = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let env_url = TestDb::env_url(&url);
+    let ok = ["sk-ok-9-aaaaaaaaaaaaaaaaaaaaa", "sk-ok-9-bbbbbbbbbbbbbbbbbbbbb", "sk-ok-9-ccccccccccccccccccccc"];
+    // Two keys the upstream refuses: their first requests move them to `invalid` (state changes) and
+    // fail over to a good key (two attempts in one request).
+    let invalid = ["sk-invalid-ddddddddddddddddddd", "sk-invalid-eeeeeeeeeeeeeeeeeee"];
+    let tokens: Vec<String> = {
+        let pool = keypool::db::open(&url, 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        let keys: Vec<String> = ok.iter().chain(&invalid).map(|k| (*k).to_owned()).collect();
+        keypool::db::keys::insert_new(&mut conn, &keypool::domain::key_crypto::KeyCodec::Plain, &keys, None, 1)
+            .unwrap();
+        diesel::sql_query("UPDATE keys SET status = 'active', total_balance = 5, status_changed_at = 1")
+            .execute(&mut conn)
+            .unwrap();
+        (0..3)
+            .map(|i| {
+                let minted = keypool::domain::access_token::mint();
+                keypool::db::access_keys::create(&mut conn, &format!("client {i}"), &minted.hash, &minted.hint, 1)
+                    .unwrap();
+                minted.token
+            })
+            .collect()
+    };
+    let (mut child, port, log) = start_server(dir.path(), Some(&env_url), &[("KEYPOOL_UPSTREAM_URL", &upstream.url)]);
+
+    // Several clients send requests at a steady pace; each answer's arrival time is noted.
+    let (answered, killed_at, sent) = actix_web::rt::System::new().block_on(async {
+        let client = reqwest::Client::new();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let workers: Vec<_> = (0..PARALLEL)
+            .map(|w| {
+                let (client, stop, sent) = (client.clone(), stop.clone(), sent.clone());
+                let token = tokens[w % tokens.len()].clone();
+                actix_web::rt::spawn(async move {
+                    let mut answered = Vec::new();
+                    // About 50 requests a second per client: a few hundred in all.
+                    let mut pace = actix_web::rt::time::interval(Duration::from_millis(20));
+                    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        pace.tick().await;
+                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let res = client
+                            .post(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+                            .bearer_auth(&token)
+                            .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+                            .timeout(Duration::from_secs(30))
+                            .send()
+                            .await;
+                        let Ok(res) = res else { break };
+                        let status = res.status();
+                        if res.bytes().await.is_err() {
+                            break;
+                        }
+                        assert_eq!(status, 200, "every request is answered by a good key");
+                        answered.push(Instant::now());
+                    }
+                    answered
+                })
+            })
+            .collect();
+        actix_web::rt::time::sleep(Duration::from_millis(4_000)).await;
+        child.kill().unwrap();
+        let killed_at = Instant::now();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut answered = Vec::new();
+        for w in workers {
+            answered.extend(w.await.unwrap().into_iter().filter(|t| *t <= killed_at));
+        }
+        (answered, killed_at, sent.load(std::sync::atomic::Ordering::Relaxed))
+    });
+    child.wait().unwrap();
+    let log = log.lock().unwrap().clone();
+
+    let pool = keypool::db::open(&url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let logged = diesel::sql_query("SELECT COUNT(*) AS n FROM request_log").get_result::<Count>(&mut conn).unwrap().n;
+    let access: Vec<Counted> = diesel::sql_query(
+        "SELECT a.name, a.request_count AS counter, \
+         (SELECT COUNT(*) FROM request_log r WHERE r.access_key_id = a.id) AS logged FROM access_keys a ORDER BY a.id",
+    )
+    .load(&mut conn)
+    .unwrap();
+    let keys: Vec<Counted> = diesel::sql_query(
+        "SELECT k.key AS name, k.request_count AS counter, \
+         (SELECT COUNT(*) FROM request_log r WHERE r.key_id = k.id) AS logged FROM keys k ORDER BY k.id",
+    )
+    .load(&mut conn)
+    .unwrap();
+    let attempts = diesel::sql_query("SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) AS n FROM request_log")
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n;
+    let statuses: Vec<KeyRow> =
+        diesel::sql_query("SELECT key, status, request_count FROM keys ORDER BY id").load(&mut conn).unwrap();
+    drop(conn);
+    drop(pool);
+    drop(db);
+
+    // A tick is 250 ms; a loaded machine may delay it, so the margin is wide: what was answered more than
+    // 2 s before the kill must be in the log.
+    let late = answered.iter().filter(|t| killed_at.duration_since(**t) < Duration::from_millis(2_000)).count();
+    let summary = format!(
+        "sent {sent}, answered {} ({late} in the last 2 s), logged {logged}, attempts {attempts}; \
+         access keys {access:?}; keys {keys:?}",
+        answered.len()
+    );
+    println!("{summary}");
+    assert!(answered.len() >= 100, "enough traffic to mean something: {summary}; log: {log:?}");
+    // At most one tick lost: every request answered until shortly before the kill is in the log.
+    assert!(logged >= (answered.len() - late) as i64, "more than a tick of the log lost: {summary}");
+    assert!(logged as usize <= sent, "{summary}");
+    // Access keys are counted with their log rows: exactly equal.
+    for a in &access {
+        assert_eq!(a.counter, a.logged, "access key {} counts what its log rows say: {summary}", a.name);
+    }
+    assert_eq!(access.iter().map(|a| a.counter).sum::<i64>(), logged, "{summary}");
+    // Keys count attempts, as they end; the log counts requests as they end. A request's earlier
+    // (failed) attempts are counted when they fail, so the counters may be ahead of the log by at most
+    // the attempts of the requests in flight, never behind.
+    let counted: i64 = keys.iter().map(|k| k.counter).sum();
+    let in_flight = PARALLEL as i64 * MAX_ATTEMPTS;
+    assert!(
+        attempts <= counted && counted <= attempts + in_flight,
+        "key counters ({counted}) agree with the attempts logged ({attempts}): {summary}"
+    );
+    for k in keys.iter().filter(|k| k.name.starts_with("sk-ok")) {
+        assert!(
+            k.logged <= k.counter && k.counter <= k.logged + PARALLEL as i64,
+            "{} counts the requests it answered: {summary}",
+            k.name
+        );
+    }
+    // The state changes learned long before the kill are written.
+    for s in statuses.iter().filter(|s| s.key.starts_with("sk-invalid")) {
+        assert_eq!(s.status, "invalid", "{statuses:?}");
+        assert!(s.request_count >= 1, "{statuses:?}");
+    }
+}
+
+/// A full disk (on SQLite: the database at its page limit) fails the writer's transaction with the
+/// real cause, not with what the rollback of an already rolled-back transaction says.
+#[test]
+fn a_full_database_fails_the_batch_with_the_real_cause() {
+    let (db, url) = TestDb::new();
+    if !matches!(url, DatabaseUrl::Sqlite(_)) {
+        return;
+    }
+    let pool = keypool::db::open(&url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let pages = diesel::sql_query("SELECT page_count AS n FROM pragma_page_count()").get_result::<Count>(&mut conn);
+    let pages = pages.unwrap().n;
+    diesel::sql_query(format!("PRAGMA max_page_count = {}", pages + 4)).execute(&mut conn).unwrap();
+    let mut batch = keypool::domain::usage::UsageBatch::default();
+    for at in 0..5_000 {
+        batch.log.push(keypool::domain::usage::RequestLogRow {
+            at,
+            access_key_id: None,
+            key_id: None,
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            model: Some("m".repeat(200)),
+            status: 200,
+            latency_ms: 1,
+            ttfb_ms: None,
+            attempts: 1,
+            error: None,
+            tokens: None,
+            cost: None,
+            outcome: keypool::domain::usage::Outcome::Ok,
+        });
+    }
+    let error = keypool::db::usage::record(&mut conn, &batch).unwrap_err().to_string();
+    assert!(error.contains("full"), "the cause, not {error:?}");
+    let logged = diesel::sql_query("SELECT COUNT(*) AS n FROM request_log").get_result::<Count>(&mut conn).unwrap().n;
+    assert_eq!(logged, 0, "nothing of the batch is written");
+    // With room again, the same connection takes the batch.
+    diesel::sql_query("PRAGMA max_page_count = 1073741823").execute(&mut conn).unwrap();
+    keypool::db::usage::record(&mut conn, &batch).unwrap();
+    drop(conn);
+    drop(pool);
+    drop(db);
+}
+
+/// A key rate-limited again just after its cooling ended (the proxy saw it active; the writer had not
+/// yet said so) keeps both moves in its history: cooling ended, then cooling again.
+#[test]
+fn a_cooling_that_ended_before_new_evidence_is_written_first() {
+    use keypool::domain::key_state::Evidence;
+    use keypool::domain::usage::{StateChange, UsageBatch};
+    #[derive(diesel::QueryableByName, Debug, PartialEq)]
+    struct Event {
+        #[diesel(sql_type = Text)]
+        from_status: String,
+        #[diesel(sql_type = Text)]
+        to_status: String,
+        #[diesel(sql_type = BigInt)]
+        at: i64,
+    }
+    let (db, url) = TestDb::new();
+    let pool = keypool::db::open(&url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let ids = keypool::db::keys::insert_new(
+        &mut conn,
+        &keypool::domain::key_crypto::KeyCodec::Plain,
+        &["sk-cool-aaaaaaaaaaaaaaaaaaaaa".to_owned()],
+        None,
+        1,
+    )
+    .unwrap();
+    diesel::sql_query(
+        "UPDATE keys SET status = 'cooling', total_balance = 5, cooling_until = 1000, status_changed_at = 500",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let mut batch = UsageBatch::default();
+    batch.change(StateChange {
+        key_id: ids[0],
+        evidence: Evidence::RateLimited { model: None, daily: false, until: 5_000 },
+        reason: "HTTP 429".into(),
+        at: 2_000,
+    });
+    keypool::db::usage::record(&mut conn, &batch).unwrap();
+    let events: Vec<Event> =
+        diesel::sql_query("SELECT from_status, to_status, at FROM key_events WHERE key_id = $1 ORDER BY at")
+            .bind::<BigInt, _>(ids[0])
+            .load(&mut conn)
+            .unwrap();
+    let moved = |from: &str, to: &str, at| Event { from_status: from.into(), to_status: to.into(), at };
+    assert_eq!(events, [moved("cooling", "active", 1_000), moved("active", "cooling", 2_000)]);
+    let until = diesel::sql_query("SELECT cooling_until AS n FROM keys").get_result::<Count>(&mut conn).unwrap().n;
+    assert_eq!(until, 5_000);
+    drop(conn);
+    drop(pool);
+    drop(db);
+}

@@ -251,3 +251,19 @@ async fn guests_see_only_their_navigation() {
     let body = new_client().get(app.url("/")).send().await.unwrap().text().await.unwrap();
     assert!(!body.contains(r#"href="/admin/settings""#) && body.contains(r#"href="/docs""#));
 }
+
+#[actix_web::test]
+async fn concurrent_wrong_guest_passwords_are_verified_only_up_to_the_limit() {
+    let app = support::spawn().await;
+    set(&app, &[("access_mode", "restricted"), ("guest_password", "friends-only")]).await;
+    let guest = new_client();
+    let attempts = (0..60).map(|_| {
+        let request = guest.post(app.url("/guest/login")).form(&[("password", "a-wrong-guess")]);
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    let verified = statuses.iter().filter(|s| **s == 401).count();
+    let locked = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((verified, locked), (10, 50), "only the first ten guesses are verified: {statuses:?}");
+    assert_eq!(guest_login(&app, &guest, "friends-only").await.status(), 429);
+}

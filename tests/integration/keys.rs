@@ -37,7 +37,11 @@ async fn set_key(app: &TestApp, k: &str, status: &str, balance: Option<f64>, che
 }
 
 async fn key_count(app: &TestApp) -> i64 {
-    support::with_db(app, |c| keypool::db::keys::count_matching(c, &Default::default()).unwrap()).await
+    support::with_db(app, |c| {
+        keypool::db::keys::count_matching(c, &keypool::domain::key_crypto::KeyCodec::Plain, &Default::default())
+            .unwrap()
+    })
+    .await
 }
 
 async fn page(app: &TestApp, query: &str) -> String {
@@ -77,7 +81,14 @@ async fn import_splits_dedupes_and_rejects_with_line_numbers() {
     let again = import(&app, &format!("{}\n{}", key(1), key(6))).await;
     assert!(again.contains("1 added, 1 already present"), "{again}");
     let row = support::with_db(&app, |c| {
-        keypool::db::keys::list_page(c, 1, &keypool::domain::keys::KeyListQuery::default(), 6).unwrap()
+        keypool::db::keys::list_page(
+            c,
+            &keypool::domain::key_crypto::KeyCodec::Plain,
+            1,
+            &keypool::domain::keys::KeyListQuery::default(),
+            6,
+        )
+        .unwrap()
     })
     .await;
     let k1 = row.iter().find(|r| r.key == key(1)).unwrap();

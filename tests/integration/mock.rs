@@ -13,6 +13,14 @@
 //! JSON completion or (with `"stream": true`) an SSE stream ending in `data: [DONE]`. The model
 //! `no-such-model` gets 404 and a body that is not JSON gets 400, whatever the key. `/v1/echo` answers
 //! what it received; `/v1/models` a model list.
+//!
+//! SiliconFlow's per-model answers, for the paid model [`PAID_MODEL`] only (every other model answers):
+//! `sk-rpm…` 429 "RPM limit reached" (no Retry-After), `sk-rpd…` 429 "RPD limit reached",
+//! `sk-realname…` 403 real-name verification required, `sk-modeloff…` 403 model disabled for the
+//! account; keys with no money (`sk-ok-0-…`) get 403 code 30001 for any model but the free ones
+//! ([`FREE_MODELS`]); `sk-died…` is valid to a check but 401 to a chat (died since); `sk-region…` 403 "not available in your region" for every model. Their balances
+//! (`/v1/user/info`) are 10, but 0 for `sk-ok-0-…`, `sk-broke…` and `sk-pay…`.
+//! [`MockUpstream::set_overloaded`] makes every chat answer 429 with `Retry-After: 1` (our IP limited).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -44,6 +52,29 @@ impl Hits {
 pub struct MockUpstream {
     pub url: String,
     pub hits: Hits,
+    /// Every request the mock received, whatever its path or answer.
+    received: Arc<std::sync::atomic::AtomicUsize>,
+    overloaded: Overloaded,
+}
+
+/// The paid model of the per-model answers.
+pub const PAID_MODEL: &str = "deepseek-ai/DeepSeek-V3";
+/// Models the mock serves on keys without money (also in keypool's default `free_models`).
+pub const FREE_MODELS: [&str; 2] = ["Qwen/Qwen2.5-7B-Instruct", "THUDM/glm-4-9b-chat"];
+
+#[derive(Clone, Default)]
+struct Overloaded(Arc<std::sync::atomic::AtomicBool>);
+
+impl MockUpstream {
+    /// Every chat answers 429 with `Retry-After: 1` (on), or as usual (off).
+    pub fn set_overloaded(&self, on: bool) {
+        self.overloaded.0.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many requests reached the mock at all (any path, including those it answers 404).
+    pub fn received(&self) -> usize {
+        self.received.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 fn balance(total: &str) -> HttpResponse {
@@ -62,6 +93,12 @@ async fn user_info(req: HttpRequest, hits: web::Data<Hits>) -> HttpResponse {
         .unwrap_or("")
         .to_owned();
     let n = hits.hit(&key);
+    if ["sk-rpm", "sk-rpd", "sk-realname", "sk-modeloff", "sk-region", "sk-died"].iter().any(|p| key.starts_with(p)) {
+        return balance("10");
+    }
+    if key.starts_with("sk-broke") || key.starts_with("sk-pay") {
+        return balance("0");
+    }
     if let Some(rest) = key.strip_prefix("sk-ok-") {
         let total = if let Some(neg) = rest.strip_prefix('-') {
             format!("-{}", neg.split('-').next().unwrap_or("0"))
@@ -92,10 +129,51 @@ async fn user_info(req: HttpRequest, hits: web::Data<Hits>) -> HttpResponse {
 }
 
 /// Chat completions: the probe of the checks, and what the proxy forwards.
-async fn chat(req: HttpRequest, body: web::Bytes, hits: web::Data<Hits>) -> HttpResponse {
+async fn chat(
+    req: HttpRequest,
+    body: web::Bytes,
+    hits: web::Data<Hits>,
+    overloaded: web::Data<Overloaded>,
+) -> HttpResponse {
     let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     hits.hit(&format!("chat {header}"));
     let key = header.strip_prefix("Bearer ").unwrap_or("").to_owned();
+    let requested: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let model = requested["model"].as_str().unwrap_or("").to_owned();
+    hits.hit(&format!("chat {header} {model}"));
+    if overloaded.0.load(std::sync::atomic::Ordering::SeqCst) {
+        return HttpResponse::TooManyRequests().insert_header(("Retry-After", "1")).json(
+            serde_json::json!({"code": 50603, "message": "Request was rejected due to rate limiting", "data": null}),
+        );
+    }
+    let sf = |code: i64, message: &str| serde_json::json!({"code": code, "message": message, "data": null});
+    if model == PAID_MODEL {
+        match key.as_str() {
+            k if k.starts_with("sk-rpm") => {
+                return HttpResponse::TooManyRequests().json(sf(50603, "RPM limit reached for this model"));
+            }
+            k if k.starts_with("sk-rpd") => {
+                return HttpResponse::TooManyRequests().json(sf(50603, "RPD limit reached for this model"));
+            }
+            k if k.starts_with("sk-realname") => {
+                return HttpResponse::Forbidden()
+                    .json(sf(30003, "Real-name verification is required to use this model"));
+            }
+            k if k.starts_with("sk-modeloff") => {
+                return HttpResponse::Forbidden().json(sf(30002, "This model is disabled for your account"));
+            }
+            _ => {}
+        }
+    }
+    if key.starts_with("sk-died") {
+        return HttpResponse::Unauthorized().json("Api key is invalid");
+    }
+    if key.starts_with("sk-region") {
+        return HttpResponse::Forbidden().json(sf(30004, "Sorry, this service is not available in your region"));
+    }
+    if key.starts_with("sk-ok-0-") && !FREE_MODELS.contains(&model.as_str()) {
+        return HttpResponse::Forbidden().json(sf(30001, "Sorry, your account balance is insufficient"));
+    }
     if key.contains("badprobe") {
         return HttpResponse::Unauthorized().json(serde_json::json!({"error": {"message": "invalid api key"}}));
     }
@@ -132,14 +210,16 @@ async fn chat(req: HttpRequest, body: web::Bytes, hits: web::Data<Hits>) -> Http
     }
     let content = format!("answered by {key}");
     if key.starts_with("sk-stall") || key.starts_with("sk-drop") || request["stream"] == true {
-        let chunk = |text: &str| {
+        // As SiliconFlow's streams do, every chunk carries the running usage.
+        let chunk = |text: &str, completion: u32| {
             let frame = serde_json::json!({
                 "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model,
-                "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": null}]
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": null}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": completion, "total_tokens": 5 + completion}
             });
             web::Bytes::from(format!("data: {frame}\n\n"))
         };
-        let first = [chunk("answered "), chunk(&format!("by {key}"))];
+        let first = [chunk("answered ", 1), chunk(&format!("by {key}"), 2)];
         let stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>>>> = if key
             .starts_with("sk-stall")
         {
@@ -153,7 +233,7 @@ async fn chat(req: HttpRequest, body: web::Bytes, hits: web::Data<Hits>) -> Http
         } else if key.starts_with("sk-trickle") {
             // Ten chunks 200 ms apart, then the end: a stream that takes two seconds.
             let frames: Vec<web::Bytes> = (0..10)
-                .map(|i| chunk(&format!("{i} ")))
+                .map(|i| chunk(&format!("{i} "), i + 1))
                 .chain([web::Bytes::from_static(b"data: [DONE]\n\n")])
                 .collect();
             Box::pin(futures_util::stream::iter(frames).then(|f| async move {
@@ -215,10 +295,15 @@ async fn preflight() -> HttpResponse {
 fn start_with(cors: bool) -> MockUpstream {
     let hits = Hits::default();
     let data = web::Data::new(hits.clone());
+    let overloaded = Overloaded::default();
+    let overloaded_data = web::Data::new(overloaded.clone());
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = received.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let server = HttpServer::new(move || {
+                let counter = counter.clone();
                 // Without CORS there is no preflight answer and no allowed origin: browsers are refused.
                 let allow = actix_web::middleware::Condition::new(
                     cors,
@@ -226,8 +311,13 @@ fn start_with(cors: bool) -> MockUpstream {
                 );
                 App::new()
                     .app_data(data.clone())
+                    .app_data(overloaded_data.clone())
                     .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
                     .wrap(allow)
+                    .wrap_fn(move |req, srv| {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        actix_web::dev::Service::call(srv, req)
+                    })
                     .route("/v1/user/info", web::get().to(user_info))
                     .configure(|c| {
                         if cors {
@@ -247,5 +337,5 @@ fn start_with(cors: bool) -> MockUpstream {
         });
     });
     let port = rx.recv().unwrap();
-    MockUpstream { url: format!("http://127.0.0.1:{port}"), hits }
+    MockUpstream { url: format!("http://127.0.0.1:{port}"), hits, received, overloaded }
 }

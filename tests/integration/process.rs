@@ -13,7 +13,17 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_keypool");
 
 /// `keypool` in `dir` with none of the caller's keypool environment; `DATABASE_URL` when given.
 pub fn keypool(dir: &std::path::Path, database: Option<&str>) -> Command {
-    let mut cmd = Command::new(BIN);
+    clean(Command::new(BIN), dir, database)
+}
+
+/// `keypool ARGS` started by `sh` with at most `nofile` open files (soft and hard limit).
+fn keypool_with_nofile(dir: &std::path::Path, database: Option<&str>, nofile: u32) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""), BIN]);
+    clean(cmd, dir, database)
+}
+
+fn clean(mut cmd: Command, dir: &std::path::Path, database: Option<&str>) -> Command {
     cmd.current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("PORT")
@@ -22,6 +32,7 @@ pub fn keypool(dir: &std::path::Path, database: Option<&str>) -> Command {
         .env_remove("KEYPOOL_SECRET")
         .env_remove("KEYPOOL_UPSTREAM_URL")
         .env_remove("KEYPOOL_SHUTDOWN_GRACE_S")
+        .env_remove("KEYPOOL_ENCRYPTION_KEY")
         .env("RUST_LOG", "info");
     if let Some(url) = database {
         cmd.env("DATABASE_URL", url);
@@ -67,7 +78,21 @@ pub fn start_server(
     database: Option<&str>,
     env: &[(&str, &str)],
 ) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
-    let mut child = keypool(dir, database)
+    started(keypool(dir, database), env)
+}
+
+/// [`start_server`] with at most `nofile` open files.
+pub fn start_server_with_nofile(
+    dir: &std::path::Path,
+    database: Option<&str>,
+    env: &[(&str, &str)],
+    nofile: u32,
+) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
+    started(keypool_with_nofile(dir, database, nofile), env)
+}
+
+fn started(mut cmd: Command, env: &[(&str, &str)]) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
+    let mut child = cmd
         .args(["serve", "--bind", "127.0.0.1:0"])
         .envs(env.iter().copied())
         .env("KEYPOOL_INSECURE_COOKIES", "1")
@@ -104,7 +129,8 @@ pub fn start_server(
 pub fn seed_routable(url: &DatabaseUrl, key: &str) -> String {
     let pool = keypool::db::open(url, 1).unwrap();
     let mut conn = pool.get().unwrap();
-    keypool::db::keys::insert_new(&mut conn, &[key.to_owned()], None, 1).unwrap();
+    keypool::db::keys::insert_new(&mut conn, &keypool::domain::key_crypto::KeyCodec::Plain, &[key.to_owned()], None, 1)
+        .unwrap();
     diesel::sql_query("UPDATE keys SET status = 'active', total_balance = 5, status_changed_at = 1")
         .execute(&mut conn)
         .unwrap();

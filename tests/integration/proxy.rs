@@ -6,45 +6,15 @@ use diesel::RunQueryDsl;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
 use crate::mock;
-use crate::support::{self, TestApp};
-
-struct Gateway {
-    app: TestApp,
-    upstream: mock::MockUpstream,
-    token: String,
-}
+use crate::support::{self, Gateway, TestApp};
 
 async fn gateway(settings: &[(&str, &str)]) -> Gateway {
-    let upstream = mock::start();
-    let url = upstream.url.clone();
-    let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
-    let token = support::access_key(&app).await;
-    if !settings.is_empty() {
-        support::set_settings(&app, settings).await;
-    }
-    Gateway { app, upstream, token }
-}
-
-impl Gateway {
-    async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
-        self.app
-            .client
-            .post(self.app.url("/v1/chat/completions"))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// The number of chat requests the mock got with this key.
-    fn chats(&self, key: &str) -> usize {
-        self.upstream.hits.of(&format!("chat Bearer {key}"))
-    }
+    Gateway::start(settings).await
 }
 
 fn hello() -> serde_json::Value {
-    serde_json::json!({"model": "Qwen/Qwen2.5-7B-Instruct", "messages": [{"role": "user", "content": "hi"}]})
+    // A paid model: keys without money are not asked for it.
+    serde_json::json!({"model": mock::PAID_MODEL, "messages": [{"role": "user", "content": "hi"}]})
 }
 
 #[derive(diesel::QueryableByName, Debug)]
@@ -150,14 +120,127 @@ async fn a_request_is_forwarded_with_the_pool_key_and_nothing_of_the_callers_cre
     assert_eq!(seen["query"], "a=1&b=two");
     assert_eq!(seen["body"], "payload");
     assert_eq!(seen["headers"]["authorization"], "Bearer sk-ok-9-forwardforwardfw");
-    assert_eq!(seen["headers"]["x-custom"], "kept");
+    assert!(seen["headers"].get("x-custom").is_none(), "headers off the allow-list stay here: {seen}");
     assert!(seen["headers"].get("cookie").is_none(), "{seen}");
     assert!(seen["headers"].get("x-drop-me").is_none(), "headers named by Connection are hop-by-hop");
     assert!(!seen.to_string().contains(&gw.token), "the access key never goes upstream");
 }
 
 #[actix_web::test]
+async fn only_allow_listed_headers_go_upstream() {
+    let gw = gateway(&[]).await;
+    support::seed_active(&gw.app, &[("sk-ok-9-allowlistallowlist", 9.0)]).await;
+    let res = gw
+        .app
+        .client
+        .post(gw.app.url("/v1/echo"))
+        .bearer_auth(&gw.token)
+        .header("content-type", "application/json")
+        .header("user-agent", "OpenAI/Python 1.0")
+        .header("x-stainless-lang", "python")
+        .header("openai-beta", "assistants=v2")
+        .header("idempotency-key", "once")
+        .header("x-api-key", "sk-callers-own-secret")
+        .header("api-key", "sk-callers-azure-secret")
+        .header("forwarded", "for=10.0.0.1;host=internal")
+        .header("x-real-ip", "10.0.0.1")
+        .header("x-forwarded-host", "internal.example")
+        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-for", "10.0.0.1")
+        .header("x-custom", "mine")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen: serde_json::Value = res.json().await.unwrap();
+    let headers = &seen["headers"];
+    for (name, value) in [
+        ("content-type", "application/json"),
+        ("user-agent", "OpenAI/Python 1.0"),
+        ("x-stainless-lang", "python"),
+        ("openai-beta", "assistants=v2"),
+        ("idempotency-key", "once"),
+        ("authorization", "Bearer sk-ok-9-allowlistallowlist"),
+    ] {
+        assert_eq!(headers[name], value, "{name} goes upstream: {seen}");
+    }
+    for name in [
+        "x-api-key",
+        "api-key",
+        "forwarded",
+        "x-real-ip",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-for",
+        "x-custom",
+    ] {
+        assert!(headers.get(name).is_none(), "{name} must not go upstream: {seen}");
+    }
+    assert!(!seen.to_string().contains("secret"), "no caller credential goes upstream: {seen}");
+}
+
+/// Sends `method path` exactly as written (clients normalise dot segments themselves) with the access
+/// key, and returns the status and the body.
+async fn raw_request(app: &TestApp, method: &str, path: &str, token: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[actix_web::test]
+async fn paths_with_dot_segments_are_refused_before_any_key_is_used() {
+    let gw = gateway(&[]).await;
+    support::seed_active(&gw.app, &[("sk-ok-9-dotsegmentsdotseg", 9.0)]).await;
+    for path in [
+        "/v1/../admin",
+        "/v1/./models",
+        "/v1/%2e%2e/admin",
+        "/v1/%2E%2E/admin",
+        "/v1/.%2e/admin",
+        "/v1/%2e./admin",
+        "/v1/%2e/models",
+        "/v1/chat/%2E%2E/x",
+        "/v1/chat/completions/..",
+        "/v1/chat%2f..%2fadmin",
+        "/v1/chat%2F%2e%2e%2Fadmin",
+        "/v1/chat%5c..%5cadmin",
+        "/v1/%252e%252e/admin",
+        "/v1/chat\\..\\admin",
+    ] {
+        for method in ["GET", "POST"] {
+            let (status, body) = raw_request(&gw.app, method, path, &gw.token).await;
+            assert_eq!(status, 400, "{method} {path}: {body}");
+            let body: serde_json::Value =
+                serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"));
+            assert_eq!(body["error"]["code"], "invalid_path", "{method} {path}: {body}");
+            assert_eq!(body["error"]["type"], "invalid_request_error");
+            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+    }
+    assert_eq!(gw.upstream.received(), 0, "nothing reached the upstream");
+    assert_eq!(gw.upstream.hits.total(), 0);
+    // Dots inside a segment or in the query are not segments: forwarded as usual.
+    let (status, body) = raw_request(&gw.app, "POST", "/v1/echo?next=../../x", &gw.token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(gw.upstream.received(), 1);
+}
+
+#[actix_web::test]
 async fn invalid_banned_and_broke_keys_are_failed_over_and_taken_out_of_rotation() {
+    // "No money" for one request blocks that (key, model) pair at once; the key becomes `depleted` only
+    // when the balance check that answer starts agrees (the mock's balance of both is 0).
     let gw = gateway(&[("selection_strategy", "round_robin"), ("max_attempts", "5")]).await;
     let keys = [
         "sk-invalid-aaaaaaaaaaaaaaaaaa",
@@ -180,11 +263,19 @@ async fn invalid_banned_and_broke_keys_are_failed_over_and_taken_out_of_rotation
     }
     assert_eq!(gw.chats(keys[0]) + gw.chats(keys[1]) + gw.chats(keys[2]) + gw.chats(keys[3]), 4);
     support::flush_outcomes(&gw.app).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while key_state(&gw.app, keys[2]).await.status != "depleted"
+        || key_state(&gw.app, keys[3]).await.status != "depleted"
+    {
+        assert!(std::time::Instant::now() < deadline, "the re-check of the broke keys did not land");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(gw.upstream.hits.of(keys[2]), 1, "one balance check, started by the proxy");
     let states = [
         ("invalid", "Api key is invalid"),
         ("invalid", "banned"),
-        ("depleted", "insufficient"),
-        ("depleted", "HTTP 402"),
+        ("depleted", "balance 0"),
+        ("depleted", "balance 0"),
         ("active", ""),
     ];
     for (key, (status, reason)) in keys.iter().zip(states) {
@@ -197,7 +288,7 @@ async fn invalid_banned_and_broke_keys_are_failed_over_and_taken_out_of_rotation
     let log = request_log(&gw.app).await;
     assert_eq!(log.len(), 6);
     assert_eq!((log[0].status, log[0].attempts), (200, 5));
-    assert_eq!(log[0].model.as_deref(), Some("Qwen/Qwen2.5-7B-Instruct"));
+    assert_eq!(log[0].model.as_deref(), Some(mock::PAID_MODEL));
     assert_eq!(log[0].path, "/v1/chat/completions");
     assert!(log[0].access_key_id.is_some() && log[0].key_id.is_some());
     // The state changes are key events, like a check's.
@@ -214,25 +305,59 @@ async fn invalid_banned_and_broke_keys_are_failed_over_and_taken_out_of_rotation
 }
 
 #[actix_web::test]
-async fn a_rate_limited_key_cools_until_retry_after_then_comes_back() {
+async fn a_rate_limited_key_is_out_for_that_model_until_retry_after_then_comes_back() {
     let gw = gateway(&[("selection_strategy", "round_robin")]).await;
     let limited = "sk-limited-aaaaaaaaaaaaaaaaaa";
     support::seed_active(&gw.app, &[(limited, 10.0), ("sk-ok-1-bbbbbbbbbbbbbbbbbbbbb", 10.0)]).await;
     for _ in 0..4 {
         assert_eq!(gw.chat(hello()).await.status(), 200);
     }
-    assert_eq!(gw.chats(limited), 1, "cooling: not tried again");
+    assert_eq!(gw.chats(limited), 1, "out for the model: not tried again");
     support::flush_outcomes(&gw.app).await;
     let s = key_state(&gw.app, limited).await;
-    assert_eq!(s.status, "cooling");
+    assert_eq!((s.status.as_str(), s.cooling_until), ("active", None), "a model's rate limit is not the key's");
     let now = gw.app.state.now_ms();
-    assert_eq!(s.cooling_until, Some(now + 7_000), "Retry-After: 7");
-    // Seven seconds later the key is picked again (and cools again).
+    let slot = gw.app.state.pool.snapshot().paid.slots.iter().find(|s| &*s.key == limited).cloned().unwrap();
+    let blocks = slot.blocks(now);
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(
+        (&*blocks[0].model, blocks[0].until),
+        (hello()["model"].as_str().unwrap(), now + 7_000),
+        "Retry-After: 7"
+    );
+    // Seven seconds later the key is picked again (and is out again).
     gw.app.clock.advance(std::time::Duration::from_secs(7));
+    gw.app.state.pool.rebuild(gw.app.state.now_ms());
     for _ in 0..2 {
         assert_eq!(gw.chat(hello()).await.status(), 200);
     }
     assert_eq!(gw.chats(limited), 2);
+}
+
+#[actix_web::test]
+async fn a_403_about_a_model_or_our_region_never_kills_a_key() {
+    let gw = gateway(&[("selection_strategy", "round_robin"), ("max_attempts", "3")]).await;
+    let (model_off, region) = ("sk-modeloff-aaaaaaaaaaaaaaaaaa", "sk-region-bbbbbbbbbbbbbbbbbbbb");
+    support::seed_active(&gw.app, &[(model_off, 10.0), (region, 10.0), ("sk-ok-1-ccccccccccccccccccccc", 10.0)]).await;
+    for _ in 0..6 {
+        assert_eq!(gw.chat(hello()).await.status(), 200);
+    }
+    // The model refused for the account: out for that model, asked once; our region: nothing learned
+    // about the key, which stays in rotation (and counts against `max_attempts`).
+    assert_eq!(gw.chats(model_off), 1);
+    assert!(gw.chats(region) >= 2, "{}", gw.chats(region));
+    let other = serde_json::json!({"model": mock::FREE_MODELS[1], "messages": [{"role": "user", "content": "hi"}]});
+    let mut served_by_model_off = false;
+    for _ in 0..6 {
+        let res = gw.chat(other.clone()).await;
+        assert_eq!(res.status(), 200);
+        served_by_model_off |= res.text().await.unwrap().contains(model_off);
+    }
+    assert!(served_by_model_off, "the key still serves other models");
+    support::flush_outcomes(&gw.app).await;
+    for k in [model_off, region] {
+        assert_eq!(key_state(&gw.app, k).await.status, "active", "{k}");
+    }
 }
 
 #[actix_web::test]
@@ -246,7 +371,7 @@ async fn server_errors_and_dead_keys_are_retried_elsewhere_but_never_change_the_
     assert_eq!(gw.chats(broken), 4, "a 500 says nothing about the key: it stays in rotation");
     support::flush_outcomes(&gw.app).await;
     let s = key_state(&gw.app, broken).await;
-    assert_eq!((s.status.as_str(), s.failure_count), ("active", 4));
+    assert_eq!((s.status.as_str(), s.request_count, s.failure_count), ("active", 4, 4));
 
     // With only failing keys, the caller gets the last upstream answer as it was.
     let gw = gateway(&[("max_attempts", "2")]).await;
@@ -312,47 +437,8 @@ async fn when_every_key_is_unusable_the_caller_gets_503_with_retry_after() {
     let res = gw.chat(hello()).await;
     assert_eq!(res.status(), 503);
     assert_eq!(support::header(&res, "retry-after"), "7");
-}
-
-#[actix_web::test]
-async fn many_keys_rate_limited_at_once_is_an_incident_not_a_reason_to_cool_them() {
-    let gw = gateway(&[("max_attempts", "3")]).await;
-    let keys: Vec<String> = (0..8).map(|i| format!("sk-limited-{i}aaaaaaaaaaaaaaaaa")).collect();
-    let seeded: Vec<(&str, f64)> = keys.iter().map(|k| (k.as_str(), 10.0)).collect();
-    support::seed_active(&gw.app, &seeded).await;
-    // Two requests, three attempts each: the fifth distinct key's 429 declares the incident.
-    assert_eq!(gw.chat(hello()).await.status(), 429);
-    assert_eq!(gw.chat(hello()).await.status(), 429);
-    let now = gw.app.state.now_ms();
-    let incident = gw.app.state.pool.incident.active(now).expect("an incident is declared");
-    assert!(incident.cause.contains("429"));
-    let tried: usize = keys.iter().map(|k| gw.chats(k)).sum();
-    assert_eq!(tried, 6);
-    // During the incident one attempt per request, and no key is cooled (those cooled just before
-    // it was recognised are given back).
-    assert_eq!(gw.chat(hello()).await.status(), 429);
-    let tried_after: usize = keys.iter().map(|k| gw.chats(k)).sum();
-    assert_eq!(tried_after, 7, "one attempt, no failover storm");
-    support::flush_outcomes(&gw.app).await;
-    for k in &keys {
-        assert_eq!(key_state(&gw.app, k).await.status, "active", "{k} was not cooled");
-    }
-    // The dashboard says so, and /metrics too.
-    gw.app.login().await;
-    let metrics = gw.app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("keypool_incident_active 1"), "{metrics}");
-    assert!(metrics.contains("keypool_proxy_retries_total{cause=\"rate_limited\"} 7"), "{metrics}");
-    // A success ends it.
-    support::seed_active(&gw.app, &[("sk-ok-1-zzzzzzzzzzzzzzzzzzzzz", 100_000.0)]).await;
-    let mut ok = false;
-    for _ in 0..20 {
-        if gw.chat(hello()).await.status() == 200 {
-            ok = true;
-            break;
-        }
-    }
-    assert!(ok, "the good key answered");
-    assert!(gw.app.state.pool.incident.active(gw.app.state.now_ms()).is_none());
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("model deepseek-ai/DeepSeek-V3"), "{body}");
 }
 
 #[actix_web::test]
@@ -585,7 +671,7 @@ async fn keys_checked_or_disabled_in_the_admin_start_or_stop_being_routed() {
     let res = gw.app.hx_post(&format!("/admin/keys/{}/disable", ids[0]), &[]).await;
     assert_eq!(res.status(), 200);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while gw.app.state.pool.snapshot().slots.len() == 1 {
+    while gw.app.state.pool.snapshot().paid_keys() == 1 {
         assert!(std::time::Instant::now() < deadline, "the pool reloads after an admin change");
         actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -640,7 +726,7 @@ async fn a_caller_that_goes_away_is_logged_and_leaves_nothing_in_flight() {
     }
     let log = request_log(&gw.app).await;
     assert_eq!(log.len(), 1, "{log:?}");
-    assert_eq!(gw.app.state.pool.snapshot().slots[0].inflight.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(gw.app.state.pool.snapshot().paid.slots[0].inflight.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
 /// Request-log rows written so far (after a flush).

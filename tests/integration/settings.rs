@@ -291,8 +291,12 @@ fn gateway_form<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)>
         ("first_byte_timeout_s", "300"),
         ("idle_timeout_s", "120"),
         ("cooldown_s", "60"),
+        ("incident_min_keys", "5"),
+        ("incident_failure_pct", "90"),
         ("request_log_retention_days", "7"),
         ("cors_origins", "*"),
+        ("free_models", "Qwen/Qwen2.5-7B-Instruct\nQwen/Qwen3-8B"),
+        ("upstream_utc_offset", "UTC+8"),
         ("metrics_token", ""),
     ]);
     for (k, v) in overrides {
@@ -415,6 +419,86 @@ async fn invalid_gateway_settings_save_nothing_and_say_why_next_to_the_field() {
     );
     assert!(!body.contains("short-secret"), "a typed token is not echoed");
     assert_eq!(stored_settings(&app).await, before);
+    assert_eq!(app.state.pool.runtime().settings.proxy, before.proxy, "the proxy kept its settings");
+}
+
+#[actix_web::test]
+async fn free_models_time_zone_and_incident_thresholds_are_saved_from_the_page() {
+    let app = support::spawn().await;
+    app.login().await;
+    let page = app.get("/admin/settings").await.text().await.unwrap();
+    assert!(page.contains("Free models") && page.contains("Upstream time zone"), "{page}");
+    assert!(page.contains(r#"name="upstream_utc_offset" type="text" value="UTC+8""#), "the default zone");
+    assert!(page.contains("Qwen/Qwen2.5-7B-Instruct\nQwen/Qwen2-7B-Instruct\n"), "the default free models, one a line");
+    assert!(page.contains(r#"name="incident_min_keys" type="number" min="2" max="1000" value="5""#));
+    assert!(page.contains(r#"name="incident_failure_pct" type="number" min="50" max="100" value="90""#));
+
+    let res = app
+        .hx_post(
+            "/admin/settings",
+            &gateway_form(&[
+                ("free_models", "Qwen/Qwen3-8B\r\nmy-org/free-model, Qwen/Qwen3-8B\n\n"),
+                ("upstream_utc_offset", "-03:30"),
+                ("incident_min_keys", "8"),
+                ("incident_failure_pct", "75"),
+            ]),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("Settings saved."), "{body}");
+    assert!(body.contains(">Qwen/Qwen3-8B\nmy-org/free-model</textarea>"), "saved list shown, one a line: {body}");
+    assert!(body.contains(r#"value="UTC-3:30""#), "the zone shown as stored");
+
+    let stored = stored_settings(&app).await;
+    assert_eq!(stored.proxy.free_models, ["Qwen/Qwen3-8B", "my-org/free-model"], "duplicates dropped");
+    assert_eq!(stored.proxy.upstream_utc_offset_min, -210);
+    assert_eq!((stored.proxy.incident_min_keys, stored.proxy.incident_failure_pct), (8, 75));
+    let runtime = app.state.pool.runtime();
+    assert_eq!(runtime.settings.proxy, stored.proxy, "the proxy sees them at once");
+    assert!(runtime.settings.proxy.is_free_model("my-org/free-model"));
+    assert!(!runtime.settings.proxy.is_free_model("Qwen/Qwen2.5-7B-Instruct"), "no longer free");
+
+    // An empty list means no free model; a form without the fields leaves them as they are.
+    let res =
+        app.hx_post("/admin/settings", &gateway_form(&[("free_models", ""), ("upstream_utc_offset", "UTC")])).await;
+    assert_eq!(res.status(), 200);
+    let stored = stored_settings(&app).await;
+    assert!(stored.proxy.free_models.is_empty() && !stored.proxy.is_free_model("Qwen/Qwen3-8B"));
+    assert_eq!(stored.proxy.upstream_utc_offset_min, 0);
+    assert_eq!(app.hx_post("/admin/settings", &system_form(&[])).await.status(), 200);
+    assert_eq!(stored_settings(&app).await.proxy, stored.proxy);
+}
+
+#[actix_web::test]
+async fn bad_free_models_or_time_zone_save_nothing_and_say_why_next_to_the_field() {
+    let app = support::spawn().await;
+    app.login().await;
+    let before = stored_settings(&app).await;
+    let long = "m".repeat(201);
+    let cases: [(&[(&str, &str)], &str, &str); 5] = [
+        (&[("free_models", "ok/model\nbad\u{7}model")], "free_models", "Not a model name: bad"),
+        (&[("free_models", long.as_str())], "free_models", "at most 200 characters"),
+        (&[("upstream_utc_offset", "UTC+15")], "upstream_utc_offset", "Enter a UTC offset from -12:00 to +14:00"),
+        (&[("upstream_utc_offset", "Asia/Shanghai")], "upstream_utc_offset", "like UTC+8, -5 or +5:30"),
+        (&[("incident_failure_pct", "40")], "incident_failure_pct", "Enter a whole number from 50 to 100."),
+    ];
+    for (overrides, field, message) in cases {
+        let res = app.hx_post("/admin/settings", &gateway_form(overrides)).await;
+        assert_eq!(res.status(), 422, "{overrides:?}");
+        let body = res.text().await.unwrap();
+        let at = body.find(&format!(r#"id="error-{field}""#)).unwrap_or_else(|| panic!("no error for {field}: {body}"));
+        assert!(body[at..].contains(message), "{field}: {body}");
+        assert!(body.contains("Nothing was saved"));
+        assert_eq!(stored_settings(&app).await, before, "{overrides:?} saved nothing");
+    }
+    // What was typed stays in the form, next to its error.
+    let res = app
+        .hx_post("/admin/settings", &gateway_form(&[("upstream_utc_offset", "UTC+99"), ("incident_min_keys", "1")]))
+        .await;
+    assert_eq!(res.status(), 422);
+    let body = res.text().await.unwrap();
+    assert!(body.contains(r#"value="UTC+99""#) && body.contains(r#"id="error-incident_min_keys""#), "{body}");
     assert_eq!(app.state.pool.runtime().settings.proxy, before.proxy, "the proxy kept its settings");
 }
 

@@ -82,6 +82,9 @@ pub fn test_config(database: DatabaseUrl, clock: Clock) -> Config {
         shutdown_grace: Duration::from_secs(5),
         trust_forwarded_for: false,
         workers: Some(1),
+        body_pace: keypool::config::BodyPace::default(),
+        max_connections_per_client: keypool::config::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        encryption_key: None,
         clock,
     }
 }
@@ -252,4 +255,52 @@ pub async fn set_settings(app: &TestApp, pairs: &[(&str, &str)]) {
 /// Writes what the proxy has learned but not written yet.
 pub async fn flush_outcomes(app: &TestApp) {
     assert!(keypool::pool::writer::flush(&app.state.pool, &app.state.db).await, "the database took the batch");
+}
+
+/// The app in front of the mock upstream (`KEYPOOL_UPSTREAM_URL` pointing at it), with an access key.
+pub struct Gateway {
+    pub app: TestApp,
+    pub upstream: crate::mock::MockUpstream,
+    pub token: String,
+}
+
+impl Gateway {
+    /// A new app and mock, with these settings stored (NAME=VALUE as `keypool settings set` takes them).
+    pub async fn start(settings: &[(&str, &str)]) -> Self {
+        let upstream = crate::mock::start();
+        let url = upstream.url.clone();
+        let app = spawn_with(move |c| c.upstream_override = Some(url)).await;
+        Self::on(app, upstream, settings).await
+    }
+
+    /// An app already running (another instance on a shared database), in front of `upstream`.
+    pub async fn on(app: TestApp, upstream: crate::mock::MockUpstream, settings: &[(&str, &str)]) -> Self {
+        let token = access_key(&app).await;
+        if !settings.is_empty() {
+            set_settings(&app, settings).await;
+        }
+        Self { app, upstream, token }
+    }
+
+    /// `POST /v1/chat/completions` with the access key.
+    pub async fn chat(&self, body: serde_json::Value) -> reqwest::Response {
+        self.app
+            .client
+            .post(self.app.url("/v1/chat/completions"))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /v1/chat/completions")
+    }
+
+    /// The number of chat requests the mock got with this key (any model).
+    pub fn chats(&self, key: &str) -> usize {
+        self.upstream.hits.of(&format!("chat Bearer {key}"))
+    }
+
+    /// The number of chat requests the mock got with this key for this model.
+    pub fn hits(&self, key: &str, model: &str) -> usize {
+        self.upstream.hits.of(&format!("chat Bearer {key} {model}"))
+    }
 }
