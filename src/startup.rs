@@ -50,6 +50,10 @@ impl Application {
         crate::pool::writer::reload(&state.pool, &state.db, state.now_ms())
             .await
             .map_err(|e| StartError::Database(e.to_string()))?;
+        // The access keys' quota counts as every instance left them (limits hold across restarts).
+        crate::pool::writer::sync_quotas(&state.pool, &state.db, state.now_ms())
+            .await
+            .map_err(|e| StartError::Database(e.to_string()))?;
         let addr = state.config.bind;
         let listener =
             TcpListener::bind(addr).map_err(|e| StartError::Bind { addr: addr.to_string(), message: e.to_string() })?;
@@ -191,7 +195,7 @@ pub async fn prepare(config: Config, create_admin: bool) -> Result<AppState, Sta
     if create_admin {
         ensure_admin(&state).await?;
     }
-    state.access_keys.reload(&state.db).await.map_err(|e| StartError::Database(e.to_string()))?;
+    state.access_keys.reload(&state.db, &state.pool.quotas).await.map_err(|e| StartError::Database(e.to_string()))?;
     state.settings().await.map_err(|e| StartError::Database(e.to_string()))?;
     crate::proxy::auth::reload_prices(&state).await.map_err(|e| StartError::Database(e.to_string()))?;
     Ok(state)

@@ -30,6 +30,29 @@ diesel::table! {
         last_used_at -> Nullable<BigInt>,
         request_count -> BigInt,
         failure_count -> BigInt,
+        enabled -> Bool,
+        expires_at -> Nullable<BigInt>,
+        models -> Nullable<Text>,
+        free_only -> Bool,
+        rpm -> Nullable<BigInt>,
+        tpm -> Nullable<BigInt>,
+        rpd -> Nullable<BigInt>,
+        tpd -> Nullable<BigInt>,
+        spend_day -> Nullable<Double>,
+        spend_month -> Nullable<Double>,
+        note -> Nullable<Text>,
+        shared_token -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    access_key_quota (access_key_id, period, window_start) {
+        access_key_id -> BigInt,
+        period -> BigInt,
+        window_start -> BigInt,
+        requests -> BigInt,
+        tokens -> BigInt,
+        cost -> Double,
     }
 }
 
@@ -194,6 +217,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(access_key_quota -> access_keys (access_key_id));
 diesel::joinable!(key_selections -> keys (key_id));
 diesel::joinable!(key_events -> keys (key_id));
 diesel::joinable!(balance_history -> keys (key_id));

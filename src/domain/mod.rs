@@ -1,5 +1,6 @@
 //! Pure types and rules: no database, no HTTP.
 
+pub mod access_limits;
 pub mod access_token;
 pub mod account;
 pub mod checks;

@@ -13,6 +13,7 @@
 //! the others at the next rebuild (within one writer tick).
 
 pub mod incident;
+pub mod quota;
 pub mod select;
 pub mod writer;
 
@@ -291,6 +292,8 @@ pub struct KeyPool {
     prices: ArcSwap<Prices>,
     /// Opens the stored keys as they are loaded (decrypted once here, never per request).
     codec: Arc<crate::domain::key_crypto::KeyCodec>,
+    /// What each limited access key used this minute, day and month.
+    pub quotas: quota::QuotaBook,
 }
 
 impl KeyPool {
@@ -311,6 +314,7 @@ impl KeyPool {
             recent_models: Mutex::default(),
             codec: Arc::default(),
             prices: ArcSwap::from_pointee(Prices::default()),
+            quotas: quota::QuotaBook::default(),
         }
     }
 

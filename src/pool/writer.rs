@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::KeyPool;
 use crate::db::{self, DbPool};
+use crate::domain::access_limits::Period;
 use crate::domain::clock::Clock;
 use crate::error::AppError;
 
@@ -69,6 +70,29 @@ fn database_answers(pool: &KeyPool) {
     }
 }
 
+/// Publishes what the limited access keys used here since the last tick and reads back every
+/// instance's totals (one small transaction; nothing when no access key has a quota). On failure the
+/// counts stay pending and are sent with the next tick.
+pub async fn sync_quotas(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), AppError> {
+    if pool.quotas.is_empty() {
+        return Ok(());
+    }
+    let offset = pool.runtime().proxy().upstream_utc_offset_min;
+    let (deltas, ids) = pool.quotas.take(now, offset);
+    let windows = Period::ALL.map(|p| (p, p.window(now, offset).0));
+    let totals = db::run(db, move |conn| Ok(db::access_keys::publish_quota(conn, &deltas, &ids, windows)?)).await;
+    match totals {
+        Ok(totals) => {
+            pool.quotas.settle(&totals);
+            Ok(())
+        }
+        Err(e) => {
+            pool.quotas.unsend();
+            Err(e)
+        }
+    }
+}
+
 /// Reads every routable key from the database into the pool (at start-up).
 pub async fn reload(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), AppError> {
     let codec = pool.codec().clone();
@@ -115,6 +139,8 @@ pub async fn prune(pool: &KeyPool, db: &DbPool, instance: &str, now: i64) -> Res
         db::usage::prune_rollups(conn, crate::domain::usage::DAY, hours_before)?;
         db::usage::prune_tombstones(conn, TOMBSTONE_CHANGES)?;
         db::usage::prune_blocks(conn, now)?;
+        // Quota windows: minutes after an hour; days and months after 400 days (the month's bars).
+        db::access_keys::prune_quota(conn, now - 3_600_000, now - 400 * 86_400_000)?;
         Ok(Some(log))
     })
     .await
@@ -134,6 +160,9 @@ pub fn spawn(pool: Arc<KeyPool>, db: DbPool, clock: Clock, instance: String) {
                 if let Err(e) = ended {
                     database_fails(&pool, &e.to_string(), "could not end cooling periods");
                 }
+            }
+            if let Err(e) = sync_quotas(&pool, &db, clock.now_ms()).await {
+                database_fails(&pool, &e.to_string(), "could not publish access-key quota counts");
             }
             let now = clock.now_ms();
             match catch_up(&pool, &db, now).await {

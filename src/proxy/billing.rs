@@ -7,7 +7,9 @@ use actix_web::HttpResponse;
 use actix_web::web::Bytes;
 use serde_json::json;
 
+use super::auth::Client;
 use crate::pool::KeyPool;
+use crate::state::AppState;
 
 /// How long a model list is served from memory.
 pub const MODELS_TTL_MS: i64 = 60_000;
@@ -57,4 +59,35 @@ impl ModelsCache {
             *entry = Some((now, content_type.to_owned(), body));
         }
     }
+}
+
+/// A model list narrowed to the models `client` may use (unchanged when it may use every model, or
+/// when the answer is not OpenAI's `{"data": [{"id": …}]}`).
+pub async fn only_allowed_models(res: HttpResponse, client: &Client, state: &AppState) -> HttpResponse {
+    if !client.limits.restricts_models() {
+        return res;
+    }
+    let (head, body) = res.into_parts();
+    let Ok(bytes) = actix_web::body::to_bytes(body).await else {
+        return HttpResponse::BadGateway().finish();
+    };
+    let Ok(mut list) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return head.set_body(bytes).map_into_boxed_body();
+    };
+    let runtime = state.pool.runtime();
+    let settings = runtime.proxy();
+    if let Some(data) = list.get_mut("data").and_then(|d| d.as_array_mut()) {
+        data.retain(|m| {
+            m.get("id")
+                .and_then(|id| id.as_str())
+                .is_some_and(|id| client.limits.allows_model(id, settings.is_free_model(id)))
+        });
+    }
+    let mut out = HttpResponse::build(head.status());
+    for (name, value) in head.headers() {
+        if name != actix_web::http::header::CONTENT_LENGTH {
+            out.append_header((name.clone(), value.clone()));
+        }
+    }
+    out.json(list)
 }

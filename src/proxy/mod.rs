@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod billing;
 pub mod cors;
+pub mod limits;
 pub mod metrics;
 pub mod relay;
 pub mod upstream;
@@ -43,7 +44,7 @@ pub fn openai_error(status: StatusCode, message: &str, kind: &str, code: &str) -
     HttpResponse::build(status).json(json!({ "error": { "message": message, "type": kind, "code": code } }))
 }
 
-fn with_retry_after(mut res: HttpResponse, secs: i64) -> HttpResponse {
+pub(crate) fn with_retry_after(mut res: HttpResponse, secs: i64) -> HttpResponse {
     if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
@@ -85,16 +86,22 @@ pub async fn get_models(
     client: web::Data<UpstreamClient>,
 ) -> HttpResponse {
     // A hit needs a valid access key; a miss is forwarded like any request (and checked there).
+    let caller = authenticate(&req, &state);
     if req.query_string().is_empty()
-        && let Some(id) = authenticate(&req, &state)
+        && let Some(c) = &caller
+        && c.limits.refuses_key(state.now_ms()).is_none()
         && let Some(res) = state.models_cache.get(state.now_ms())
     {
         let mut ledger = Ledger::new(&req, &state);
-        ledger.access_key_id = Some(id);
+        ledger.access_key_id = Some(c.id);
         ledger.close(200, Outcome::Ok, None, None);
-        return with_cors(&req, &state, res);
+        return with_cors(&req, &state, billing::only_allowed_models(res, c, &state).await);
     }
     let res = handle(&req, payload, &state, &client).await;
+    let res = match &caller {
+        Some(c) if res.status() == StatusCode::OK => billing::only_allowed_models(res, c, &state).await,
+        _ => res,
+    };
     with_cors(&req, &state, res)
 }
 
@@ -115,22 +122,40 @@ fn answer_locally(
     answer: impl FnOnce() -> HttpResponse,
 ) -> HttpResponse {
     let mut ledger = Ledger::new(req, state);
-    ledger.access_key_id = authenticate(req, state);
-    let res = match ledger.access_key_id {
-        Some(_) => {
-            ledger.close(200, Outcome::Ok, None, None);
-            answer()
-        }
+    let caller = authenticate(req, state);
+    ledger.access_key_id = caller.as_ref().map(|c| c.id);
+    let now = state.now_ms();
+    let res = match caller {
+        Some(c) => match c.limits.refuses_key(now) {
+            None => {
+                ledger.close(200, Outcome::Ok, None, None);
+                answer()
+            }
+            Some(refusal) => refused_by_limits(&ledger, &c, &refusal, state, now),
+        },
         None => refused_access(&ledger, req),
     };
     with_cors(req, state, res)
 }
 
 /// The access key of the request, checked in memory; `None` when missing or unknown.
-fn authenticate(req: &HttpRequest, state: &AppState) -> Option<i64> {
+fn authenticate(req: &HttpRequest, state: &AppState) -> Option<Arc<auth::Client>> {
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let token = header.and_then(crate::domain::access_token::from_authorization)?;
     state.access_keys.authenticate(token)
+}
+
+/// The answer to a request its access key's limits refuse (recorded as the caller's error).
+fn refused_by_limits(
+    ledger: &Ledger,
+    client: &auth::Client,
+    refusal: &crate::domain::access_limits::Refusal,
+    state: &AppState,
+    now: i64,
+) -> HttpResponse {
+    let refused = limits::refuse(client, refusal, state.pool.runtime().proxy(), now);
+    ledger.close(refused.response.status().as_u16(), Outcome::CallerError, None, Some(refused.reason));
+    refused.response
 }
 
 /// The 401 for a request [`authenticate`] refused (recorded).
@@ -156,9 +181,12 @@ async fn handle(
     client: &UpstreamClient,
 ) -> HttpResponse {
     let mut ledger = Ledger::new(req, state);
-    ledger.access_key_id = authenticate(req, state);
-    if ledger.access_key_id.is_none() {
+    let Some(caller) = authenticate(req, state) else {
         return refused_access(&ledger, req);
+    };
+    ledger.access_key_id = Some(caller.id);
+    if let Some(refusal) = caller.limits.refuses_key(ledger.at) {
+        return refused_by_limits(&ledger, &caller, &refusal, state, ledger.at);
     }
     // The raw path (`req.uri().path()`, which is also `req.path()`: actix decodes only for routing) is
     // what goes upstream, so it is checked as received: after the access key (a stranger gets the same
@@ -211,6 +239,12 @@ async fn handle(
         }
     };
     ledger.model = model_of(&body);
+    let needs_model = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let now = state.now_ms();
+    if let Err(refusal) = limits::admit(&caller, ledger.model.as_deref(), needs_model, settings, now) {
+        return refused_by_limits(&ledger, &caller, &refusal, state, now);
+    }
+    ledger.quota = caller.quota.clone();
     let model = ledger.model.clone().unwrap_or_default();
     let want = Want { model: &model, free: !model.is_empty() && settings.is_free_model(&model) };
     match attempts(req, &body, want, state, client, &mut ledger).await {

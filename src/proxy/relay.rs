@@ -36,6 +36,8 @@ pub struct Ledger {
     pub tokens: Option<TokenUsage>,
     /// Set once the request's end is recorded.
     pub closed: std::cell::Cell<bool>,
+    /// The access key's quota counts, when it has quotas: its tokens and cost are added at the end.
+    pub quota: Option<Arc<crate::pool::quota::Quota>>,
 }
 
 /// The status logged for a caller that went away before the answer (as nginx does).
@@ -66,6 +68,7 @@ impl Ledger {
             ttfb: None,
             tokens: None,
             closed: std::cell::Cell::new(false),
+            quota: None,
         }
     }
 
@@ -81,6 +84,11 @@ impl Ledger {
             (Some(tokens), Some(model)) => self.state.pool.prices().cost(model, tokens),
             _ => None,
         };
+        if let Some(quota) = &self.quota {
+            let tokens = self.tokens.map_or(0, |t| t.total_tokens.max(t.prompt_tokens + t.completion_tokens));
+            let offset = self.state.pool.runtime().proxy().upstream_utc_offset_min;
+            quota.record(tokens, cost.unwrap_or(0.0), self.state.now_ms(), offset);
+        }
         self.state.pool.log_request(
             RequestLogRow {
                 at: self.at,

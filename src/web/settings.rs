@@ -447,7 +447,7 @@ pub async fn post_access_key(
     };
     let (view, status) = match created {
         Ok((name, token)) => {
-            state.access_keys.reload(&state.db).await?;
+            state.access_keys.reload(&state.db, &state.pool.quotas).await?;
             tracing::info!(admin = %admin.username, access_key = %name, "access key created");
             let view = AccessKeysView {
                 items: load_access_keys(&state).await?,
@@ -483,7 +483,7 @@ pub async fn post_access_key_revoke(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let removed = db::run(&state.db, move |conn| Ok(db::access_keys::revoke(conn, id)?)).await?;
-    state.access_keys.reload(&state.db).await?;
+    state.access_keys.reload(&state.db, &state.pool.quotas).await?;
     if removed {
         tracing::info!(admin = %admin.username, access_key_id = id, "access key revoked");
     }

@@ -1,0 +1,13 @@
+DROP TABLE access_key_quota;
+ALTER TABLE access_keys DROP COLUMN shared_token;
+ALTER TABLE access_keys DROP COLUMN note;
+ALTER TABLE access_keys DROP COLUMN spend_month;
+ALTER TABLE access_keys DROP COLUMN spend_day;
+ALTER TABLE access_keys DROP COLUMN tpd;
+ALTER TABLE access_keys DROP COLUMN rpd;
+ALTER TABLE access_keys DROP COLUMN tpm;
+ALTER TABLE access_keys DROP COLUMN rpm;
+ALTER TABLE access_keys DROP COLUMN free_only;
+ALTER TABLE access_keys DROP COLUMN models;
+ALTER TABLE access_keys DROP COLUMN expires_at;
+ALTER TABLE access_keys DROP COLUMN enabled;
