@@ -14,6 +14,7 @@ use crate::domain::{access_token, account, password};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::startup::{self, Application};
+use crate::state::AppState;
 
 #[derive(Parser)]
 #[command(name = "keypool", version, about = "SiliconFlow API-key pool and OpenAI-compatible gateway")]
@@ -184,10 +185,64 @@ enum SettingsCommand {
 enum AccessKeyCommand {
     /// Create an access key and print its token (shown only this once).
     Create { name: String },
-    /// List access keys (name, token hint, created, last used).
+    /// List access keys: token hint, state, limits, today's use (requests, tokens, cost), last use.
     List,
     /// Revoke an access key by name.
     Revoke { name: String },
+    /// Change an access key's limits; only the options given change (`0` or `none` removes a limit).
+    /// Days and months follow the `upstream_utc_offset` setting's time zone.
+    Set {
+        name: String,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<String>,
+        /// Tokens per minute.
+        #[arg(long)]
+        tpm: Option<String>,
+        /// Requests per day.
+        #[arg(long)]
+        rpd: Option<String>,
+        /// Tokens per day.
+        #[arg(long)]
+        tpd: Option<String>,
+        /// Estimated spend per day, in the balance's currency (from the price table).
+        #[arg(long)]
+        spend_day: Option<String>,
+        /// Estimated spend per month.
+        #[arg(long)]
+        spend_month: Option<String>,
+        /// Allowed models: names or patterns such as `Qwen/*`, comma-separated; `none` allows every model.
+        #[arg(long)]
+        models: Option<String>,
+        /// Only the models of the `free_models` setting: on|off.
+        #[arg(long)]
+        free_only: Option<String>,
+        /// Refused from this time: RFC 3339, or `YYYY-MM-DD[ HH:MM]` in the upstream's time zone; `never`.
+        #[arg(long)]
+        expires: Option<String>,
+        /// on|off.
+        #[arg(long)]
+        enabled: Option<String>,
+        /// A note for the admin (`none` removes it).
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+/// The options of `keypool access-key set` (raw, parsed by the domain's rules).
+#[derive(Default)]
+struct LimitFlags {
+    rpm: Option<String>,
+    tpm: Option<String>,
+    rpd: Option<String>,
+    tpd: Option<String>,
+    spend_day: Option<String>,
+    spend_month: Option<String>,
+    models: Option<String>,
+    free_only: Option<String>,
+    expires: Option<String>,
+    enabled: Option<String>,
+    note: Option<String>,
 }
 
 pub fn main() -> ExitCode {
@@ -421,20 +476,24 @@ async fn access_key(command: AccessKeyCommand) -> Result<(), String> {
             println!("{token}");
             Ok(())
         }
-        AccessKeyCommand::List => {
-            let rows = db::run(&state.db, |conn| Ok(db::access_keys::list(conn)?)).await.map_err(|e| e.to_string())?;
-            let fmt = |ms: i64| {
-                chrono::DateTime::from_timestamp_millis(ms)
-                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-                    .unwrap_or_default()
-            };
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "NAME\tTOKEN\tCREATED\tLAST USED");
-            for k in rows {
-                let last = k.last_used_at.map(fmt).unwrap_or_else(|| "never".to_owned());
-                let _ = writeln!(out, "{}\t{}\t{}\t{}", k.name, k.token_hint, fmt(k.created_at), last);
-            }
-            Ok(())
+        AccessKeyCommand::List => list_access_keys(&state, now).await,
+        AccessKeyCommand::Set {
+            name,
+            rpm,
+            tpm,
+            rpd,
+            tpd,
+            spend_day,
+            spend_month,
+            models,
+            free_only,
+            expires,
+            enabled,
+            note,
+        } => {
+            let flags =
+                LimitFlags { rpm, tpm, rpd, tpd, spend_day, spend_month, models, free_only, expires, enabled, note };
+            set_access_key_limits(&state, &name, flags).await
         }
         AccessKeyCommand::Revoke { name } => {
             let lookup = name.clone();
@@ -449,6 +508,134 @@ async fn access_key(command: AccessKeyCommand) -> Result<(), String> {
             }
         }
     }
+}
+
+/// `keypool access-key list`: one line per key, with its limits and what it used today (every
+/// instance's counts, as the database holds them).
+async fn list_access_keys(state: &AppState, now: i64) -> Result<(), String> {
+    use crate::domain::access_limits::Period;
+    let offset = state.settings().await.map_err(|e| e.to_string())?.proxy.upstream_utc_offset_min;
+    let windows = Period::ALL.map(|p| (p, p.window(now, offset).0));
+    let (rows, totals) = db::run(&state.db, move |conn| {
+        let rows = db::access_keys::list(conn)?;
+        let ids: Vec<i64> = rows.iter().map(|k| k.id).collect();
+        let totals = db::access_keys::publish_quota(conn, &[], &ids, windows)?;
+        Ok((rows, totals))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let fmt = |ms: i64| crate::proxy::limits::local_time(ms, offset);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "NAME\tTOKEN\tSTATE\tLIMITS\tTODAY\tLAST USED");
+    for k in rows {
+        let limits = k.limits();
+        let state = match limits.refuses_key(now) {
+            Some(crate::domain::access_limits::Refusal::Disabled) => "disabled".to_owned(),
+            Some(_) => "expired".to_owned(),
+            None => match limits.expires_at {
+                Some(at) => format!("enabled until {}", fmt(at)),
+                None => "enabled".to_owned(),
+            },
+        };
+        let today =
+            totals.get(&(k.id, Period::Day.code(), windows[Period::Day.index()].1)).copied().unwrap_or_default();
+        let today = format!(
+            "{} requests, {} tokens, {}",
+            today.requests,
+            today.tokens,
+            crate::domain::access_limits::format_money(today.cost)
+        );
+        let last = k.last_used_at.map(fmt).unwrap_or_else(|| "never".to_owned());
+        let _ = writeln!(out, "{}\t{}\t{state}\t{}\t{today}\t{last}", k.name, k.token_hint, limits_summary(&limits));
+    }
+    Ok(())
+}
+
+/// `rpm 60, rpd 1000, models Qwen/*, free models only` (or `none`).
+fn limits_summary(limits: &crate::domain::access_limits::AccessLimits) -> String {
+    use crate::domain::access_limits::{Limit, format_money};
+    let mut parts: Vec<String> = Limit::ALL
+        .iter()
+        .filter_map(|l| {
+            let v = l.of(limits)?;
+            Some(format!("{} {}", l.name(), if l.is_spend() { format_money(v) } else { (v as i64).to_string() }))
+        })
+        .collect();
+    if !limits.models.is_empty() {
+        parts.push(format!("models {}", limits.models.join(" ")));
+    }
+    if limits.free_only {
+        parts.push("free models only".to_owned());
+    }
+    if let Some(note) = &limits.note {
+        parts.push(format!("note: {note}"));
+    }
+    if parts.is_empty() { "none".to_owned() } else { parts.join(", ") }
+}
+
+/// `keypool access-key set NAME …`: every option parsed first; any error saves nothing.
+async fn set_access_key_limits(state: &AppState, name: &str, flags: LimitFlags) -> Result<(), String> {
+    use crate::domain::access_limits::{parse_count, parse_expiry, parse_models, parse_money, parse_note};
+    use crate::domain::settings::parse_bool;
+    let offset = state.settings().await.map_err(|e| e.to_string())?.proxy.upstream_utc_offset_min;
+    let lookup = name.to_owned();
+    let key = db::run(&state.db, move |conn| Ok(db::access_keys::find_by_name(conn, &lookup)?))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no access key is named `{name}`"))?;
+    let mut limits = key.limits();
+    let mut errors = crate::domain::FieldErrors::default();
+    let mut take = |r: Result<(), crate::domain::FieldError>| {
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    };
+    let on_off = |field: &'static str, raw: &str| {
+        parse_bool(raw).ok_or_else(|| crate::domain::FieldError::new(field, "access_keys.limits.on_off_invalid"))
+    };
+    if let Some(v) = &flags.rpm {
+        take(parse_count("rpm", v).map(|x| limits.rpm = x));
+    }
+    if let Some(v) = &flags.tpm {
+        take(parse_count("tpm", v).map(|x| limits.tpm = x));
+    }
+    if let Some(v) = &flags.rpd {
+        take(parse_count("rpd", v).map(|x| limits.rpd = x));
+    }
+    if let Some(v) = &flags.tpd {
+        take(parse_count("tpd", v).map(|x| limits.tpd = x));
+    }
+    if let Some(v) = &flags.spend_day {
+        take(parse_money("spend_day", v).map(|x| limits.spend_day = x));
+    }
+    if let Some(v) = &flags.spend_month {
+        take(parse_money("spend_month", v).map(|x| limits.spend_month = x));
+    }
+    if let Some(v) = &flags.models {
+        take(parse_models(v).map(|x| limits.models = x));
+    }
+    if let Some(v) = &flags.free_only {
+        take(on_off("free_only", v).map(|x| limits.free_only = x));
+    }
+    if let Some(v) = &flags.expires {
+        take(parse_expiry(v, offset).map(|x| limits.expires_at = x));
+    }
+    if let Some(v) = &flags.enabled {
+        take(on_off("enabled", v).map(|x| limits.enabled = x));
+    }
+    if let Some(v) = &flags.note {
+        take(parse_note(v).map(|x| limits.note = x));
+    }
+    if !errors.is_empty() {
+        return Err(format!("nothing changed: {}", describe_errors(&errors)));
+    }
+    let id = key.id;
+    let saved = limits.clone();
+    db::run(&state.db, move |conn| Ok(db::access_keys::set_limits(conn, id, &saved)?))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("access key `{name}`: {}", limits_summary(&limits));
+    Ok(())
 }
 
 async fn prices(command: PricesCommand) -> Result<(), String> {

@@ -77,6 +77,8 @@ pub async fn sync_quotas(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), Ap
     if pool.quotas.is_empty() {
         return Ok(());
     }
+    // One sync at a time: a second one settling in between would forget what the first had sent.
+    let _one_at_a_time = pool.flush_lock.lock().await;
     let offset = pool.runtime().proxy().upstream_utc_offset_min;
     let (deltas, ids) = pool.quotas.take(now, offset);
     let windows = Period::ALL.map(|p| (p, p.window(now, offset).0));

@@ -423,3 +423,51 @@ fn sigterm_writes_every_proxied_request_before_exiting() {
     drop(pool);
     drop(db);
 }
+
+#[test]
+fn access_key_set_changes_only_the_limits_given_and_list_shows_them() {
+    let (db, url) = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let env_url = TestDb::env_url(&url);
+    let cli = |args: &[&str]| run(keypool(dir.path(), Some(&env_url)).arg("access-key").args(args), None);
+
+    assert!(cli(&["create", "bob"]).status.success());
+    let out = cli(&[
+        "set",
+        "bob",
+        "--rpm",
+        "60",
+        "--models",
+        "Qwen/*,THUDM/*",
+        "--expires",
+        "2030-01-31",
+        "--note",
+        "friend",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("rpm 60, models Qwen/* THUDM/*, note: friend"), "{}", text(&out.stdout));
+    let out = cli(&["set", "bob", "--rpd", "1000", "--spend-day", "2.5", "--free-only", "on"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&cli(&["list"]).stdout);
+    let row = listed.lines().find(|l| l.starts_with("bob\t")).expect("bob listed");
+    assert!(row.contains("enabled until 2030-01-31 23:59:59 (UTC+8)"), "{row}");
+    assert!(row.contains("rpm 60, rpd 1000, spend_day 2.5, models Qwen/* THUDM/*, free models only"), "{row}");
+    assert!(row.contains("0 requests, 0 tokens, 0"), "{row}");
+
+    // Any bad option: nothing changes.
+    let out = cli(&["set", "bob", "--rpm", "none", "--tpm", "lots", "--enabled", "maybe"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("nothing changed") && err.contains("tpm") && err.contains("enabled"), "{err}");
+    assert!(text(&cli(&["list"]).stdout).contains("rpm 60"), "the valid --rpm none was not applied either");
+    let out = cli(&["set", "bob", "--rpm", "0", "--models", "none", "--free-only", "off", "--enabled", "off"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&cli(&["list"]).stdout);
+    assert!(
+        listed.contains("bob\tkp-") && listed.contains("\tdisabled\trpd 1000, spend_day 2.5, note: friend\t"),
+        "{listed}"
+    );
+    let out = cli(&["set", "nobody", "--rpm", "1"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("no access key is named `nobody`"));
+    drop(db);
+}

@@ -1,6 +1,7 @@
 //! Integration tests: the real application over HTTP, and the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity, clippy::zombie_processes)]
 
+mod access_limits;
 mod auth;
 mod browser;
 mod checks;

@@ -269,7 +269,11 @@ async fn echo(req: HttpRequest, body: web::Bytes) -> HttpResponse {
 async fn models(hits: web::Data<Hits>) -> HttpResponse {
     hits.hit("models");
     HttpResponse::Ok().json(serde_json::json!({
-        "object": "list", "data": [{"id": "Qwen/Qwen2.5-7B-Instruct", "object": "model", "created": 0, "owned_by": "mock"}]
+        "object": "list", "data": [
+            {"id": "Qwen/Qwen2.5-7B-Instruct", "object": "model", "created": 0, "owned_by": "mock"},
+            {"id": PAID_MODEL, "object": "model", "created": 0, "owned_by": "mock"},
+            {"id": "THUDM/glm-4-9b-chat", "object": "model", "created": 0, "owned_by": "mock"}
+        ]
     }))
 }
 
