@@ -6,7 +6,9 @@
 //! fixed 1,000 requests/s (an open loop: each request is its own task, sent at its scheduled time),
 //! stream time to first byte, and keypool's resident memory. Goals on this 2-core machine (mock,
 //! keypool and the generator share both cores): p99 added ≤ 1 ms at 1,000 req/s; saturated throughput
-//! through keypool ≥ 50 % of direct; resident memory ≤ 100 MB.
+//! through keypool ≥ 50 % of direct; resident memory ≤ 100 MB. The access key used has every limit
+//! set (models, expiry, requests, tokens and spend per minute, day and month), high enough never to
+//! refuse: each request is checked against all of them and counted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -50,7 +52,8 @@ async fn chat(body: web::Bytes) -> HttpResponse {
     )
 }
 
-/// A SQLite file with `KEYS` active keys (balances 1–200) and one access key; returns the token.
+/// A SQLite file with `KEYS` active keys (balances 1–200) and one access key with every limit set;
+/// returns the token.
 fn seed(path: &std::path::Path) -> String {
     let url = keypool::config::DatabaseUrl::Sqlite(path.to_owned());
     let pool = keypool::db::open(&url, 2).unwrap();
@@ -65,7 +68,21 @@ fn seed(path: &std::path::Path) -> String {
     .execute(&mut conn)
     .unwrap();
     let minted = keypool::domain::access_token::mint();
-    keypool::db::access_keys::create(&mut conn, "bench", &minted.hash, &minted.hint, 0).unwrap();
+    let id = keypool::db::access_keys::create(&mut conn, "bench", &minted.hash, &minted.hint, 0).unwrap();
+    // Every limit set (high enough never to refuse): each request is checked against all of them,
+    // counted, and published by the writer every tick.
+    let limits = keypool::domain::access_limits::AccessLimits {
+        expires_at: Some(i64::MAX / 2),
+        models: vec!["Qwen/*".to_owned(), "deepseek-ai/*".to_owned()],
+        rpm: Some(1_000_000_000),
+        tpm: Some(1_000_000_000_000),
+        rpd: Some(1_000_000_000),
+        tpd: Some(1_000_000_000_000),
+        spend_day: Some(1e9),
+        spend_month: Some(1e9),
+        ..Default::default()
+    };
+    keypool::db::access_keys::set_limits(&mut conn, id, &limits).unwrap();
     minted.token
 }
 
