@@ -187,9 +187,22 @@ pub fn publish_quota(
     windows: [(Period, i64); 3],
 ) -> QueryResult<HashMap<(i64, i64, i64), Counts>> {
     conn.transaction(|conn| {
+        // A key revoked since its counts were taken has no row to refer to: its counts go with it.
+        let ids_sent: Vec<i64> = deltas.iter().map(|d| d.access_key_id).collect();
+        let existing: std::collections::HashSet<i64> = if ids_sent.is_empty() {
+            Default::default()
+        } else {
+            access_keys::table
+                .filter(access_keys::id.eq_any(&ids_sent))
+                .select(access_keys::id)
+                .load(conn)?
+                .into_iter()
+                .collect()
+        };
+        let kept: Vec<&QuotaDelta> = deltas.iter().filter(|d| existing.contains(&d.access_key_id)).collect();
         // Raw SQL: one multi-row upsert that adds to the stored counts (`excluded`), which diesel's
         // DSL cannot say for both backends through one connection type.
-        for chunk in deltas.chunks(500) {
+        for chunk in kept.chunks(500) {
             let mut st = Statement::default();
             st.sql(
                 "INSERT INTO access_key_quota (access_key_id, period, window_start, requests, tokens, cost) VALUES ",
@@ -209,16 +222,7 @@ pub fn publish_quota(
                  tokens = access_key_quota.tokens + excluded.tokens, \
                  cost = access_key_quota.cost + excluded.cost",
             );
-            // A key revoked meanwhile has no row to refer to: its counts are dropped with it.
-            if let Err(e) = st.execute(conn) {
-                if !matches!(
-                    e,
-                    diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::ForeignKeyViolation, _)
-                ) {
-                    return Err(e);
-                }
-                tracing::debug!("quota counts of a revoked access key dropped");
-            }
+            st.execute(conn)?;
         }
         let mut totals = HashMap::new();
         if ids.is_empty() {

@@ -259,3 +259,30 @@ async fn quota_counts_survive_a_restart() {
     support::reload_pool(&restarted).await;
     assert_eq!(admitted(&restarted, &token, 5, 1).await, 2, "3 of 5 were used before the restart");
 }
+
+#[actix_web::test]
+async fn counts_of_a_key_revoked_meanwhile_are_dropped_and_the_rest_written() {
+    use keypool::domain::access_limits::{Counts, Period, QuotaDelta};
+    let app = support::spawn().await;
+    let token = limited(&app, "kept", AccessLimits { rpd: Some(5), ..AccessLimits::default() }).await;
+    let kept = app.state.access_keys.authenticate(&token).unwrap().id;
+    let now = app.state.now_ms();
+    let start = Period::Day.window(now, UTC8).0;
+    let delta = move |id| QuotaDelta {
+        access_key_id: id,
+        period: Period::Day,
+        window_start: start,
+        counts: Counts { requests: 2, tokens: 7, cost: 0.5 },
+    };
+    let totals = support::with_db(&app, move |c| {
+        keypool::db::access_keys::publish_quota(
+            c,
+            &[delta(kept), delta(kept + 1_000)],
+            &[kept],
+            [(Period::Minute, 0), (Period::Day, start), (Period::Month, 0)],
+        )
+    })
+    .await
+    .expect("a revoked key's counts do not fail the batch");
+    assert_eq!(totals.get(&(kept, Period::Day.code(), start)), Some(&Counts { requests: 2, tokens: 7, cost: 0.5 }));
+}
