@@ -1,22 +1,15 @@
-//! Hand-written diesel schema, limited to SQL types that `MultiConnection` supports on both backends.
-//! Times are unix epoch milliseconds.
+// @generated from the SQLite migrations by `tests/integration/schema.rs`: do not edit by hand.
+// After a migration, `KEYPOOL_BLESS_SCHEMA=1 cargo test schema_rs` rewrites it. Only SQL types that
+// `MultiConnection` supports on both backends; times are unix epoch milliseconds.
 
 diesel::table! {
-    settings (name) {
-        name -> Text,
-        value -> Text,
-        updated_at -> BigInt,
-    }
-}
-
-diesel::table! {
-    admins (id) {
-        id -> BigInt,
-        username -> Text,
-        password_hash -> Text,
-        credentials_version -> BigInt,
-        created_at -> BigInt,
-        updated_at -> BigInt,
+    access_key_quota (access_key_id, period, window_start) {
+        access_key_id -> BigInt,
+        period -> BigInt,
+        window_start -> BigInt,
+        requests -> BigInt,
+        tokens -> BigInt,
+        cost -> Double,
     }
 }
 
@@ -46,15 +39,80 @@ diesel::table! {
 }
 
 diesel::table! {
-    access_key_quota (access_key_id, period, window_start) {
-        access_key_id -> BigInt,
-        period -> BigInt,
-        window_start -> BigInt,
-        requests -> BigInt,
-        tokens -> BigInt,
-        cost -> Double,
+    admin_sessions (id) {
+        id -> Text,
+        admin_id -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
     }
 }
+
+diesel::table! {
+    admins (id) {
+        id -> BigInt,
+        username -> Text,
+        password_hash -> Text,
+        credentials_version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    balance_history (id) {
+        id -> BigInt,
+        key_id -> BigInt,
+        total_balance -> Double,
+        charge_balance -> Double,
+        gift_balance -> Double,
+        checked_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    change_seq (id) {
+        id -> BigInt,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    key_events (id) {
+        id -> BigInt,
+        key_id -> BigInt,
+        at -> BigInt,
+        from_status -> Text,
+        to_status -> Text,
+        reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    key_model_blocks (key_id, model) {
+        key_id -> BigInt,
+        model -> Text,
+        kind -> Text,
+        until_at -> BigInt,
+        at -> BigInt,
+        reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    key_selections (admin_id, key_id) {
+        admin_id -> BigInt,
+        key_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    key_status_counts (status) {
+        status -> Text,
+        n -> BigInt,
+    }
+}
+
+// `key_tombstones` has no primary key: not declared (raw SQL only).
 
 diesel::table! {
     keys (id) {
@@ -75,34 +133,9 @@ diesel::table! {
         failure_count -> BigInt,
         last_used_at -> Nullable<BigInt>,
         cooling_until -> Nullable<BigInt>,
+        changed_seq -> BigInt,
         key_hash -> Nullable<Text>,
         key_hint -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
-    key_selections (admin_id, key_id) {
-        admin_id -> BigInt,
-        key_id -> BigInt,
-    }
-}
-
-diesel::table! {
-    /// Keys per status, maintained by triggers in both migration trees.
-    key_status_counts (status) {
-        status -> Text,
-        n -> BigInt,
-    }
-}
-
-diesel::table! {
-    balance_history (id) {
-        id -> BigInt,
-        key_id -> BigInt,
-        total_balance -> Double,
-        charge_balance -> Double,
-        gift_balance -> Double,
-        checked_at -> BigInt,
     }
 }
 
@@ -115,22 +148,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    model_prices (model) {
+        model -> Text,
+        input_per_m -> Double,
+        output_per_m -> Double,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
     pool_snapshots (id) {
         id -> BigInt,
         taken_at -> BigInt,
         active_keys -> BigInt,
         total_balance -> Double,
-    }
-}
-
-diesel::table! {
-    key_events (id) {
-        id -> BigInt,
-        key_id -> BigInt,
-        at -> BigInt,
-        from_status -> Text,
-        to_status -> Text,
-        reason -> Nullable<Text>,
     }
 }
 
@@ -153,6 +184,14 @@ diesel::table! {
         total_tokens -> Nullable<BigInt>,
         cost -> Nullable<Double>,
         outcome -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    settings (name) {
+        name -> Text,
+        value -> Text,
+        updated_at -> BigInt,
     }
 }
 
@@ -208,28 +247,31 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    model_prices (model) {
-        model -> Text,
-        input_per_m -> Double,
-        output_per_m -> Double,
-        updated_at -> BigInt,
-    }
-}
-
 diesel::joinable!(access_key_quota -> access_keys (access_key_id));
-diesel::joinable!(key_selections -> keys (key_id));
-diesel::joinable!(key_events -> keys (key_id));
+diesel::joinable!(admin_sessions -> admins (admin_id));
 diesel::joinable!(balance_history -> keys (key_id));
+diesel::joinable!(key_events -> keys (key_id));
+diesel::joinable!(key_model_blocks -> keys (key_id));
 diesel::joinable!(key_selections -> admins (admin_id));
+diesel::joinable!(key_selections -> keys (key_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    settings,
-    admins,
+    access_key_quota,
     access_keys,
-    keys,
+    admin_sessions,
+    admins,
+    balance_history,
+    change_seq,
+    key_events,
+    key_model_blocks,
     key_selections,
     key_status_counts,
-    balance_history,
-    leases
+    keys,
+    leases,
+    model_prices,
+    pool_snapshots,
+    request_log,
+    settings,
+    traffic_rollups,
+    usage_rollups,
 );

@@ -24,7 +24,7 @@ pub struct Statement {
 }
 
 impl Statement {
-    pub fn sql(&mut self, s: &str) -> &mut Self {
+    pub fn sql(&mut self, s: &'static str) -> &mut Self {
         self.text.push_str(s);
         self
     }
