@@ -385,8 +385,7 @@ async fn reset_password(username: Option<String>) -> Result<(), String> {
     };
     let first = read_password("New admin password: ")?;
     let again = if std::io::stdin().is_terminal() { read_password("Again: ")? } else { first.clone() };
-    let pw = account::parse_new_password(&first, &again)
-        .map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
+    let pw = account::parse_new_password(&first, &again).map_err(|e| crate::i18n::field_message(Lang::En, &e))?;
     let now = state.now_ms();
     let default_name = state.config.admin_username.clone().unwrap_or_else(|| "admin".to_owned());
     let (name, created) = db::run(&state.db, move |conn| {
@@ -456,7 +455,7 @@ fn describe_errors(errors: &crate::domain::FieldErrors) -> String {
     errors
         .0
         .iter()
-        .map(|e| format!("{}: {}", e.field, crate::views::components::field_message(Lang::En, e)))
+        .map(|e| format!("{}: {}", e.field, crate::i18n::field_message(Lang::En, e)))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -466,12 +465,11 @@ async fn access_key(command: AccessKeyCommand) -> Result<(), String> {
     let now = state.now_ms();
     match command {
         AccessKeyCommand::Create { name } => {
-            let name =
-                access_token::parse_name(&name).map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
+            let name = access_token::parse_name(&name).map_err(|e| crate::i18n::field_message(Lang::En, &e))?;
             let created = db::run(&state.db, move |conn| Ok(db::access_keys::create_named(conn, &name, now)?))
                 .await
                 .map_err(|e| e.to_string())?;
-            let (name, token) = created.map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
+            let (name, token) = created.map_err(|e| crate::i18n::field_message(Lang::En, &e))?;
             eprintln!("created access key `{name}`; its token is shown only this once:");
             println!("{token}");
             Ok(())
@@ -727,7 +725,7 @@ async fn export(
     }
     let request =
         crate::domain::export::ExportRequest::parse(scope, min_balance, with_balance.then_some("1"), Some(sep))
-            .map_err(|e| crate::views::components::field_message(Lang::En, &e))?;
+            .map_err(|e| crate::i18n::field_message(Lang::En, &e))?;
     let state = open().await?;
     let pool = state.db.clone();
     let codec = state.codec.clone();
@@ -825,7 +823,7 @@ async fn logs(raw: crate::domain::logs::RawLogQuery, limit: Option<u64>, csv: bo
     use crate::domain::logs::{CSV_HEADER, LogQuery, csv_row};
     let (query, errors) = LogQuery::parse(&raw);
     if let Some(e) = errors.0.first() {
-        return Err(crate::views::components::field_message(Lang::En, e));
+        return Err(crate::i18n::field_message(Lang::En, e));
     }
     let limit = match (limit, csv) {
         (Some(n), _) => Some(n as i64),

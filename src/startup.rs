@@ -16,9 +16,9 @@ use actix_web::{App, HttpServer, web};
 use crate::config::Config;
 use crate::db::{self, DbPool};
 use crate::domain::password;
+use crate::domain::throttle::Throttle;
 use crate::proxy::auth::AccessKeyIndex;
 use crate::state::AppState;
-use crate::web::throttle::Throttle;
 
 /// Name of the admin session cookie.
 pub const SESSION_COOKIE: &str = "keypool_session";

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::{Backend, DbPool};
+use crate::domain::throttle::Throttle;
 use crate::proxy::auth::AccessKeyIndex;
-use crate::web::throttle::Throttle;
 
 pub struct AppState {
     pub db: DbPool,

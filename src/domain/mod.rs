@@ -15,6 +15,7 @@ pub mod password;
 pub mod proxy;
 pub mod settings;
 pub mod stats;
+pub mod throttle;
 pub mod tokens;
 pub mod upstream_error;
 pub mod usage;

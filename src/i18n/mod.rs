@@ -88,6 +88,12 @@ impl Lang {
 }
 
 /// Every key of a language's catalogue (for tests and tools).
+/// The translated text of a field error (pages and the command line).
+pub fn field_message(lang: Lang, e: &crate::domain::FieldError) -> String {
+    let args: Vec<(&str, &str)> = e.args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    lang.tf(e.key, &args)
+}
+
 pub fn keys(lang: Lang) -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = lang.catalogue().keys().map(String::as_str).collect();
     keys.sort_unstable();

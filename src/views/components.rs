@@ -2,14 +2,10 @@
 
 use maud::{Markup, html};
 
-use crate::domain::{FieldError, FieldErrors};
+use crate::domain::FieldErrors;
 use crate::i18n::Lang;
 
-/// The translated text of a field error.
-pub fn field_message(lang: Lang, e: &FieldError) -> String {
-    let args: Vec<(&str, &str)> = e.args.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    lang.tf(e.key, &args)
-}
+pub use crate::i18n::field_message;
 
 /// The message under a form field, when it has one.
 pub fn field_error(lang: Lang, errors: &FieldErrors, field: &str) -> Markup {

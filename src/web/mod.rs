@@ -15,7 +15,6 @@ pub mod prices;
 pub mod routes;
 pub mod session;
 pub mod settings;
-pub mod throttle;
 
 use actix_web::HttpRequest;
 

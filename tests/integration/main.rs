@@ -14,6 +14,7 @@ mod framing;
 mod guest;
 mod hardening;
 mod keys;
+mod layers;
 mod logs;
 mod mock;
 mod process;
