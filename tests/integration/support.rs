@@ -238,7 +238,7 @@ pub async fn access_key(app: &TestApp) -> String {
     let (hash, hint, now) = (minted.hash.clone(), minted.hint.clone(), app.state.now_ms());
     let name = format!("test-{}", &minted.token[3..11]);
     with_db(app, move |c| keypool::db::access_keys::create(c, &name, &hash, &hint, now).unwrap()).await;
-    app.state.access_keys.reload(&app.state.db).await.unwrap();
+    app.state.access_keys.reload(&app.state.db, &app.state.pool.quotas).await.unwrap();
     minted.token
 }
 
