@@ -77,7 +77,8 @@ fn local(ms: i64, offset_min: i32, format: &str) -> String {
 /// A moment as the upstream's local time with its zone: `12-02 00:00 UTC+8`, the year when it is
 /// not this one.
 pub fn zoned_time(ms: i64, now: i64, offset_min: i32) -> Markup {
-    let format = if local(ms, offset_min, "%Y") == local(now, offset_min, "%Y") { "%m-%d %H:%M" } else { "%Y-%m-%d %H:%M" };
+    let format =
+        if local(ms, offset_min, "%Y") == local(now, offset_min, "%Y") { "%m-%d %H:%M" } else { "%Y-%m-%d %H:%M" };
     let datetime = chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default();
@@ -257,6 +258,7 @@ pub fn shared_key_card(lang: Lang, v: &SharedKeyView) -> Markup {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

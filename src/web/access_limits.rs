@@ -10,10 +10,10 @@ use super::lang::RequestLang;
 use super::session::CurrentAdmin;
 use super::settings::{keys_response, keys_view};
 use crate::db;
-use crate::domain::{FieldError, FieldErrors};
 use crate::domain::access_limits::{
     AccessLimits, Period, parse_count, parse_expiry, parse_models, parse_money, parse_note,
 };
+use crate::domain::{FieldError, FieldErrors};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::views::access_limits::LimitsFormValues;
@@ -203,6 +203,7 @@ pub async fn post_access_key_unshare(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

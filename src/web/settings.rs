@@ -10,6 +10,7 @@ use super::auth::html;
 use super::lang::RequestLang;
 use super::session::{self, CurrentAdmin};
 use crate::db;
+use crate::domain::access_limits::{Counts, Period};
 use crate::domain::account::AccountChange;
 use crate::domain::settings::{PROXY_RANGES, Settings, SettingsChange, format_utc_offset};
 use crate::domain::{FieldError, FieldErrors, access_token, password};
@@ -18,7 +19,6 @@ use crate::i18n::Lang;
 use crate::state::AppState;
 use crate::views::components::FlashKind;
 use crate::views::layout::{Nav, PageContext};
-use crate::domain::access_limits::{Counts, Period};
 use crate::views::settings::{
     AccessKeyItem, AccessKeysView, AccountView, Flash, SystemValues, SystemView, UsageFigures, access_keys_section,
     account_section, settings_page, system_section,
@@ -64,9 +64,12 @@ async fn load_access_keys(state: &AppState) -> Result<Vec<AccessKeyItem>, AppErr
     };
     let offset_min = state.pool.runtime().proxy().upstream_utc_offset_min;
     let quota = |id: i64| {
-        state.pool.quotas.get(id).map(|q| q.usage(now, offset_min)).unwrap_or_else(|| {
-            Period::ALL.map(|p| (Counts::default(), p.window(now, offset_min).1))
-        })
+        state
+            .pool
+            .quotas
+            .get(id)
+            .map(|q| q.usage(now, offset_min))
+            .unwrap_or_else(|| Period::ALL.map(|p| (Counts::default(), p.window(now, offset_min).1)))
     };
     Ok(rows
         .into_iter()

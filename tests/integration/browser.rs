@@ -721,13 +721,13 @@ async fn shoot(b: &Browser<'_>, css: &str, name: &str) {
 async fn shoot_limits(app: &TestApp, b: &Browser<'_>, width: u32) {
     for lang in ["en", "zh-CN"] {
         b.goto(&app.url(&format!("/lang/{lang}?next=%2Fadmin%2Fsettings"))).await;
-        shoot(&b, "#access-keys", &format!("limits-settings-{width}-{lang}")).await;
+        shoot(b, "#access-keys", &format!("limits-settings-{width}-{lang}")).await;
         assert!(b.no_horizontal_scroll().await, "settings scroll sideways at {width} px");
         b.script("document.querySelector('details.limits-edit').open = true; return true;").await;
-        shoot(&b, "details.limits-edit", &format!("limits-form-{width}-{lang}")).await;
+        shoot(b, "details.limits-edit", &format!("limits-form-{width}-{lang}")).await;
         assert!(b.no_horizontal_scroll().await, "the open limits form scrolls sideways at {width} px");
         b.goto(&app.url("/")).await;
-        shoot(&b, "#shared-key", &format!("limits-guest-{width}-{lang}")).await;
+        shoot(b, "#shared-key", &format!("limits-guest-{width}-{lang}")).await;
         assert!(b.no_horizontal_scroll().await, "the guest page scrolls sideways at {width} px");
     }
 }

@@ -275,12 +275,10 @@ async fn the_guest_access_key_is_shown_in_restricted_mode_only_to_those_let_in()
     let body = app.hx_post("/admin/access-keys", &[("name", "for guests")]).await.text().await.unwrap();
     let start = body.find(r#"<code id="new-token">"#).unwrap() + r#"<code id="new-token">"#.len();
     let old_token = body[start..start + 43].to_owned();
-    let id = support::with_db(&app, |c| keypool::db::access_keys::find_by_name(c, "for guests").unwrap().unwrap().id)
-        .await;
+    let id =
+        support::with_db(&app, |c| keypool::db::access_keys::find_by_name(c, "for guests").unwrap().unwrap().id).await;
     app.hx_post(&format!("/admin/access-keys/{id}/limits"), &[("enabled", "on"), ("rpd", "100")]).await;
-    let v1 = |token: String| {
-        app.client.post(app.url("/v1/chat/completions")).bearer_auth(token).body("{}").send()
-    };
+    let v1 = |token: String| app.client.post(app.url("/v1/chat/completions")).bearer_auth(token).body("{}").send();
     assert_eq!(v1(old_token.clone()).await.unwrap().status(), 503, "works before sharing");
 
     let res = app.hx_post(&format!("/admin/access-keys/{id}/share"), &[]).await;
@@ -313,7 +311,9 @@ async fn the_guest_access_key_is_shown_in_restricted_mode_only_to_those_let_in()
     assert_eq!(guest_login(&app, &guest, "friends-only").await.status(), 303);
     let (status, body) = page(guest.clone()).await;
     assert_eq!(status, 200);
-    assert!(body.contains(r#"id="shared-key""#) && body.contains(&format!(r#"<code id="shared-token">{token}</code>"#)));
+    assert!(
+        body.contains(r#"id="shared-key""#) && body.contains(&format!(r#"<code id="shared-token">{token}</code>"#))
+    );
     assert!(body.contains(&format!("{}/v1", app.base)) && body.contains("100 requests per day"), "{body}");
     assert!(body.contains(r##"data-copy="#shared-token""##), "with a copy button");
     assert!(!body.contains(&old_token));
