@@ -2,6 +2,7 @@
 
 use maud::{Markup, html};
 
+use super::access_limits::{SharedKeyView, shared_key_card};
 use super::components::{FlashKind, flash, free_only_tag, time};
 use super::layout::{PageContext, page};
 use crate::domain::keys::{KeyStatus, format_balance, mask};
@@ -44,7 +45,8 @@ pub fn tier(lang: Lang, status: KeyStatus, balance: Option<f64>) -> (&'static st
     }
 }
 
-pub fn guest_page(ctx: &PageContext, v: &GuestView) -> Markup {
+/// The page; `shared` is the guest access key's card (restricted mode, to those let in).
+pub fn guest_page(ctx: &PageContext, v: &GuestView, shared: Option<&SharedKeyView>) -> Markup {
     let lang = ctx.lang;
     page(
         ctx,
@@ -60,6 +62,7 @@ pub fn guest_page(ctx: &PageContext, v: &GuestView) -> Markup {
                     span.label { (lang.t("forecast.label")) }
                 }
             }
+            @if let Some(shared) = shared { (shared_key_card(lang, shared)) }
             @if v.full_keys {
                 form.card.guest-export method="get" action="/guest/export" {
                     (super::components::separator_fields(lang))

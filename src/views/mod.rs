@@ -1,6 +1,7 @@
 //! maud views: pure functions from typed values to markup. No database, no request.
 //! Every visible string comes from the language catalogue (`crate::i18n`).
 
+pub mod access_limits;
 pub mod checks;
 pub mod components;
 pub mod dashboard;

@@ -3,9 +3,11 @@
 
 use maud::{Markup, html};
 
+use super::access_limits::{LimitsFormValues, LimitsItem, limits_form, state_badges, usage_bars};
 use super::components::{FlashKind, field_error, flash, time};
 use super::layout::{PageContext, page};
 use crate::domain::FieldErrors;
+use crate::domain::access_limits::{AccessLimits, Counts};
 use crate::domain::proxy::SelectionStrategy;
 use crate::domain::settings::{AccessMode, PROXY_RANGES};
 use crate::i18n::Lang;
@@ -71,6 +73,18 @@ pub struct AccessKeyItem {
     pub failure_count: i64,
     /// Requests, tokens and estimated cost today (the upstream's day), in 7 days and in 30 days.
     pub usage: [UsageFigures; 3],
+    pub limits: AccessLimits,
+    /// What counts against the limits now: this minute, today and this month, with each window's end.
+    pub quota: [(Counts, i64); 3],
+    /// Whether this is the guest access key.
+    pub shared: bool,
+}
+
+/// The limits form of one key as just submitted, with its errors.
+pub struct LimitsEdit {
+    pub id: i64,
+    pub values: LimitsFormValues,
+    pub errors: FieldErrors,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -109,6 +123,11 @@ pub struct AccessKeysView {
     pub name_value: String,
     pub errors: FieldErrors,
     pub flash: Flash,
+    /// A limits form refused, shown again with its errors.
+    pub editing: Option<LimitsEdit>,
+    /// Now and the upstream's time zone (days, months and the times shown).
+    pub now: i64,
+    pub offset_min: i32,
 }
 
 pub fn settings_page(ctx: &PageContext, account: &AccountView, system: &SystemView, keys: &AccessKeysView) -> Markup {
@@ -359,6 +378,7 @@ pub fn access_keys_section(lang: Lang, v: &AccessKeysView) -> Markup {
                                         }
                                     }
                                 }
+                                (limits_row(lang, v, k))
                             }
                         }
                     }
@@ -370,6 +390,52 @@ pub fn access_keys_section(lang: Lang, v: &AccessKeysView) -> Markup {
                 button.primary type="submit" { (lang.t("access_keys.create")) }
                 (field_error(lang, &v.errors, "name"))
             }
+        }
+    }
+}
+
+/// Under a key's row: its state, a bar per quota, reset and share, and the limits form.
+fn limits_row(lang: Lang, v: &AccessKeysView, k: &AccessKeyItem) -> Markup {
+    let item = LimitsItem { limits: &k.limits, usage: &k.quota, now: v.now, offset_min: v.offset_min };
+    let stored;
+    let (values, errors) = match &v.editing {
+        Some(e) if e.id == k.id => (&e.values, &e.errors),
+        _ => {
+            stored = (LimitsFormValues::from_limits(&k.limits, v.offset_min), FieldErrors::default());
+            (&stored.0, &stored.1)
+        }
+    };
+    html! {
+        tr.limits-row data-access-key=(k.id) {
+            td colspan="10" {
+                div.limits-panel {
+                    div.limits-state {
+                        @if k.shared { span.badge.shared-tag { (lang.t("access_keys.limits.shared")) } }
+                        (state_badges(lang, &item))
+                    }
+                    (usage_bars(lang, &item))
+                    div.limit-actions {
+                        @if k.limits.has_quota() {
+                            (post_button(&format!("/admin/access-keys/{}/reset", k.id), &lang.tf("access_keys.limits.reset_confirm", &[("name", &k.name)]), lang.t("access_keys.limits.reset")))
+                        }
+                        @if k.shared {
+                            (post_button("/admin/access-keys/unshare", lang.t("access_keys.limits.unshare_confirm"), lang.t("access_keys.limits.unshare")))
+                        } @else {
+                            (post_button(&format!("/admin/access-keys/{}/share", k.id), &lang.tf("access_keys.limits.share_confirm", &[("name", &k.name)]), lang.t("access_keys.limits.share")))
+                        }
+                    }
+                    (limits_form(lang, k.id, values, errors, v.offset_min))
+                }
+            }
+        }
+    }
+}
+
+/// A one-button form that swaps the access-keys section after a confirmation.
+fn post_button(action: &str, confirm: &str, label: &str) -> Markup {
+    html! {
+        form.limit-action method="post" action=(action) hx-post=(action) hx-target="#access-keys" hx-swap="outerHTML" hx-confirm=(confirm) {
+            button type="submit" { (label) }
         }
     }
 }

@@ -11,12 +11,14 @@ use super::auth::html;
 use super::lang::RequestLang;
 use super::session::{self, CurrentAdmin};
 use crate::db;
+use crate::domain::access_limits::AccessLimits;
 use crate::domain::export::{ExportRequest, ExportScope};
 use crate::domain::password;
 use crate::domain::settings::{AccessMode, Settings};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
+use crate::views::access_limits::SharedKeyView;
 use crate::views::docs::{DocsView, docs_page};
 use crate::views::guest::{Card, GuestView, admin_only_page, cards, guest_page, password_page, refused};
 use crate::views::layout::{Nav, PageContext};
@@ -121,9 +123,43 @@ pub async fn get_guest(
         GuestAccess::Guest | GuestAccess::Admin(_) => {
             let admin = matches!(access, GuestAccess::Admin(_));
             let view = load_view(&state, &settings, admin, q.page.as_deref()).await?;
-            html(StatusCode::OK, guest_page(&ctx, &view))
+            let shared = shared_key(&state, &settings).await?;
+            let base = base_url(&req, &settings);
+            let card = shared.as_ref().map(|(token, limits)| SharedKeyView {
+                base_url: &base,
+                token,
+                limits,
+                now: state.now_ms(),
+                offset_min: state.pool.runtime().proxy().upstream_utc_offset_min,
+            });
+            html(StatusCode::OK, guest_page(&ctx, &view, card.as_ref()))
         }
     })
+}
+
+/// The guest access key's token and limits, in restricted mode only (to those let in): open mode
+/// shows the page to anyone, so it never holds a token.
+async fn shared_key(state: &AppState, settings: &Settings) -> Result<Option<(String, AccessLimits)>, AppError> {
+    if settings.access_mode != AccessMode::Restricted {
+        return Ok(None);
+    }
+    let key = db::run(&state.db, |conn| Ok(db::access_keys::shared(conn)?)).await?;
+    Ok(key.and_then(|k| {
+        let limits = k.limits();
+        k.shared_token.map(|token| (token, limits))
+    }))
+}
+
+/// The gateway's address as clients reach it: the public base URL setting, or this request's own
+/// (honouring `X-Forwarded-Proto` / `X-Forwarded-Host`).
+fn base_url(req: &HttpRequest, settings: &Settings) -> String {
+    match &settings.public_base_url {
+        Some(url) => url.clone(),
+        None => {
+            let conn = req.connection_info();
+            format!("{}://{}", conn.scheme(), conn.host())
+        }
+    }
 }
 
 /// The settings and the visitor's access when the keys may be shown; otherwise the refusal (401 for
@@ -234,13 +270,7 @@ pub async fn get_docs(
 ) -> Result<HttpResponse, AppError> {
     let settings = state.settings().await?;
     let admin = session::current_admin(&state, &session).await?;
-    let base = match &settings.public_base_url {
-        Some(url) => url.clone(),
-        None => {
-            let conn = req.connection_info();
-            format!("{}://{}", conn.scheme(), conn.host())
-        }
-    };
+    let base = base_url(&req, &settings);
     let path = super::path_and_query(&req);
     let ctx = PageContext { lang, nav: Nav::Docs, admin: admin.as_ref().map(|a| a.username.as_str()), path: &path };
     let view = DocsView { base_url: &base, contact: settings.contact.as_deref() };

@@ -1,5 +1,6 @@
 //! HTTP handlers of the admin, guest and system pages. The route table is in [`routes`].
 
+pub mod access_limits;
 pub mod assets;
 pub mod auth;
 pub mod checks;

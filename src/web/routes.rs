@@ -5,7 +5,9 @@ use actix_web::http::Method;
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{Route, guard, web};
 
-use super::{assets, auth, checks, dashboard, guest, keys, lang, logs, pages, prices, session, settings};
+use super::{
+    access_limits, assets, auth, checks, dashboard, guest, keys, lang, logs, pages, prices, session, settings,
+};
 use crate::proxy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,18 @@ pub fn table() -> Vec<RouteDef> {
         def(Method::POST, "/admin/access-keys", Admin, || web::route().to(settings::post_access_key)),
         def(Method::POST, "/admin/access-keys/{id}/revoke", Admin, || {
             web::route().to(settings::post_access_key_revoke)
+        }),
+        def(Method::POST, "/admin/access-keys/{id}/limits", Admin, || {
+            web::route().to(access_limits::post_access_key_limits)
+        }),
+        def(Method::POST, "/admin/access-keys/{id}/reset", Admin, || {
+            web::route().to(access_limits::post_access_key_reset)
+        }),
+        def(Method::POST, "/admin/access-keys/{id}/share", Admin, || {
+            web::route().to(access_limits::post_access_key_share)
+        }),
+        def(Method::POST, "/admin/access-keys/unshare", Admin, || {
+            web::route().to(access_limits::post_access_key_unshare)
         }),
         // The gateway's own answers; everything else under /v1 is forwarded (`proxy_scope`).
         def(Method::GET, "/v1/models", AccessKey, || web::route().to(proxy::get_models)),

@@ -10,6 +10,7 @@ use super::auth::html;
 use super::lang::RequestLang;
 use super::session::{self, CurrentAdmin};
 use crate::db;
+use crate::domain::access_limits::{Counts, Period};
 use crate::domain::account::AccountChange;
 use crate::domain::settings::{PROXY_RANGES, Settings, SettingsChange, format_utc_offset};
 use crate::domain::{FieldError, FieldErrors, access_token, password};
@@ -19,9 +20,23 @@ use crate::state::AppState;
 use crate::views::components::FlashKind;
 use crate::views::layout::{Nav, PageContext};
 use crate::views::settings::{
-    AccessKeyItem, AccessKeysView, AccountView, SystemValues, SystemView, UsageFigures, access_keys_section,
+    AccessKeyItem, AccessKeysView, AccountView, Flash, SystemValues, SystemView, UsageFigures, access_keys_section,
     account_section, settings_page, system_section,
 };
+
+/// The access-keys section as stored, with a flash.
+pub(super) async fn keys_view(state: &AppState, flash: Flash) -> Result<AccessKeysView, AppError> {
+    Ok(AccessKeysView {
+        items: load_access_keys(state).await?,
+        created: None,
+        name_value: String::new(),
+        errors: FieldErrors::default(),
+        flash,
+        editing: None,
+        now: state.now_ms(),
+        offset_min: state.pool.runtime().proxy().upstream_utc_offset_min,
+    })
+}
 
 async fn load_access_keys(state: &AppState) -> Result<Vec<AccessKeyItem>, AppError> {
     let now = state.now_ms();
@@ -47,10 +62,22 @@ async fn load_access_keys(state: &AppState) -> Result<Vec<AccessKeyItem>, AppErr
             })
         })
     };
+    let offset_min = state.pool.runtime().proxy().upstream_utc_offset_min;
+    let quota = |id: i64| {
+        state
+            .pool
+            .quotas
+            .get(id)
+            .map(|q| q.usage(now, offset_min))
+            .unwrap_or_else(|| Period::ALL.map(|p| (Counts::default(), p.window(now, offset_min).1)))
+    };
     Ok(rows
         .into_iter()
         .map(|k| AccessKeyItem {
             usage: figures(k.id),
+            limits: k.limits(),
+            quota: quota(k.id),
+            shared: k.shared_token.is_some(),
             id: k.id,
             name: k.name,
             hint: k.token_hint,
@@ -112,13 +139,7 @@ async fn full_page(
     };
     let keys = match sections.keys {
         Some(k) => k,
-        None => AccessKeysView {
-            items: load_access_keys(state).await?,
-            created: None,
-            name_value: String::new(),
-            errors: FieldErrors::default(),
-            flash: None,
-        },
+        None => keys_view(state, None).await?,
     };
     let account = sections.account.unwrap_or(AccountView {
         username: &admin.username,
@@ -449,25 +470,13 @@ pub async fn post_access_key(
         Ok((name, token)) => {
             state.access_keys.reload(&state.db, &state.pool.quotas).await?;
             tracing::info!(admin = %admin.username, access_key = %name, "access key created");
-            let view = AccessKeysView {
-                items: load_access_keys(&state).await?,
-                created: Some((name, token)),
-                name_value: String::new(),
-                errors: FieldErrors::default(),
-                flash: None,
-            };
+            let view = AccessKeysView { created: Some((name, token)), ..keys_view(&state, None).await? };
             (view, StatusCode::OK)
         }
         Err(e) => {
             let mut errors = FieldErrors::default();
             errors.push(e);
-            let view = AccessKeysView {
-                items: load_access_keys(&state).await?,
-                created: None,
-                name_value: raw,
-                errors,
-                flash: None,
-            };
+            let view = AccessKeysView { name_value: raw, errors, ..keys_view(&state, None).await? };
             (view, StatusCode::UNPROCESSABLE_ENTITY)
         }
     };
@@ -488,17 +497,12 @@ pub async fn post_access_key_revoke(
         tracing::info!(admin = %admin.username, access_key_id = id, "access key revoked");
     }
     let flash_key = if removed { "access_keys.revoked" } else { "access_keys.already_gone" };
-    let view = AccessKeysView {
-        items: load_access_keys(&state).await?,
-        created: None,
-        name_value: String::new(),
-        errors: FieldErrors::default(),
-        flash: Some((FlashKind::Success, lang.t(flash_key).to_owned())),
-    };
+    let view = keys_view(&state, Some((FlashKind::Success, lang.t(flash_key).to_owned()))).await?;
     keys_response(&req, lang, &state, &admin, StatusCode::OK, view).await
 }
 
-async fn keys_response(
+/// The access-keys section: the fragment for htmx, the whole page otherwise.
+pub(super) async fn keys_response(
     req: &HttpRequest,
     lang: Lang,
     state: &AppState,

@@ -708,3 +708,78 @@ async fn request_log_filters_by_access_key_and_model_and_opens_from_a_key_page()
     }
     phone.quit().await;
 }
+
+/// Shows `css` at the top of the viewport and saves a screenshot named `name`.
+async fn shoot(b: &Browser<'_>, css: &str, name: &str) {
+    b.find(css).await;
+    b.script(&format!("document.querySelector(\"{css}\").scrollIntoView(); return true;")).await;
+    b.screenshot(name).await;
+}
+
+/// The settings page's access keys and the guest page with the guest access key, in both languages,
+/// on a desktop and on a phone (restricted mode: the admin sees what trusted guests see).
+async fn shoot_limits(app: &TestApp, b: &Browser<'_>, width: u32) {
+    for lang in ["en", "zh-CN"] {
+        b.goto(&app.url(&format!("/lang/{lang}?next=%2Fadmin%2Fsettings"))).await;
+        shoot(b, "#access-keys", &format!("limits-settings-{width}-{lang}")).await;
+        assert!(b.no_horizontal_scroll().await, "settings scroll sideways at {width} px");
+        b.script("document.querySelector('details.limits-edit').open = true; return true;").await;
+        shoot(b, "details.limits-edit", &format!("limits-form-{width}-{lang}")).await;
+        assert!(b.no_horizontal_scroll().await, "the open limits form scrolls sideways at {width} px");
+        b.goto(&app.url("/")).await;
+        shoot(b, "#shared-key", &format!("limits-guest-{width}-{lang}")).await;
+        assert!(b.no_horizontal_scroll().await, "the guest page scrolls sideways at {width} px");
+    }
+}
+
+#[actix_web::test]
+async fn an_access_key_limited_in_the_browser_fills_its_bar_and_shows_when_it_resets() {
+    if !browser_available() {
+        return;
+    }
+    let upstream = crate::mock::start();
+    let url = upstream.url.clone();
+    let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
+    support::seed_active(&app, &[("sk-ok-9-browserlimitsbrowserlim", 9.0)]).await;
+    let driver = start_driver().await;
+    let b = driver.session(1366, 768).await;
+    b.login(&app).await;
+
+    b.type_into("#access-key-name", "friend").await;
+    b.click("#access-keys form.inline button[type=submit]").await;
+    let token = b.text("#new-token").await;
+    let id = support::with_db(&app, |c| keypool::db::access_keys::find_by_name(c, "friend").unwrap().unwrap().id).await;
+    let row = format!("tr[data-access-key='{id}']");
+    b.click(&format!("{row} details.limits-edit summary")).await;
+    b.type_into(&format!("#limits-{id}-rpm"), "2").await;
+    b.click(&format!("{row} form.limits-form button[type=submit]")).await;
+    b.wait_for_text("#access-keys .flash-success", "Limits saved").await;
+
+    let body = json!({ "model": "Qwen/Qwen3-8B", "messages": [{ "role": "user", "content": "hi" }] });
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&429) && statuses.len() < 5 {
+        let res =
+            app.client.post(app.url("/v1/chat/completions")).bearer_auth(&token).json(&body).send().await.unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429], "two requests a minute");
+
+    b.goto(&app.url("/admin/settings")).await;
+    let bar = b.text(&format!("{row} li.limit-bar.full[data-limit='rpm']")).await;
+    assert!(bar.contains("2 / 2") && bar.contains("resets") && bar.contains("UTC+8"), "{bar}");
+
+    // Shared with guests (confirmed in the dialog), for the pictures of the guest page.
+    b.click(&format!("{row} form.limit-action[action$='/share'] button")).await;
+    b.accept_alert().await;
+    b.wait_for_text("#access-keys .flash-success", "guest access key").await;
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+
+    set_mode(&app, &[("access_mode", "restricted"), ("guest_password", "friends-only")]).await;
+    shoot_limits(&app, &b, 1366).await;
+    b.quit().await;
+    let phone = driver.session(375, 812).await;
+    phone.login(&app).await;
+    shoot_limits(&app, &phone, 375).await;
+    phone.quit().await;
+}

@@ -267,3 +267,68 @@ async fn concurrent_wrong_guest_passwords_are_verified_only_up_to_the_limit() {
     assert_eq!((verified, locked), (10, 50), "only the first ten guesses are verified: {statuses:?}");
     assert_eq!(guest_login(&app, &guest, "friends-only").await.status(), 429);
 }
+
+#[actix_web::test]
+async fn the_guest_access_key_is_shown_in_restricted_mode_only_to_those_let_in() {
+    let app = support::spawn().await;
+    app.login().await;
+    let body = app.hx_post("/admin/access-keys", &[("name", "for guests")]).await.text().await.unwrap();
+    let start = body.find(r#"<code id="new-token">"#).unwrap() + r#"<code id="new-token">"#.len();
+    let old_token = body[start..start + 43].to_owned();
+    let id =
+        support::with_db(&app, |c| keypool::db::access_keys::find_by_name(c, "for guests").unwrap().unwrap().id).await;
+    app.hx_post(&format!("/admin/access-keys/{id}/limits"), &[("enabled", "on"), ("rpd", "100")]).await;
+    let v1 = |token: String| app.client.post(app.url("/v1/chat/completions")).bearer_auth(token).body("{}").send();
+    assert_eq!(v1(old_token.clone()).await.unwrap().status(), 503, "works before sharing");
+
+    let res = app.hx_post(&format!("/admin/access-keys/{id}/share"), &[]).await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("is now the guest access key") && body.contains("Shown to guests"), "{body}");
+    assert!(body.contains(r#"hx-post="/admin/access-keys/unshare""#), "a way to stop sharing");
+    let shared = support::with_db(&app, |c| keypool::db::access_keys::shared(c).unwrap().unwrap()).await;
+    let token = shared.shared_token.unwrap();
+    assert!(!body.contains(&token), "the settings page never shows the token");
+    assert_eq!(v1(old_token.clone()).await.unwrap().status(), 401, "sharing mints a new token");
+    assert_eq!(v1(token.clone()).await.unwrap().status(), 503, "the new one works");
+
+    let home = app.url("/");
+    let page = |client: reqwest::Client| {
+        let home = home.clone();
+        async move {
+            let res = client.get(home).header("accept-language", "en").send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    // Private (the default): not even the admin sees it.
+    let (status, body) = page(app.client.clone()).await;
+    assert!(status == 200 && !body.contains(&token) && !body.contains("shared-key"), "private");
+
+    set(&app, &[("access_mode", "restricted"), ("guest_password", "friends-only")]).await;
+    let guest = new_client();
+    let (status, body) = page(guest.clone()).await;
+    assert!(status == 401 && !body.contains(&token), "not before the guest password");
+    assert_eq!(guest_login(&app, &guest, "friends-only").await.status(), 303);
+    let (status, body) = page(guest.clone()).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(r#"id="shared-key""#) && body.contains(&format!(r#"<code id="shared-token">{token}</code>"#))
+    );
+    assert!(body.contains(&format!("{}/v1", app.base)) && body.contains("100 requests per day"), "{body}");
+    assert!(body.contains(r##"data-copy="#shared-token""##), "with a copy button");
+    assert!(!body.contains(&old_token));
+    let (_, body) = page(app.client.clone()).await;
+    assert!(body.contains(&token), "an admin sees what guests see");
+
+    set(&app, &[("access_mode", "open")]).await;
+    let (status, body) = page(new_client()).await;
+    assert!(status == 200 && !body.contains(&token) && !body.contains("shared-key"), "never in open mode");
+
+    set(&app, &[("access_mode", "restricted")]).await;
+    let res = app.hx_post("/admin/access-keys/unshare", &[]).await;
+    assert!(res.text().await.unwrap().contains("no longer shows an access key"));
+    assert_eq!(guest_login(&app, &guest, "friends-only").await.status(), 303);
+    let (status, body) = page(guest).await;
+    assert!(status == 200 && !body.contains(&token) && !body.contains("shared-key"), "unshared");
+    assert_eq!(v1(token).await.unwrap().status(), 503, "its token keeps working");
+}

@@ -560,3 +560,145 @@ async fn access_keys_list_their_request_and_failure_counts() {
     assert!(page.contains("Requests") && page.contains("Failures"));
     assert!(page.contains(r#"<td class="count">1234</td><td class="count">56</td>"#), "{page}");
 }
+
+/// Creates an access key through the settings page; returns its id and token.
+async fn new_access_key(app: &TestApp, name: &str) -> (i64, String) {
+    let body = app.hx_post("/admin/access-keys", &[("name", name)]).await.text().await.unwrap();
+    let start = body.find(r#"<code id="new-token">"#).expect("token shown") + r#"<code id="new-token">"#.len();
+    let token = body[start..start + 43].to_owned();
+    let name = name.to_owned();
+    let key = support::with_db(app, move |c| keypool::db::access_keys::find_by_name(c, &name).unwrap().unwrap()).await;
+    (key.id, token)
+}
+
+async fn stored_limits(app: &TestApp, id: i64) -> keypool::domain::access_limits::AccessLimits {
+    support::with_db(app, move |c| keypool::db::access_keys::find(c, id).unwrap().unwrap().limits()).await
+}
+
+/// `POST /v1/chat/completions` with `token`; returns the status.
+async fn chat_status(app: &TestApp, token: &str) -> u16 {
+    let body = serde_json::json!({ "model": "Qwen/Qwen3-8B", "messages": [] });
+    let res = app.client.post(app.url("/v1/chat/completions")).bearer_auth(token).json(&body).send().await.unwrap();
+    res.status().as_u16()
+}
+
+#[actix_web::test]
+async fn access_key_limits_are_saved_from_the_form_and_bad_input_saves_nothing() {
+    use keypool::domain::access_limits::AccessLimits;
+    let app = support::spawn().await;
+    app.login().await;
+    let (id, token) = new_access_key(&app, "friend").await;
+    let page = app.get("/admin/settings").await.text().await.unwrap();
+    assert!(page.contains(&format!(r#"action="/admin/access-keys/{id}/limits""#)), "every key has its form");
+
+    let path = format!("/admin/access-keys/{id}/limits");
+    let bad = [
+        ("enabled", "on"),
+        ("rpm", "lots"),
+        ("tpd", "1000"),
+        ("spend_day", "-2"),
+        ("expires", "next friday"),
+        ("models", "Qwen/*"),
+        ("note", "for Bob"),
+    ];
+    let res = app.hx_post(&path, &bad).await;
+    assert_eq!(res.status(), 422);
+    let body = res.text().await.unwrap();
+    assert!(body.starts_with("<section"), "htmx gets the section fragment");
+    for (field, message) in [
+        ("rpm", "Enter a whole number from 1 up"),
+        ("spend_day", "Enter an amount above 0"),
+        ("expires", "Enter a date and time"),
+    ] {
+        let at = body.find(&format!(r#"id="error-{field}""#)).unwrap_or_else(|| panic!("no error for {field}: {body}"));
+        assert!(body[at..].contains(message), "{field}: {body}");
+    }
+    assert!(body.contains("Nothing was saved") && body.contains(r#"value="lots""#), "the input is kept");
+    assert!(body.contains("<details class=\"limits-edit\" open"), "the refused form stays open");
+    assert_eq!(stored_limits(&app, id).await, AccessLimits::default(), "nothing saved");
+    assert_eq!(chat_status(&app, &token).await, 503, "the gateway saw no change");
+
+    let good = [
+        ("rpm", "2"),
+        ("tpd", "1,000"),
+        ("spend_month", "5"),
+        ("expires", "2030-01-01T00:00"),
+        ("models", "Qwen/*\ndeepseek-ai/DeepSeek-V3"),
+        ("free_only", "on"),
+        ("note", "for Bob"),
+    ];
+    let res = app.hx_post(&path, &good).await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("Limits saved"), "{body}");
+    let saved = stored_limits(&app, id).await;
+    let expires = chrono::DateTime::parse_from_rfc3339("2030-01-01T00:00:00+08:00").unwrap().timestamp_millis();
+    assert_eq!(
+        saved,
+        AccessLimits {
+            enabled: false,
+            expires_at: Some(expires),
+            models: vec!["Qwen/*".into(), "deepseek-ai/DeepSeek-V3".into()],
+            free_only: true,
+            rpm: Some(2),
+            tpd: Some(1000),
+            spend_month: Some(5.0),
+            note: Some("for Bob".into()),
+            ..AccessLimits::default()
+        },
+        "the unchecked box disables the key"
+    );
+    for shown in [
+        r#"data-limit="rpm""#,
+        r#"data-limit="tpd""#,
+        r#"data-limit="spend_month""#,
+        "0 / 2",
+        "¥0 / ¥5",
+        "Disabled",
+        "Expires",
+        "2030-01-01 00:00 UTC+8",
+        "Free models only",
+        "Models: Qwen/*, deepseek-ai/DeepSeek-V3",
+        "for Bob",
+    ] {
+        assert!(body.contains(shown), "{shown}: {body}");
+    }
+    assert_eq!(chat_status(&app, &token).await, 401, "the gateway applies the limits at once");
+
+    // Empty fields remove the limits; a plain form post gets the whole page.
+    let res = app.post_form(&path, &[("enabled", "on")]).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("<html"));
+    assert_eq!(stored_limits(&app, id).await, AccessLimits::default());
+}
+
+#[actix_web::test]
+async fn resetting_today_clears_the_bars_and_lets_the_key_in_again() {
+    let app = support::spawn().await;
+    app.login().await;
+    let (id, token) = new_access_key(&app, "daily").await;
+    let res = app.hx_post(&format!("/admin/access-keys/{id}/limits"), &[("enabled", "on"), ("rpd", "2")]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(chat_status(&app, &token).await, 503, "admitted (no upstream key)");
+    assert_eq!(chat_status(&app, &token).await, 503, "admitted (no upstream key)");
+    assert_eq!(chat_status(&app, &token).await, 429, "the third request of the day is refused");
+
+    let page = app.get("/admin/settings").await.text().await.unwrap();
+    assert!(page.contains(r#"<li class="limit-bar full" data-limit="rpd">"#), "{page}");
+    assert!(page.contains("2 / 2") && page.contains("resets"), "{page}");
+    assert!(page.contains(&format!(r#"hx-post="/admin/access-keys/{id}/reset""#)) && page.contains("hx-confirm"));
+
+    support::flush_outcomes(&app).await;
+    let res = app.hx_post(&format!("/admin/access-keys/{id}/reset"), &[]).await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("Today's counters of “daily” are reset."), "{body}");
+    assert!(body.contains("0 / 2") && !body.contains("limit-bar full"), "{body}");
+    support::flush_outcomes(&app).await;
+    assert_eq!(chat_status(&app, &token).await, 503, "admitted again");
+    let body = app.get("/admin/settings").await.text().await.unwrap();
+    assert!(body.contains("1 / 2"), "counting again from zero: {body}");
+
+    let res = app.hx_post("/admin/access-keys/999/reset", &[]).await;
+    assert!(res.text().await.unwrap().contains("That access key no longer exists."));
+}
