@@ -181,6 +181,8 @@ enum SettingsCommand {
     },
 }
 
+// Parsed once per run: the size of `Set` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum AccessKeyCommand {
     /// Create an access key and print its token (shown only this once).

@@ -2,8 +2,8 @@
 //! [`Quota::admit`] before a request (one uncontended lock, O(1)) and adds tokens and cost with
 //! [`Quota::record`] when the answer ends. The writer publishes what this instance added since its
 //! last tick and reads back the totals of every instance ([`QuotaBook::take`] / [`QuotaBook::settle`]),
-//! so a count is `base` (the database's total at the last tick) + `sent` (written, not read back yet)
-//! + `pending` (added here since): per-minute limits overshoot by at most what the other instances
+//! so a count is `base` (the database's total at the last tick), plus `sent` (written, not read back
+//! yet), plus `pending` (added here since): per-minute limits overshoot by at most what the other instances
 //! admitted within one tick, and daily and monthly quotas converge within a tick or two.
 
 use std::collections::HashMap;
@@ -187,6 +187,7 @@ impl QuotaBook {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::domain::access_limits::Limit;
