@@ -519,7 +519,7 @@ async fn list_access_keys(state: &AppState, now: i64) -> Result<(), String> {
     let (rows, totals) = db::run(&state.db, move |conn| {
         let rows = db::access_keys::list(conn)?;
         let ids: Vec<i64> = rows.iter().map(|k| k.id).collect();
-        let totals = db::access_keys::publish_quota(conn, &[], &ids, windows)?;
+        let totals = db::access_keys::quota_totals(conn, &ids, windows)?;
         Ok((rows, totals))
     })
     .await

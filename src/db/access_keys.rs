@@ -187,70 +187,62 @@ pub fn publish_quota(
     windows: [(Period, i64); 3],
 ) -> QueryResult<HashMap<(i64, i64, i64), Counts>> {
     conn.transaction(|conn| {
-        // A key revoked since its counts were taken has no row to refer to: its counts go with it.
-        let ids_sent: Vec<i64> = deltas.iter().map(|d| d.access_key_id).collect();
-        let existing: std::collections::HashSet<i64> = if ids_sent.is_empty() {
-            Default::default()
-        } else {
-            access_keys::table
-                .filter(access_keys::id.eq_any(&ids_sent))
-                .select(access_keys::id)
-                .load(conn)?
-                .into_iter()
-                .collect()
-        };
-        let kept: Vec<&QuotaDelta> = deltas.iter().filter(|d| existing.contains(&d.access_key_id)).collect();
-        // Raw SQL: one multi-row upsert that adds to the stored counts (`excluded`), which diesel's
-        // DSL cannot say for both backends through one connection type.
-        for chunk in kept.chunks(500) {
+        // Raw SQL: an upsert that adds to the stored counts (`excluded`), which diesel's DSL cannot say
+        // for both backends through one connection type. Only for keys that still exist (one revoked
+        // since its counts were taken has no row to refer to: its counts go with it). Writing first, and
+        // reading only after, matters on SQLite: a transaction that reads and then writes cannot wait
+        // for another writer and fails with "database is locked".
+        for d in deltas {
             let mut st = Statement::default();
             st.sql(
-                "INSERT INTO access_key_quota (access_key_id, period, window_start, requests, tokens, cost) VALUES ",
+                "INSERT INTO access_key_quota (access_key_id, period, window_start, requests, tokens, cost) SELECT ",
             );
-            for (i, d) in chunk.iter().enumerate() {
-                st.sql(if i == 0 { "(" } else { ", (" });
-                st.bind(Value::Int(d.access_key_id)).sql(", ");
-                st.bind(Value::Int(d.period.code())).sql(", ");
-                st.bind(Value::Int(d.window_start)).sql(", ");
-                st.bind(Value::Int(d.counts.requests)).sql(", ");
-                st.bind(Value::Int(d.counts.tokens)).sql(", ");
-                st.bind(Value::Float(d.counts.cost)).sql(")");
-            }
+            st.bind(Value::Int(d.access_key_id)).sql(", ");
+            st.bind(Value::Int(d.period.code())).sql(", ");
+            st.bind(Value::Int(d.window_start)).sql(", ");
+            st.bind(Value::Int(d.counts.requests)).sql(", ");
+            st.bind(Value::Int(d.counts.tokens)).sql(", ");
+            st.bind(Value::Float(d.counts.cost)).sql(" WHERE EXISTS (SELECT 1 FROM access_keys WHERE id = ");
+            st.bind(Value::Int(d.access_key_id));
             st.sql(
-                " ON CONFLICT (access_key_id, period, window_start) DO UPDATE SET \
+                ") ON CONFLICT (access_key_id, period, window_start) DO UPDATE SET \
                  requests = access_key_quota.requests + excluded.requests, \
                  tokens = access_key_quota.tokens + excluded.tokens, \
                  cost = access_key_quota.cost + excluded.cost",
             );
             st.execute(conn)?;
         }
-        let mut totals = HashMap::new();
-        if ids.is_empty() {
-            return Ok(totals);
-        }
-        let mut rows: Vec<(i64, i64, i64, i64, i64, f64)> = Vec::new();
-        for (period, start) in windows {
-            rows.extend(
-                access_key_quota::table
-                    .filter(access_key_quota::period.eq(period.code()))
-                    .filter(access_key_quota::window_start.eq(start))
-                    .filter(access_key_quota::access_key_id.eq_any(ids))
-                    .select((
-                        access_key_quota::access_key_id,
-                        access_key_quota::period,
-                        access_key_quota::window_start,
-                        access_key_quota::requests,
-                        access_key_quota::tokens,
-                        access_key_quota::cost,
-                    ))
-                    .load::<(i64, i64, i64, i64, i64, f64)>(conn)?,
-            );
-        }
-        for (id, period, start, requests, tokens, cost) in rows {
-            totals.insert((id, period, start), Counts { requests, tokens, cost });
-        }
-        Ok(totals)
+        quota_totals(conn, ids, windows)
     })
+}
+
+/// Every instance's totals for the current windows of `ids`: by (access key, period code, window start).
+pub fn quota_totals(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    windows: [(Period, i64); 3],
+) -> QueryResult<HashMap<(i64, i64, i64), Counts>> {
+    let mut totals = HashMap::new();
+    if ids.is_empty() {
+        return Ok(totals);
+    }
+    for (period, start) in windows {
+        let rows = access_key_quota::table
+            .filter(access_key_quota::period.eq(period.code()))
+            .filter(access_key_quota::window_start.eq(start))
+            .filter(access_key_quota::access_key_id.eq_any(ids))
+            .select((
+                access_key_quota::access_key_id,
+                access_key_quota::requests,
+                access_key_quota::tokens,
+                access_key_quota::cost,
+            ))
+            .load::<(i64, i64, i64, f64)>(conn)?;
+        for (id, requests, tokens, cost) in rows {
+            totals.insert((id, period.code(), start), Counts { requests, tokens, cost });
+        }
+    }
+    Ok(totals)
 }
 
 /// Forgets this minute's and today's counts of `id` (every instance reads zero at its next tick).

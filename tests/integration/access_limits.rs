@@ -41,6 +41,12 @@ async fn ask(app: &TestApp, token: &str, model: &str) -> (u16, Option<i64>, Stri
     (status, retry, code, message)
 }
 
+/// Moves the clock to a minute's first second, so the minute does not end during the test.
+fn start_of_a_minute(app: &TestApp) {
+    let now = app.state.now_ms();
+    app.clock.advance(Duration::from_millis((60_000 - now.rem_euclid(60_000)) as u64 + 1_000));
+}
+
 fn secs_until(app: &TestApp, at: i64) -> i64 {
     (at - app.state.now_ms() + 999) / 1000
 }
@@ -50,9 +56,7 @@ async fn request_limits_admit_exactly_their_count_and_then_say_which_limit_and_w
     let gw = Gateway::start(&[]).await;
     support::seed_active(&gw.app, &[(KEY, 50.0)]).await;
     let app = &gw.app;
-    // Start at a minute's first second, so the minute does not end during the test.
-    let now = app.state.now_ms();
-    app.clock.advance(Duration::from_millis((60_000 - now.rem_euclid(60_000)) as u64 + 1_000));
+    start_of_a_minute(app);
 
     let rpm = limited(app, "rpm", AccessLimits { rpm: Some(3), ..AccessLimits::default() }).await;
     for _ in 0..3 {
@@ -84,8 +88,7 @@ async fn token_and_spend_limits_admit_while_under_and_report_the_overshoot_of_th
     let gw = Gateway::start(&[]).await;
     support::seed_active(&gw.app, &[(KEY, 50.0)]).await;
     let app = &gw.app;
-    let now = app.state.now_ms();
-    app.clock.advance(Duration::from_millis((60_000 - now.rem_euclid(60_000)) as u64 + 1_000));
+    start_of_a_minute(app);
     // 1 prompt + 3 completion tokens at 1 per token: 4 per request.
     let price = keypool::domain::tokens::Price { input_per_m: 1_000_000.0, output_per_m: 1_000_000.0 };
     let at = app.state.now_ms();
@@ -186,8 +189,7 @@ async fn fifty_parallel_requests_against_ten_a_minute_admit_exactly_ten() {
     let gw = Gateway::start(&[]).await;
     support::seed_active(&gw.app, &[(KEY, 50.0)]).await;
     let app = &gw.app;
-    let now = app.state.now_ms();
-    app.clock.advance(Duration::from_millis((60_000 - now.rem_euclid(60_000)) as u64 + 1_000));
+    start_of_a_minute(app);
     let token = limited(app, "ten", AccessLimits { rpm: Some(10), ..AccessLimits::default() }).await;
     let statuses: Vec<u16> = futures_util::stream::iter(0..50)
         .map(|_| {

@@ -280,6 +280,20 @@ async fn malformed_input_gets_a_localised_error_page() {
     assert!(res.text().await.unwrap().contains("does not exist"));
 }
 
+/// Each case (gateway form overrides, field, message) is answered 422 with its message next to the
+/// field, and the stored settings stay `before`.
+async fn refused_with_nothing_saved(app: &TestApp, before: &Settings, cases: &[(&[(&str, &str)], &str, &str)]) {
+    for (overrides, field, message) in cases {
+        let res = app.hx_post("/admin/settings", &gateway_form(overrides)).await;
+        assert_eq!(res.status(), 422, "{overrides:?}");
+        let body = res.text().await.unwrap();
+        let at = body.find(&format!(r#"id="error-{field}""#)).unwrap_or_else(|| panic!("no error for {field}: {body}"));
+        assert!(body[at..].contains(message), "{field}: {body}");
+        assert!(body.contains("Nothing was saved"));
+        assert_eq!(&stored_settings(app).await, before, "{overrides:?} saved nothing");
+    }
+}
+
 /// The system form with every gateway field, as the page posts it.
 fn gateway_form<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut form = system_form(&[]);
@@ -387,15 +401,7 @@ async fn invalid_gateway_settings_save_nothing_and_say_why_next_to_the_field() {
         (&[("metrics_token", "short")], "metrics_token", "The metrics token must be 16 to 200"),
         (&[("selection_strategy", "fastest")], "selection_strategy", "Choose random, weighted"),
     ];
-    for (overrides, field, message) in cases {
-        let res = app.hx_post("/admin/settings", &gateway_form(overrides)).await;
-        assert_eq!(res.status(), 422, "{overrides:?}");
-        let body = res.text().await.unwrap();
-        let at = body.find(&format!(r#"id="error-{field}""#)).unwrap_or_else(|| panic!("no error for {field}: {body}"));
-        assert!(body[at..].contains(message), "{field}: {body}");
-        assert!(body.contains("Nothing was saved"));
-        assert_eq!(stored_settings(&app).await, before, "{overrides:?} saved nothing");
-    }
+    refused_with_nothing_saved(&app, &before, &cases).await;
     // All at once: every field says what is wrong, and what was typed stays (but never the token).
     let res = app
         .post_form(
@@ -483,15 +489,7 @@ async fn bad_free_models_or_time_zone_save_nothing_and_say_why_next_to_the_field
         (&[("upstream_utc_offset", "Asia/Shanghai")], "upstream_utc_offset", "like UTC+8, -5 or +5:30"),
         (&[("incident_failure_pct", "40")], "incident_failure_pct", "Enter a whole number from 50 to 100."),
     ];
-    for (overrides, field, message) in cases {
-        let res = app.hx_post("/admin/settings", &gateway_form(overrides)).await;
-        assert_eq!(res.status(), 422, "{overrides:?}");
-        let body = res.text().await.unwrap();
-        let at = body.find(&format!(r#"id="error-{field}""#)).unwrap_or_else(|| panic!("no error for {field}: {body}"));
-        assert!(body[at..].contains(message), "{field}: {body}");
-        assert!(body.contains("Nothing was saved"));
-        assert_eq!(stored_settings(&app).await, before, "{overrides:?} saved nothing");
-    }
+    refused_with_nothing_saved(&app, &before, &cases).await;
     // What was typed stays in the form, next to its error.
     let res = app
         .hx_post("/admin/settings", &gateway_form(&[("upstream_utc_offset", "UTC+99"), ("incident_min_keys", "1")]))
