@@ -127,8 +127,17 @@ pub async fn spawn_on(db: TestDb, url: DatabaseUrl, adjust: impl FnOnce(&mut Con
 }
 
 /// A client with its own cookie jar that does not follow redirects (tests look at them).
+///
+/// Idle connections are dropped after 2 s, before the server's keep-alive (actix's default, 5 s) closes
+/// them: a request sent on a connection the server is closing at that moment fails with
+/// `IncompleteMessage` (seen in `cluster::two_instances_share_one_database`).
 pub fn new_client() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .expect("client")
 }
 
 impl TestApp {
