@@ -416,7 +416,7 @@ async fn settings(command: SettingsCommand) -> Result<(), String> {
     let state = open().await?;
     match command {
         SettingsCommand::List => {
-            let stored = state.settings().await.map_err(|e| e.to_string())?;
+            let stored = state.settings();
             let mut out = std::io::stdout().lock();
             for (name, value) in stored.describe() {
                 let _ = writeln!(out, "{name}={value}");
@@ -514,7 +514,7 @@ async fn access_key(command: AccessKeyCommand) -> Result<(), String> {
 /// instance's counts, as the database holds them).
 async fn list_access_keys(state: &AppState, now: i64) -> Result<(), String> {
     use crate::domain::access_limits::Period;
-    let offset = state.settings().await.map_err(|e| e.to_string())?.proxy.upstream_utc_offset_min;
+    let offset = state.settings().proxy.upstream_utc_offset_min;
     let windows = Period::ALL.map(|p| (p, p.window(now, offset).0));
     let (rows, totals) = db::run(&state.db, move |conn| {
         let rows = db::access_keys::list(conn)?;
@@ -577,7 +577,7 @@ fn limits_summary(limits: &crate::domain::access_limits::AccessLimits) -> String
 async fn set_access_key_limits(state: &AppState, name: &str, flags: LimitFlags) -> Result<(), String> {
     use crate::domain::access_limits::{parse_count, parse_expiry, parse_models, parse_money, parse_note};
     use crate::domain::settings::parse_bool;
-    let offset = state.settings().await.map_err(|e| e.to_string())?.proxy.upstream_utc_offset_min;
+    let offset = state.settings().proxy.upstream_utc_offset_min;
     let lookup = name.to_owned();
     let key = db::run(&state.db, move |conn| Ok(db::access_keys::find_by_name(conn, &lookup)?))
         .await

@@ -196,7 +196,7 @@ pub async fn prepare(config: Config, create_admin: bool) -> Result<AppState, Sta
         ensure_admin(&state).await?;
     }
     state.access_keys.reload(&state.db, &state.pool.quotas).await.map_err(|e| StartError::Database(e.to_string()))?;
-    state.settings().await.map_err(|e| StartError::Database(e.to_string()))?;
+    state.reload_settings().await.map_err(|e| StartError::Database(e.to_string()))?;
     crate::proxy::auth::reload_prices(&state).await.map_err(|e| StartError::Database(e.to_string()))?;
     Ok(state)
 }

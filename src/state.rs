@@ -32,7 +32,7 @@ pub struct AppState {
     /// How the upstream keys are stored: encrypted (`KEYPOOL_ENCRYPTION_KEY`) or in clear. Every query
     /// that reads or writes key text takes it.
     pub codec: Arc<crate::domain::key_crypto::KeyCodec>,
-    /// Orders [`AppState::settings`] reads.
+    /// Orders [`AppState::reload_settings`] reads.
     pub settings_read: tokio::sync::Mutex<()>,
 }
 
@@ -41,15 +41,22 @@ impl AppState {
         self.config.clock.now_ms()
     }
 
-    /// The settings in force, read from the database (and handed to the proxy's in-memory copy). One
-    /// read at a time, so a read that began before a save cannot hand the proxy the old settings after
-    /// the save's own read has handed it the new ones.
-    pub async fn settings(&self) -> Result<crate::domain::settings::Settings, crate::error::AppError> {
+    /// The settings in force, from memory: no database read. Saves, the start and the reloader (every
+    /// few seconds, for saves made elsewhere) refresh them with [`AppState::reload_settings`].
+    pub fn settings(&self) -> std::sync::Arc<crate::pool::RuntimeSettings> {
+        self.pool.runtime()
+    }
+
+    /// Reads the settings from the database and puts them in force. One read at a time, so a read that
+    /// began before a save cannot put the old settings back after the save's own read put the new ones.
+    pub async fn reload_settings(
+        &self,
+    ) -> Result<std::sync::Arc<crate::pool::RuntimeSettings>, crate::error::AppError> {
         let _in_order = self.settings_read.lock().await;
         let settings = crate::db::run(&self.db, |conn| Ok(crate::db::settings::current(conn)?)).await?;
         let upstream = self.effective_upstream(&settings.upstream_url).to_owned();
-        self.pool.set_settings(settings.clone(), upstream);
-        Ok(settings)
+        self.pool.set_settings(settings, upstream);
+        Ok(self.pool.runtime())
     }
 
     /// The upstream base URL in force: `KEYPOOL_UPSTREAM_URL` wins over the stored setting.

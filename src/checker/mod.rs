@@ -34,7 +34,7 @@ pub struct JobContext {
 
 /// The context of a job from the current settings.
 pub async fn context(state: &crate::state::AppState) -> Result<JobContext, crate::error::AppError> {
-    Ok(JobContext::new(state, &state.settings().await?))
+    Ok(JobContext::new(state, &state.settings()))
 }
 
 impl JobContext {

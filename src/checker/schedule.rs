@@ -25,7 +25,7 @@ pub fn gentle() -> CheckParams {
 /// first run comes one full period after the schedule is first seen, not at start-up. Returns the
 /// job started and the end of the period this instance now holds.
 pub async fn tick(state: &AppState, holder: &str) -> Result<Option<(u64, i64)>, String> {
-    let settings = state.settings().await.map_err(|e| e.to_string())?;
+    let settings = state.settings();
     if settings.auto_check_minutes == 0 {
         return Ok(None);
     }

@@ -34,38 +34,459 @@ pub const DEFAULT_UPSTREAM_UTC_OFFSET_MIN: i32 = 8 * 60;
 /// The offsets in use on Earth: UTC−12:00 to UTC+14:00, in minutes.
 pub const UTC_OFFSET_RANGE_MIN: std::ops::RangeInclusive<i32> = -12 * 60..=14 * 60;
 
-/// The names accepted by `keypool settings set NAME=VALUE`, in display order.
-pub const NAMES: &[&str] = &[
-    "access_mode",
-    "guest_password",
-    "guest_page_size",
-    "guest_full_keys",
-    "upstream_url",
-    "client_request_mode",
-    "public_base_url",
-    "contact",
-    "auto_check_minutes",
-    "min_balance",
-    "check_probe_model",
-    "check_timeout_secs",
-    "history_retention_days",
-    "selection_strategy",
-    "max_attempts",
-    "max_body_mb",
-    "connect_timeout_s",
-    "first_byte_timeout_s",
-    "idle_timeout_s",
-    "cooldown_s",
-    "free_models",
-    "upstream_utc_offset",
-    "incident_min_keys",
-    "incident_failure_pct",
-    "cors_origins",
-    "request_log_retention_days",
-    "rollup_retention_days",
-    "metrics_public",
-    "metrics_token",
-];
+/// Where a setting appears on the settings page (each section is one fieldset, in this order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// Who sees the guest page, and how.
+    Guest,
+    /// The upstream and how clients reach keypool.
+    Upstream,
+    /// Key checks and balance history.
+    Checks,
+    /// The `/v1` gateway.
+    Gateway,
+    /// Who may read `/metrics`.
+    Metrics,
+}
+
+impl Section {
+    pub const ALL: [Section; 5] = [Self::Guest, Self::Upstream, Self::Checks, Self::Gateway, Self::Metrics];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Guest => "guest",
+            Self::Upstream => "upstream",
+            Self::Checks => "checks",
+            Self::Gateway => "gateway",
+            Self::Metrics => "metrics",
+        }
+    }
+}
+
+/// What a secret is and how it is kept: never shown, stored hashed under its field's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    /// 4–128 characters (spaces allowed); argon2-hashed; blank keeps it.
+    Password,
+    /// 16–200 printable ASCII characters; SHA-256-hashed; blank keeps it, `off` removes it.
+    Token,
+}
+
+/// What kind of value a setting holds: how it is parsed, checked and shown as a form field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// `on`/`off` (also true/false, 1/0, yes/no); a checkbox.
+    Bool,
+    /// A whole number in `min..=max`; a number field.
+    Range { min: u32, max: u32 },
+    /// Minutes out of a fixed list, 0 (`off`) = never; a select.
+    Every(&'static [u32]),
+    /// One of fixed names; radio buttons or a select, each labelled `settings.NAME.VALUE` (help
+    /// `settings.NAME.VALUE_help`).
+    Choice { values: &'static [&'static str], radio: bool },
+    /// An http(s) URL with a host, no query, fragment or credentials; `required: false` allows empty.
+    Url { required: bool },
+    /// One line of at most `max` characters; `word`: without white space. Empty = not set.
+    Text { max: usize, word: bool },
+    /// A finite decimal number.
+    Number,
+    /// Names separated by commas, white space or new lines; a text area, one per line.
+    List,
+    /// A UTC offset such as `UTC+8`.
+    Offset,
+    /// Never shown or stored in clear.
+    Secret(SecretKind),
+}
+
+/// One declared setting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Setting {
+    /// Its name in forms, `keypool settings set NAME=VALUE` and the catalogues (`settings.NAME.label`,
+    /// `settings.NAME.help`).
+    pub name: &'static str,
+    /// The struct field holding it (a secret's field holds the hash, and names its stored row).
+    pub field: &'static str,
+    pub section: Section,
+    pub kind: Kind,
+}
+
+impl Setting {
+    /// The name of its stored row.
+    pub fn stored_name(&self) -> &'static str {
+        if matches!(self.kind, Kind::Secret(_)) { self.field } else { self.name }
+    }
+
+    pub fn is_secret(&self) -> bool {
+        matches!(self.kind, Kind::Secret(_))
+    }
+
+    /// The catalogue keys every setting needs (a choice also needs a label per value).
+    pub fn catalogue_keys(&self) -> Vec<String> {
+        let mut keys = vec![format!("settings.{}.label", self.name), format!("settings.{}.help", self.name)];
+        if let Kind::Choice { values, .. } = self.kind {
+            keys.extend(values.iter().map(|v| format!("settings.{}.{v}", self.name)));
+        }
+        keys
+    }
+}
+
+/// The declared setting called `name`.
+pub fn find(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// A setting's value type: parsed from what a user typed, stored as text, loaded back.
+pub trait Value: Sized {
+    /// What a user typed (form or command line), checked against the kind.
+    fn parse(raw: &str, field: &'static str, kind: &Kind) -> Result<Self, FieldError>;
+    /// The stored text (also `keypool settings list`).
+    fn store(&self) -> String;
+    /// From a stored row; `None` (the default stays) when it no longer parses.
+    fn load(raw: &str, field: &'static str, kind: &Kind) -> Option<Self> {
+        Self::parse(raw, field, kind).ok()
+    }
+    /// As the form field shows it.
+    fn form_text(&self) -> String {
+        self.store()
+    }
+}
+
+impl Value for bool {
+    fn parse(raw: &str, field: &'static str, _: &Kind) -> Result<Self, FieldError> {
+        parse_bool(raw).ok_or_else(|| FieldError::new(field, "settings.bool_invalid"))
+    }
+    fn store(&self) -> String {
+        bool_str(*self).to_owned()
+    }
+}
+
+impl Value for u32 {
+    fn parse(raw: &str, field: &'static str, kind: &Kind) -> Result<Self, FieldError> {
+        match *kind {
+            Kind::Range { min, max } => parse_range(raw, min, max, field),
+            Kind::Every(choices) => parse_every(raw, choices, field),
+            _ => Err(FieldError::new(field, "settings.number_invalid")),
+        }
+    }
+    fn store(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Value for f64 {
+    fn parse(raw: &str, field: &'static str, _: &Kind) -> Result<Self, FieldError> {
+        raw.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|b| b.is_finite())
+            .ok_or_else(|| FieldError::new(field, "settings.number_invalid"))
+    }
+    fn store(&self) -> String {
+        super::keys::format_balance(*self)
+    }
+}
+
+/// UTC offsets, in minutes east of UTC.
+impl Value for i32 {
+    fn parse(raw: &str, field: &'static str, _: &Kind) -> Result<Self, FieldError> {
+        parse_utc_offset(raw).map_err(|e| FieldError { field, ..e })
+    }
+    fn store(&self) -> String {
+        format_utc_offset(*self)
+    }
+}
+
+/// A required URL.
+impl Value for String {
+    fn parse(raw: &str, field: &'static str, _: &Kind) -> Result<Self, FieldError> {
+        parse_url(raw).ok_or_else(|| FieldError::new(field, "settings.url_invalid"))
+    }
+    fn store(&self) -> String {
+        self.clone()
+    }
+}
+
+/// An optional URL or line of text (empty = not set), or a secret's hash.
+impl Value for Option<String> {
+    fn parse(raw: &str, field: &'static str, kind: &Kind) -> Result<Self, FieldError> {
+        let trimmed = raw.trim();
+        match *kind {
+            _ if trimmed.is_empty() => Ok(None),
+            Kind::Url { .. } => {
+                parse_url(raw).map(Some).ok_or_else(|| FieldError::new(field, "settings.optional_url_invalid"))
+            }
+            Kind::Text { max, word } => {
+                let bad = |c: char| c.is_control() || (word && c.is_whitespace());
+                if trimmed.chars().count() > max || trimmed.chars().any(bad) {
+                    let key = if word { "settings.word_invalid" } else { "settings.text_invalid" };
+                    return Err(FieldError::new(field, key).with("max", max));
+                }
+                Ok(Some(trimmed.to_owned()))
+            }
+            _ => Err(FieldError::new(field, "settings.text_invalid").with("max", 0)),
+        }
+    }
+    fn load(raw: &str, field: &'static str, kind: &Kind) -> Option<Self> {
+        match kind {
+            Kind::Secret(_) => Some(Some(raw.to_owned()).filter(|h| !h.is_empty())),
+            _ => Self::parse(raw, field, kind).ok(),
+        }
+    }
+    fn store(&self) -> String {
+        self.clone().unwrap_or_default()
+    }
+}
+
+impl Value for AccessMode {
+    fn parse(raw: &str, field: &'static str, kind: &Kind) -> Result<Self, FieldError> {
+        AccessMode::parse(raw).ok_or_else(|| choice_error(field, kind))
+    }
+    fn store(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+impl Value for SelectionStrategy {
+    fn parse(raw: &str, field: &'static str, kind: &Kind) -> Result<Self, FieldError> {
+        SelectionStrategy::parse(raw).map_err(|_| choice_error(field, kind))
+    }
+    fn store(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
+impl Value for CorsOrigins {
+    fn parse(raw: &str, _: &'static str, _: &Kind) -> Result<Self, FieldError> {
+        CorsOrigins::parse(raw)
+    }
+    fn store(&self) -> String {
+        self.to_setting()
+    }
+}
+
+impl Value for ModelList {
+    fn parse(raw: &str, _: &'static str, _: &Kind) -> Result<Self, FieldError> {
+        parse_free_models(raw).map(ModelList::new)
+    }
+    fn store(&self) -> String {
+        self.names.join(",")
+    }
+    fn form_text(&self) -> String {
+        self.names.join("\n")
+    }
+}
+
+fn choice_error(field: &'static str, kind: &Kind) -> FieldError {
+    let choices = match kind {
+        Kind::Choice { values, .. } => values.join(", "),
+        _ => String::new(),
+    };
+    FieldError::new(field, "settings.choice_invalid").with("choices", choices)
+}
+
+/// Model names without duplicates, in the order given, with a set for lookups.
+#[derive(Debug, Clone, Default)]
+pub struct ModelList {
+    names: Vec<String>,
+    set: HashSet<Box<str>>,
+}
+
+impl ModelList {
+    /// The list of `names`; a later duplicate is dropped.
+    pub fn new(mut names: Vec<String>) -> Self {
+        let mut set = HashSet::with_capacity(names.len());
+        names.retain(|m| set.insert(Box::<str>::from(m.as_str())));
+        Self { names, set }
+    }
+
+    pub fn contains(&self, model: &str) -> bool {
+        self.set.contains(model)
+    }
+}
+
+impl std::ops::Deref for ModelList {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        &self.names
+    }
+}
+
+impl PartialEq for ModelList {
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names
+    }
+}
+
+/// The setting's name: the field's, unless declared `field as name`.
+macro_rules! setting_name {
+    ($field:ident) => {
+        stringify!($field)
+    };
+    ($field:ident $name:ident) => {
+        stringify!($name)
+    };
+}
+
+/// Declares every setting once: the two structs (the proxy's part kept apart, in memory on the hot
+/// path), their defaults, [`SETTINGS`] (from which parsing, storing, `keypool settings list/set`, the
+/// settings form and the catalogue check are derived), and the per-name accessors.
+macro_rules! declare_settings {
+    (
+        Settings { $( $(#[doc = $gdoc:literal])* $gfield:ident $(as $gname:ident)? : $gty:ty = $gdef:expr ; $gsec:ident, $gkind:expr ; )* }
+        ProxySettings { $( $(#[doc = $pdoc:literal])* $pfield:ident $(as $pname:ident)? : $pty:ty = $pdef:expr ; $psec:ident, $pkind:expr ; )* }
+    ) => {
+        /// The current settings, with defaults for anything never stored.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Settings {
+            $( $(#[doc = $gdoc])* pub $gfield: $gty, )*
+            /// Bumped whenever the access mode or guest password changes: guest sessions of an older epoch end.
+            pub guest_epoch: i64,
+            /// The proxy's tuning: how it picks keys, fails over and times out.
+            pub proxy: ProxySettings,
+        }
+
+        /// The gateway's settings, kept in memory by the proxy (the hot path reads no database).
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct ProxySettings {
+            $( $(#[doc = $pdoc])* pub $pfield: $pty, )*
+        }
+
+        impl Default for ProxySettings {
+            fn default() -> Self {
+                Self { $( $pfield: $pdef, )* }
+            }
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Self { $( $gfield: $gdef, )* guest_epoch: 0, proxy: ProxySettings::default() }
+            }
+        }
+
+        /// Every setting, in display order within its section.
+        pub const SETTINGS: &[Setting] = &[
+            $( Setting { name: setting_name!($gfield $($gname)?), field: stringify!($gfield), section: Section::$gsec, kind: $gkind }, )*
+            $( Setting { name: setting_name!($pfield $($pname)?), field: stringify!($pfield), section: Section::$psec, kind: $pkind }, )*
+        ];
+
+        impl Settings {
+            /// Loads one stored value; one that no longer parses leaves the current value.
+            fn load_value(&mut self, name: &str, raw: &str) {
+                match name {
+                    $( setting_name!($gfield $($gname)?) => {
+                        if let Some(v) = <$gty as Value>::load(raw, setting_name!($gfield $($gname)?), &$gkind) { self.$gfield = v; }
+                    } )*
+                    $( setting_name!($pfield $($pname)?) => {
+                        if let Some(v) = <$pty as Value>::load(raw, setting_name!($pfield $($pname)?), &$pkind) { self.proxy.$pfield = v; }
+                    } )*
+                    _ => {}
+                }
+            }
+
+            /// A setting's value as stored (`form`: as its form field shows it), secrets' hashes too.
+            fn raw_text(&self, name: &str, form: bool) -> Option<String> {
+                let text = |v: &dyn ValueText| if form { v.form() } else { v.stored() };
+                match name {
+                    $( setting_name!($gfield $($gname)?) => Some(text(&self.$gfield)), )*
+                    $( setting_name!($pfield $($pname)?) => Some(text(&self.proxy.$pfield)), )*
+                    _ => None,
+                }
+            }
+        }
+
+        /// Checks what a user typed for `name` and returns its stored text; `None` for an unknown name.
+        fn check_value(name: &str, raw: &str) -> Option<Result<String, FieldError>> {
+            match name {
+                $( setting_name!($gfield $($gname)?) => Some(<$gty as Value>::parse(raw, setting_name!($gfield $($gname)?), &$gkind).map(|v| v.store())), )*
+                $( setting_name!($pfield $($pname)?) => Some(<$pty as Value>::parse(raw, setting_name!($pfield $($pname)?), &$pkind).map(|v| v.store())), )*
+                _ => None,
+            }
+        }
+    };
+}
+
+/// [`Value`] as an object, for [`Settings::text`].
+trait ValueText {
+    fn stored(&self) -> String;
+    fn form(&self) -> String;
+}
+
+impl<T: Value> ValueText for T {
+    fn stored(&self) -> String {
+        self.store()
+    }
+    fn form(&self) -> String {
+        self.form_text()
+    }
+}
+
+const ACCESS_MODES: &[&str] = &["open", "restricted", "private"];
+const STRATEGIES: &[&str] = &["random", "weighted", "round_robin", "least_inflight"];
+
+declare_settings! {
+    Settings {
+        access_mode: AccessMode = AccessMode::Private; Guest, Kind::Choice { values: ACCESS_MODES, radio: true };
+        /// argon2 PHC string of the guest password; never shown.
+        guest_password_hash as guest_password: Option<String> = None; Guest, Kind::Secret(SecretKind::Password);
+        guest_page_size: u32 = DEFAULT_GUEST_PAGE_SIZE; Guest, Kind::Range { min: 1, max: 100 };
+        /// Guests see and copy whole keys (otherwise masked, and no export).
+        guest_full_keys: bool = true; Guest, Kind::Bool;
+        /// Base URL of the SiliconFlow API, without a trailing slash.
+        upstream_url: String = DEFAULT_UPSTREAM_URL.to_owned(); Upstream, Kind::Url { required: true };
+        /// Checks run from the admin's browser instead of the server (used by the checks feature).
+        client_request_mode: bool = false; Upstream, Kind::Bool;
+        /// The address clients use (e.g. behind a proxy), shown on the docs page; empty = from the request.
+        public_base_url: Option<String> = None; Upstream, Kind::Url { required: false };
+        /// The admin's contact line on the docs page (how to ask for an access key).
+        contact: Option<String> = None; Upstream, Kind::Text { max: MAX_CONTACT_LEN, word: false };
+        /// Re-check every key that is not disabled this often (0 = off).
+        auto_check_minutes: u32 = 60; Checks, Kind::Every(&AUTO_CHECK_CHOICES);
+        /// A key is `active` when its total balance is above this.
+        min_balance: f64 = 0.0; Checks, Kind::Number;
+        /// A one-token chat completion on this model proves the key can call (empty = no probe).
+        check_probe_model: Option<String> = None; Checks, Kind::Text { max: MAX_MODEL_NAME_LEN, word: true };
+        /// Timeout of one check request, in seconds.
+        check_timeout_secs: u32 = 15; Checks, Kind::Range { min: 1, max: 300 };
+        /// Balance history older than this is deleted.
+        history_retention_days: u32 = 90; Checks, Kind::Range { min: 1, max: 3650 };
+        /// Anyone may read `/metrics` (otherwise a signed-in admin, or the metrics token).
+        metrics_public: bool = false; Metrics, Kind::Bool;
+        /// SHA-256 (hex) of the token that lets a scraper read `/metrics`; never shown.
+        metrics_token_hash as metrics_token: Option<String> = None; Metrics, Kind::Secret(SecretKind::Token);
+    }
+    ProxySettings {
+        selection_strategy: SelectionStrategy = SelectionStrategy::Weighted; Gateway, Kind::Choice { values: STRATEGIES, radio: false };
+        /// Upstream attempts per request, each on a different key.
+        max_attempts: u32 = 3; Gateway, Kind::Range { min: 1, max: 10 };
+        /// Largest request body accepted, in MB.
+        max_body_mb: u32 = 32; Gateway, Kind::Range { min: 1, max: 1024 };
+        connect_timeout_s: u32 = 10; Gateway, Kind::Range { min: 1, max: 120 };
+        /// Until the upstream's response head; reasoning models are slow to start.
+        first_byte_timeout_s: u32 = 300; Gateway, Kind::Range { min: 1, max: 3600 };
+        /// Longest silence between two chunks of a streamed answer.
+        idle_timeout_s: u32 = 120; Gateway, Kind::Range { min: 1, max: 3600 };
+        /// How long a rate-limited key cools when the upstream gives no `Retry-After`.
+        cooldown_s: u32 = 60; Gateway, Kind::Range { min: 1, max: 3600 };
+        /// Models that cost nothing upstream, so keys without money can serve them.
+        free_models: ModelList = default_free_models(); Gateway, Kind::List;
+        /// The upstream's time zone in minutes east of UTC: its midnight ends the daily rate limits (RPD/TPD).
+        upstream_utc_offset_min as upstream_utc_offset: i32 = DEFAULT_UPSTREAM_UTC_OFFSET_MIN; Gateway, Kind::Offset;
+        /// How many distinct keys must fail the same transient way, with no success between, before it is
+        /// an upstream (or IP) incident rather than the keys' fault.
+        incident_min_keys: u32 = 5; Gateway, Kind::Range { min: 2, max: 1000 };
+        /// The share of recent attempts, per model and overall, that must fail that way, in percent.
+        incident_failure_pct: u32 = 90; Gateway, Kind::Range { min: 50, max: 100 };
+        cors_origins: CorsOrigins = CorsOrigins::Any; Gateway, Kind::Text { max: 4000, word: false };
+        /// Request-log rows older than this are deleted.
+        request_log_retention_days: u32 = 7; Gateway, Kind::Range { min: 1, max: 365 };
+        /// How long the hourly traffic roll-ups are kept (the per-minute ones go with the request log).
+        rollup_retention_days: u32 = 365; Gateway, Kind::Range { min: 7, max: 3650 };
+    }
+}
+
+fn default_free_models() -> ModelList {
+    ModelList::new(DEFAULT_FREE_MODELS.iter().map(|m| (*m).to_owned()).collect())
+}
 
 /// The schedule choices of `auto_check_minutes` (0 = off).
 pub const AUTO_CHECK_CHOICES: [u32; 7] = [0, 5, 15, 30, 60, 360, 1440];
@@ -101,256 +522,41 @@ impl AccessMode {
     }
 }
 
-/// The current settings, with defaults for anything never stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    pub access_mode: AccessMode,
-    /// argon2 PHC string of the guest password; never shown.
-    pub guest_password_hash: Option<String>,
-    pub guest_page_size: u32,
-    /// Base URL of the SiliconFlow API, without a trailing slash.
-    pub upstream_url: String,
-    /// Checks run from the admin's browser instead of the server (used by the checks feature).
-    pub client_request_mode: bool,
-    /// Guests see and copy whole keys (otherwise masked, and no export).
-    pub guest_full_keys: bool,
-    /// The address clients use (e.g. behind a proxy), shown on the docs page; empty = from the request.
-    pub public_base_url: Option<String>,
-    /// The admin's contact line on the docs page (how to ask for an access key).
-    pub contact: Option<String>,
-    /// Re-check every key that is not disabled this often (0 = off).
-    pub auto_check_minutes: u32,
-    /// A key is `active` when its total balance is above this.
-    pub min_balance: f64,
-    /// A one-token chat completion on this model proves the key can call (empty = no probe).
-    pub check_probe_model: Option<String>,
-    /// Timeout of one check request, in seconds.
-    pub check_timeout_secs: u32,
-    /// Balance history older than this is deleted.
-    pub history_retention_days: u32,
-    /// Bumped whenever the access mode or guest password changes: guest sessions of an older epoch end.
-    pub guest_epoch: i64,
-    /// The proxy's tuning: how it picks keys, fails over and times out.
-    pub proxy: ProxySettings,
-    /// Anyone may read `/metrics` (otherwise a signed-in admin, or the metrics token).
-    pub metrics_public: bool,
-    /// SHA-256 (hex) of the token that lets a scraper read `/metrics`; never shown.
-    pub metrics_token_hash: Option<String>,
-}
-
-/// The gateway's settings, kept in memory by the proxy (the hot path reads no database).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProxySettings {
-    pub selection_strategy: SelectionStrategy,
-    /// Upstream attempts per request, each on a different key (1–10).
-    pub max_attempts: u32,
-    /// Largest request body accepted, in MB (1–1024).
-    pub max_body_mb: u32,
-    pub connect_timeout_s: u32,
-    /// Until the upstream's response head; reasoning models are slow to start.
-    pub first_byte_timeout_s: u32,
-    /// Longest silence between two chunks of a streamed answer.
-    pub idle_timeout_s: u32,
-    /// How long a rate-limited key cools when the upstream gives no `Retry-After`.
-    pub cooldown_s: u32,
-    pub cors_origins: CorsOrigins,
-    /// Request-log rows older than this are deleted.
-    pub request_log_retention_days: u32,
-    /// How long the hourly traffic roll-ups are kept (the per-minute ones go with the request log).
-    pub rollup_retention_days: u32,
-    /// Models that cost nothing upstream, so keys without money can serve them; no duplicates, in the
-    /// order given. Change it with [`ProxySettings::set_free_models`], which keeps the lookup set in step.
-    pub free_models: Vec<String>,
-    /// `free_models` as a set, for [`ProxySettings::is_free_model`].
-    free_model_set: HashSet<Box<str>>,
-    /// The upstream's time zone in minutes east of UTC: its midnight ends the daily rate limits (RPD/TPD).
-    pub upstream_utc_offset_min: i32,
-    /// How many distinct keys must fail the same transient way, with no success between, before it is
-    /// an upstream (or IP) incident rather than the keys' fault (2–1000).
-    pub incident_min_keys: u32,
-    /// The share of recent attempts, per model and overall, that must fail that way, in percent (50–100).
-    pub incident_failure_pct: u32,
-}
-
-impl Default for ProxySettings {
-    fn default() -> Self {
-        Self {
-            selection_strategy: SelectionStrategy::default(),
-            max_attempts: 3,
-            max_body_mb: 32,
-            connect_timeout_s: 10,
-            first_byte_timeout_s: 300,
-            idle_timeout_s: 120,
-            cooldown_s: 60,
-            cors_origins: CorsOrigins::Any,
-            request_log_retention_days: 7,
-            rollup_retention_days: 365,
-            free_models: Vec::new(),
-            free_model_set: HashSet::new(),
-            upstream_utc_offset_min: DEFAULT_UPSTREAM_UTC_OFFSET_MIN,
-            incident_min_keys: 5,
-            incident_failure_pct: 90,
-        }
-        .with_free_models(DEFAULT_FREE_MODELS.iter().map(|m| (*m).to_owned()).collect())
-    }
-}
-
-/// Bounds of the numeric proxy settings: (name, min, max).
-pub const PROXY_RANGES: [(&str, u32, u32); 10] = [
-    ("max_attempts", 1, 10),
-    ("max_body_mb", 1, 1024),
-    ("connect_timeout_s", 1, 120),
-    ("first_byte_timeout_s", 1, 3600),
-    ("idle_timeout_s", 1, 3600),
-    ("cooldown_s", 1, 3600),
-    ("incident_min_keys", 2, 1000),
-    ("incident_failure_pct", 50, 100),
-    ("request_log_retention_days", 1, 365),
-    ("rollup_retention_days", 7, 3650),
-];
-
 impl ProxySettings {
-    /// The value of a numeric proxy setting by name (for forms and `settings list`).
-    pub fn get(&self, name: &str) -> u32 {
-        match name {
-            "max_attempts" => self.max_attempts,
-            "max_body_mb" => self.max_body_mb,
-            "connect_timeout_s" => self.connect_timeout_s,
-            "first_byte_timeout_s" => self.first_byte_timeout_s,
-            "idle_timeout_s" => self.idle_timeout_s,
-            "cooldown_s" => self.cooldown_s,
-            "incident_min_keys" => self.incident_min_keys,
-            "incident_failure_pct" => self.incident_failure_pct,
-            "rollup_retention_days" => self.rollup_retention_days,
-            _ => self.request_log_retention_days,
-        }
-    }
-
-    fn number_mut(&mut self, name: &str) -> &mut u32 {
-        match name {
-            "max_attempts" => &mut self.max_attempts,
-            "max_body_mb" => &mut self.max_body_mb,
-            "connect_timeout_s" => &mut self.connect_timeout_s,
-            "first_byte_timeout_s" => &mut self.first_byte_timeout_s,
-            "idle_timeout_s" => &mut self.idle_timeout_s,
-            "cooldown_s" => &mut self.cooldown_s,
-            "incident_min_keys" => &mut self.incident_min_keys,
-            "incident_failure_pct" => &mut self.incident_failure_pct,
-            "rollup_retention_days" => &mut self.rollup_retention_days,
-            _ => &mut self.request_log_retention_days,
-        }
-    }
-
     /// Whether `model` (exactly as a client names it) costs nothing upstream.
     pub fn is_free_model(&self, model: &str) -> bool {
-        debug_assert!(self.free_models_in_step(), "free_models was changed without set_free_models");
-        self.free_model_set.contains(model)
-    }
-
-    /// Replaces the free models (a later duplicate is dropped) and rebuilds their lookup set.
-    pub fn set_free_models(&mut self, mut models: Vec<String>) {
-        let mut set = HashSet::with_capacity(models.len());
-        models.retain(|m| set.insert(Box::<str>::from(m.as_str())));
-        self.free_models = models;
-        self.free_model_set = set;
-    }
-
-    /// These settings with other free models (see [`ProxySettings::set_free_models`]).
-    pub fn with_free_models(mut self, models: Vec<String>) -> Self {
-        self.set_free_models(models);
-        self
-    }
-
-    fn free_models_in_step(&self) -> bool {
-        self.free_model_set.len() == self.free_models.len()
-            && self.free_models.iter().all(|m| self.free_model_set.contains(m.as_str()))
+        self.free_models.contains(model)
     }
 }
 
-/// The field name of a numeric proxy setting as a `'static` str.
-fn proxy_field(name: &str) -> Option<(&'static str, u32, u32)> {
-    PROXY_RANGES.iter().find(|(n, ..)| *n == name).copied()
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            access_mode: AccessMode::default(),
-            guest_password_hash: None,
-            guest_page_size: DEFAULT_GUEST_PAGE_SIZE,
-            upstream_url: DEFAULT_UPSTREAM_URL.to_owned(),
-            client_request_mode: false,
-            guest_full_keys: true,
-            public_base_url: None,
-            contact: None,
-            auto_check_minutes: 60,
-            min_balance: 0.0,
-            check_probe_model: None,
-            check_timeout_secs: 15,
-            history_retention_days: 90,
-            guest_epoch: 0,
-            proxy: ProxySettings::default(),
-            metrics_public: false,
-            metrics_token_hash: None,
-        }
-    }
-}
-
-/// Storage names that are not user-facing settings.
-pub const GUEST_PASSWORD_HASH: &str = "guest_password_hash";
+/// The storage name of the guest epoch (not a user-facing setting).
 pub const GUEST_EPOCH: &str = "guest_epoch";
-pub const METRICS_TOKEN_HASH: &str = "metrics_token_hash";
 
 impl Settings {
     /// Builds settings from stored rows; a value that no longer parses falls back to its default.
     pub fn from_stored(rows: &HashMap<String, String>) -> Self {
-        let d = Self::default();
-        let get = |name: &str| rows.get(name).map(String::as_str);
-        Self {
-            access_mode: get("access_mode").and_then(AccessMode::parse).unwrap_or(d.access_mode),
-            guest_password_hash: get(GUEST_PASSWORD_HASH).filter(|h| !h.is_empty()).map(str::to_owned),
-            guest_page_size: get("guest_page_size").and_then(|v| parse_page_size(v).ok()).unwrap_or(d.guest_page_size),
-            upstream_url: get("upstream_url").and_then(|v| parse_upstream_url(v).ok()).unwrap_or(d.upstream_url),
-            client_request_mode: get("client_request_mode").and_then(parse_bool).unwrap_or(d.client_request_mode),
-            guest_full_keys: get("guest_full_keys").and_then(parse_bool).unwrap_or(d.guest_full_keys),
-            public_base_url: get("public_base_url").and_then(|v| parse_public_base_url(v).ok()).flatten(),
-            contact: get("contact").map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned),
-            auto_check_minutes: get("auto_check_minutes")
-                .and_then(|v| parse_auto_check(v).ok())
-                .unwrap_or(d.auto_check_minutes),
-            min_balance: get("min_balance").and_then(|v| parse_min_balance(v).ok()).unwrap_or(d.min_balance),
-            check_probe_model: get("check_probe_model").map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned),
-            check_timeout_secs: get("check_timeout_secs")
-                .and_then(|v| parse_range(v, 1, 300, "check_timeout_secs").ok())
-                .unwrap_or(d.check_timeout_secs),
-            history_retention_days: get("history_retention_days")
-                .and_then(|v| parse_range(v, 1, 3650, "history_retention_days").ok())
-                .unwrap_or(d.history_retention_days),
-            guest_epoch: get(GUEST_EPOCH).and_then(|v| v.parse().ok()).unwrap_or(0),
-            proxy: {
-                let mut p = d.proxy.clone();
-                for (name, min, max) in PROXY_RANGES {
-                    if let Some(v) = get(name).and_then(|v| parse_range(v, min, max, name).ok()) {
-                        *p.number_mut(name) = v;
-                    }
-                }
-                if let Some(s) = get("selection_strategy").and_then(|v| SelectionStrategy::parse(v).ok()) {
-                    p.selection_strategy = s;
-                }
-                if let Some(c) = get("cors_origins").and_then(|v| CorsOrigins::parse(v).ok()) {
-                    p.cors_origins = c;
-                }
-                if let Some(models) = get("free_models").and_then(|v| parse_free_models(v).ok()) {
-                    p.set_free_models(models);
-                }
-                if let Some(offset) = get("upstream_utc_offset").and_then(|v| parse_utc_offset(v).ok()) {
-                    p.upstream_utc_offset_min = offset;
-                }
-                p
-            },
-            metrics_public: get("metrics_public").and_then(parse_bool).unwrap_or(d.metrics_public),
-            metrics_token_hash: get(METRICS_TOKEN_HASH).filter(|h| !h.is_empty()).map(str::to_owned),
+        let mut settings = Self::default();
+        for setting in SETTINGS {
+            if let Some(raw) = rows.get(setting.stored_name()) {
+                settings.load_value(setting.name, raw);
+            }
         }
+        settings.guest_epoch = rows.get(GUEST_EPOCH).and_then(|v| v.parse().ok()).unwrap_or(0);
+        settings
+    }
+
+    /// A setting's value as stored (`form`: as its form field shows it); `None` for a secret or an
+    /// unknown name.
+    pub fn text(&self, name: &str, form: bool) -> Option<String> {
+        if find(name).is_none_or(Setting::is_secret) {
+            return None;
+        }
+        self.raw_text(name, form)
+    }
+
+    /// Whether the secret `name` is set.
+    pub fn secret_is_set(&self, name: &str) -> bool {
+        find(name).is_some_and(Setting::is_secret) && self.raw_text(name, false).is_some_and(|h| !h.is_empty())
     }
 
     /// Checks a change against these settings and returns the rows to store. `hash` turns a new guest
@@ -361,78 +567,29 @@ impl Settings {
         hash: impl Fn(&str) -> Result<String, String>,
     ) -> Result<Vec<(String, String)>, FieldErrors> {
         let mut errors = FieldErrors::default();
-        let mode = change.access_mode.unwrap_or(self.access_mode);
-        let has_guest_password = change.guest_password.is_some() || self.guest_password_hash.is_some();
-        if mode == AccessMode::Restricted && !has_guest_password {
+        let mut rows = Vec::new();
+        // Cross-field rules: restricted needs a guest password; a new mode or password ends guest sessions.
+        let mode = change.get("access_mode").and_then(AccessMode::parse).unwrap_or(self.access_mode);
+        let new_password = change.secrets.iter().any(|(name, v)| *name == "guest_password" && v.is_some());
+        if mode == AccessMode::Restricted && !new_password && self.guest_password_hash.is_none() {
             errors.push(FieldError::new("guest_password", "settings.guest_password_required"));
         }
-        let mut rows = Vec::new();
-        let mut guest_changed = false;
-        if let Some(m) = change.access_mode {
-            guest_changed |= m != self.access_mode;
-            rows.push(("access_mode".to_owned(), m.as_str().to_owned()));
+        let guest_changed = mode != self.access_mode || new_password;
+        for (name, text) in &change.values {
+            let stored = find(name).map_or(*name, Setting::stored_name);
+            rows.push((stored.to_owned(), text.clone()));
         }
-        if let Some(pw) = &change.guest_password {
-            match hash(pw) {
-                Ok(h) => rows.push((GUEST_PASSWORD_HASH.to_owned(), h)),
-                Err(_) => errors.push(FieldError::new("guest_password", "error.internal")),
+        for (name, secret) in &change.secrets {
+            let Some(setting) = find(name) else { continue };
+            let hashed = match (setting.kind, secret) {
+                (_, None) => Ok(String::new()),
+                (Kind::Secret(SecretKind::Password), Some(clear)) => hash(clear),
+                (_, Some(clear)) => Ok(super::access_token::hash(clear)),
+            };
+            match hashed {
+                Ok(h) => rows.push((setting.stored_name().to_owned(), h)),
+                Err(_) => errors.push(FieldError::new(setting.name, "error.internal")),
             }
-            guest_changed = true;
-        }
-        if let Some(n) = change.guest_page_size {
-            rows.push(("guest_page_size".to_owned(), n.to_string()));
-        }
-        if let Some(u) = &change.upstream_url {
-            rows.push(("upstream_url".to_owned(), u.clone()));
-        }
-        if let Some(b) = change.client_request_mode {
-            rows.push(("client_request_mode".to_owned(), bool_str(b).to_owned()));
-        }
-        if let Some(b) = change.guest_full_keys {
-            rows.push(("guest_full_keys".to_owned(), bool_str(b).to_owned()));
-        }
-        if let Some(u) = &change.public_base_url {
-            rows.push(("public_base_url".to_owned(), u.clone().unwrap_or_default()));
-        }
-        if let Some(c) = &change.contact {
-            rows.push(("contact".to_owned(), c.clone()));
-        }
-        if let Some(m) = change.auto_check_minutes {
-            rows.push(("auto_check_minutes".to_owned(), m.to_string()));
-        }
-        if let Some(b) = change.min_balance {
-            rows.push(("min_balance".to_owned(), b.to_string()));
-        }
-        if let Some(m) = &change.check_probe_model {
-            rows.push(("check_probe_model".to_owned(), m.clone()));
-        }
-        if let Some(t) = change.check_timeout_secs {
-            rows.push(("check_timeout_secs".to_owned(), t.to_string()));
-        }
-        if let Some(d) = change.history_retention_days {
-            rows.push(("history_retention_days".to_owned(), d.to_string()));
-        }
-        if let Some(s) = change.selection_strategy {
-            rows.push(("selection_strategy".to_owned(), s.as_str().to_owned()));
-        }
-        for (name, value) in &change.proxy_numbers {
-            rows.push(((*name).to_owned(), value.to_string()));
-        }
-        if let Some(c) = &change.cors_origins {
-            rows.push(("cors_origins".to_owned(), c.to_setting()));
-        }
-        if let Some(models) = &change.free_models {
-            rows.push(("free_models".to_owned(), models.join(",")));
-        }
-        if let Some(offset) = change.upstream_utc_offset_min {
-            rows.push(("upstream_utc_offset".to_owned(), format_utc_offset(offset)));
-        }
-        if let Some(b) = change.metrics_public {
-            rows.push(("metrics_public".to_owned(), bool_str(b).to_owned()));
-        }
-        if let Some(token) = &change.metrics_token {
-            let hash = token.as_deref().map(super::access_token::hash).unwrap_or_default();
-            rows.push((METRICS_TOKEN_HASH.to_owned(), hash));
         }
         if guest_changed {
             rows.push((GUEST_EPOCH.to_owned(), (self.guest_epoch + 1).to_string()));
@@ -442,144 +599,44 @@ impl Settings {
 
     /// `NAME=VALUE` lines for `keypool settings list`; secrets appear only as set / not set.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("access_mode", self.access_mode.as_str().to_owned()),
-            ("guest_password", if self.guest_password_hash.is_some() { "(set)" } else { "(not set)" }.to_owned()),
-            ("guest_page_size", self.guest_page_size.to_string()),
-            ("upstream_url", self.upstream_url.clone()),
-            ("guest_full_keys", bool_str(self.guest_full_keys).to_owned()),
-            ("client_request_mode", bool_str(self.client_request_mode).to_owned()),
-            ("public_base_url", self.public_base_url.clone().unwrap_or_default()),
-            ("contact", self.contact.clone().unwrap_or_default()),
-            ("auto_check_minutes", self.auto_check_minutes.to_string()),
-            ("min_balance", super::keys::format_balance(self.min_balance)),
-            ("check_probe_model", self.check_probe_model.clone().unwrap_or_default()),
-            ("check_timeout_secs", self.check_timeout_secs.to_string()),
-            ("history_retention_days", self.history_retention_days.to_string()),
-            ("selection_strategy", self.proxy.selection_strategy.as_str().to_owned()),
-            ("max_attempts", self.proxy.max_attempts.to_string()),
-            ("max_body_mb", self.proxy.max_body_mb.to_string()),
-            ("connect_timeout_s", self.proxy.connect_timeout_s.to_string()),
-            ("first_byte_timeout_s", self.proxy.first_byte_timeout_s.to_string()),
-            ("idle_timeout_s", self.proxy.idle_timeout_s.to_string()),
-            ("cooldown_s", self.proxy.cooldown_s.to_string()),
-            ("free_models", self.proxy.free_models.join(",")),
-            ("upstream_utc_offset", format_utc_offset(self.proxy.upstream_utc_offset_min)),
-            ("incident_min_keys", self.proxy.incident_min_keys.to_string()),
-            ("incident_failure_pct", self.proxy.incident_failure_pct.to_string()),
-            ("cors_origins", self.proxy.cors_origins.to_setting()),
-            ("request_log_retention_days", self.proxy.request_log_retention_days.to_string()),
-            ("rollup_retention_days", self.proxy.rollup_retention_days.to_string()),
-            ("metrics_public", bool_str(self.metrics_public).to_owned()),
-            ("metrics_token", if self.metrics_token_hash.is_some() { "(set)" } else { "(not set)" }.to_owned()),
-        ]
+        SETTINGS
+            .iter()
+            .map(|s| {
+                let value = match s.is_secret() {
+                    true if self.secret_is_set(s.name) => "(set)".to_owned(),
+                    true => "(not set)".to_owned(),
+                    false => self.text(s.name, false).unwrap_or_default(),
+                };
+                (s.name, value)
+            })
+            .collect()
     }
 }
 
-/// A partial update: `None` leaves a setting as it is.
+/// A partial update, checked: the settings it names with their new stored text; the others stay.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SettingsChange {
-    pub access_mode: Option<AccessMode>,
-    /// The new guest password in clear (hashed by [`Settings::apply`]).
-    pub guest_password: Option<String>,
-    pub guest_page_size: Option<u32>,
-    pub upstream_url: Option<String>,
-    pub client_request_mode: Option<bool>,
-    pub guest_full_keys: Option<bool>,
-    /// `Some(None)` clears it.
-    pub public_base_url: Option<Option<String>>,
-    /// Empty clears it.
-    pub contact: Option<String>,
-    pub auto_check_minutes: Option<u32>,
-    pub min_balance: Option<f64>,
-    /// Empty clears it (no probe).
-    pub check_probe_model: Option<String>,
-    pub check_timeout_secs: Option<u32>,
-    pub history_retention_days: Option<u32>,
-    pub selection_strategy: Option<SelectionStrategy>,
-    /// Numeric proxy settings (names of [`PROXY_RANGES`]) with their new values.
-    pub proxy_numbers: Vec<(&'static str, u32)>,
-    pub cors_origins: Option<CorsOrigins>,
-    /// Empty means no free model.
-    pub free_models: Option<Vec<String>>,
-    pub upstream_utc_offset_min: Option<i32>,
-    pub metrics_public: Option<bool>,
-    /// `Some(None)` removes the token (`off`); blank keeps it.
-    pub metrics_token: Option<Option<String>>,
+    /// Declared settings with their new stored text, in the order given (a later value wins).
+    values: Vec<(&'static str, String)>,
+    /// New secrets in clear (hashed by [`Settings::apply`]); `None` removes one.
+    secrets: Vec<(&'static str, Option<String>)>,
 }
 
 impl SettingsChange {
-    /// Parses one `NAME=VALUE`. An empty guest password means "keep the current one".
+    /// Parses one `NAME=VALUE`. A blank secret means "keep the current one".
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), FieldError> {
-        match name {
-            "access_mode" => {
-                self.access_mode = Some(
-                    AccessMode::parse(value)
-                        .ok_or_else(|| FieldError::new("access_mode", "settings.access_mode_invalid"))?,
-                );
+        let unknown = || FieldError::new("name", "settings.unknown_name").with("name", name);
+        let setting = find(name).ok_or_else(unknown)?;
+        if let Kind::Secret(kind) = setting.kind {
+            if let Some(secret) = parse_secret(setting.name, kind, value)? {
+                self.secrets.retain(|(n, _)| *n != setting.name);
+                self.secrets.push((setting.name, secret));
             }
-            "guest_password" => {
-                if !value.is_empty() {
-                    self.guest_password = Some(parse_guest_password(value)?);
-                }
-            }
-            "guest_page_size" => self.guest_page_size = Some(parse_page_size(value)?),
-            "upstream_url" => self.upstream_url = Some(parse_upstream_url(value)?),
-            "client_request_mode" => {
-                self.client_request_mode = Some(
-                    parse_bool(value).ok_or_else(|| FieldError::new("client_request_mode", "settings.bool_invalid"))?,
-                );
-            }
-            "guest_full_keys" => {
-                self.guest_full_keys =
-                    Some(parse_bool(value).ok_or_else(|| FieldError::new("guest_full_keys", "settings.bool_invalid"))?);
-            }
-            "public_base_url" => self.public_base_url = Some(parse_public_base_url(value)?),
-            "contact" => {
-                let contact = value.trim();
-                if contact.chars().count() > MAX_CONTACT_LEN || contact.chars().any(char::is_control) {
-                    return Err(FieldError::new("contact", "settings.contact_invalid"));
-                }
-                self.contact = Some(contact.to_owned());
-            }
-            "auto_check_minutes" => self.auto_check_minutes = Some(parse_auto_check(value)?),
-            "min_balance" => self.min_balance = Some(parse_min_balance(value)?),
-            "check_probe_model" => {
-                let model = value.trim();
-                if model.chars().count() > 200 || model.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                    return Err(FieldError::new("check_probe_model", "settings.probe_model_invalid"));
-                }
-                self.check_probe_model = Some(model.to_owned());
-            }
-            "check_timeout_secs" => self.check_timeout_secs = Some(parse_range(value, 1, 300, "check_timeout_secs")?),
-            "history_retention_days" => {
-                self.history_retention_days = Some(parse_range(value, 1, 3650, "history_retention_days")?)
-            }
-            "selection_strategy" => self.selection_strategy = Some(SelectionStrategy::parse(value)?),
-            "cors_origins" => self.cors_origins = Some(CorsOrigins::parse(value)?),
-            "free_models" => self.free_models = Some(parse_free_models(value)?),
-            "upstream_utc_offset" => self.upstream_utc_offset_min = Some(parse_utc_offset(value)?),
-            "metrics_public" => {
-                self.metrics_public =
-                    Some(parse_bool(value).ok_or_else(|| FieldError::new("metrics_public", "settings.bool_invalid"))?);
-            }
-            "metrics_token" => match value.trim() {
-                "" => {}
-                "off" => self.metrics_token = Some(None),
-                token if token.len() >= 16 && token.len() <= 200 && token.chars().all(|c| c.is_ascii_graphic()) => {
-                    self.metrics_token = Some(Some(token.to_owned()));
-                }
-                _ => return Err(FieldError::new("metrics_token", "settings.metrics_token_invalid")),
-            },
-            other => match proxy_field(other) {
-                Some((field, min, max)) => {
-                    let v = parse_range(value, min, max, field)?;
-                    self.proxy_numbers.retain(|(n, _)| *n != field);
-                    self.proxy_numbers.push((field, v));
-                }
-                None => return Err(FieldError::new("name", "settings.unknown_name").with("name", name)),
-            },
+            return Ok(());
         }
+        let text = check_value(setting.name, value).ok_or_else(unknown)??;
+        self.values.retain(|(n, _)| *n != setting.name);
+        self.values.push((setting.name, text));
         Ok(())
     }
 
@@ -594,46 +651,64 @@ impl SettingsChange {
         }
         errors.into_result(change)
     }
+
+    /// The new stored text of `name`, if this change sets it (not for secrets).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The names this change sets, secrets included.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.values.iter().map(|(n, _)| *n).chain(self.secrets.iter().map(|(n, _)| *n))
+    }
 }
 
-pub fn parse_page_size(raw: &str) -> Result<u32, FieldError> {
-    raw.trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|n| (1..=100).contains(n))
-        .ok_or_else(|| FieldError::new("guest_page_size", "settings.page_size_invalid"))
+/// A secret as typed: `None` keeps the stored one, `Some(None)` removes it (tokens: `off`).
+fn parse_secret(field: &'static str, kind: SecretKind, raw: &str) -> Result<Option<Option<String>>, FieldError> {
+    match kind {
+        SecretKind::Password => {
+            if raw.is_empty() {
+                return Ok(None);
+            }
+            let len = raw.chars().count();
+            if !(4..=128).contains(&len) || raw.chars().any(char::is_control) {
+                return Err(FieldError::new(field, "settings.password_invalid"));
+            }
+            Ok(Some(Some(raw.to_owned())))
+        }
+        SecretKind::Token => match raw.trim() {
+            "" => Ok(None),
+            "off" => Ok(Some(None)),
+            token if (16..=200).contains(&token.len()) && token.chars().all(|c| c.is_ascii_graphic()) => {
+                Ok(Some(Some(token.to_owned())))
+            }
+            _ => Err(FieldError::new(field, "settings.token_invalid")),
+        },
+    }
 }
 
-/// An http(s) URL with a host and no query or fragment; the trailing slash is dropped.
-pub fn parse_upstream_url(raw: &str) -> Result<String, FieldError> {
-    let err = || FieldError::new("upstream_url", "settings.upstream_url_invalid");
+/// An http(s) URL with a host and no query, fragment or credentials; the trailing slash is dropped.
+fn parse_url(raw: &str) -> Option<String> {
     let trimmed = raw.trim().trim_end_matches('/');
-    let parsed = url::Url::parse(trimmed).map_err(|_| err())?;
+    let parsed = url::Url::parse(trimmed).ok()?;
     let ok = matches!(parsed.scheme(), "http" | "https")
         && parsed.host_str().is_some_and(|h| !h.is_empty())
         && parsed.query().is_none()
         && parsed.fragment().is_none()
         && parsed.username().is_empty()
         && parsed.password().is_none();
-    if ok { Ok(trimmed.to_owned()) } else { Err(err()) }
+    ok.then(|| trimmed.to_owned())
 }
 
-/// One of [`AUTO_CHECK_CHOICES`] (`off` = 0).
-pub fn parse_auto_check(raw: &str) -> Result<u32, FieldError> {
+/// One of `choices` minutes (`off` = 0).
+fn parse_every(raw: &str, choices: &[u32], field: &'static str) -> Result<u32, FieldError> {
     let raw = raw.trim();
     let minutes = if raw == "off" { Some(0) } else { raw.parse::<u32>().ok() };
-    minutes
-        .filter(|m| AUTO_CHECK_CHOICES.contains(m))
-        .ok_or_else(|| FieldError::new("auto_check_minutes", "settings.auto_check_invalid"))
-}
-
-/// A finite number (may be negative).
-pub fn parse_min_balance(raw: &str) -> Result<f64, FieldError> {
-    raw.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|b| b.is_finite())
-        .ok_or_else(|| FieldError::new("min_balance", "settings.min_balance_invalid"))
+    minutes.filter(|m| choices.contains(m)).ok_or_else(|| {
+        let list: Vec<String> =
+            choices.iter().map(|m| if *m == 0 { "off".to_owned() } else { m.to_string() }).collect();
+        FieldError::new(field, "settings.choice_invalid").with("choices", list.join(", "))
+    })
 }
 
 /// A whole number in `min..=max`.
@@ -643,26 +718,6 @@ pub fn parse_range(raw: &str, min: u32, max: u32, field: &'static str) -> Result
         .ok()
         .filter(|v| (min..=max).contains(v))
         .ok_or_else(|| FieldError::new(field, "settings.range_invalid").with("min", min).with("max", max))
-}
-
-/// Empty (derive from each request) or an http(s) URL like the upstream's; the field is
-/// `public_base_url`.
-pub fn parse_public_base_url(raw: &str) -> Result<Option<String>, FieldError> {
-    if raw.trim().is_empty() {
-        return Ok(None);
-    }
-    parse_upstream_url(raw)
-        .map(Some)
-        .map_err(|_| FieldError::new("public_base_url", "settings.public_base_url_invalid"))
-}
-
-/// 4–128 characters, no control characters.
-pub fn parse_guest_password(raw: &str) -> Result<String, FieldError> {
-    let len = raw.chars().count();
-    if !(4..=128).contains(&len) || raw.chars().any(char::is_control) {
-        return Err(FieldError::new("guest_password", "settings.guest_password_invalid"));
-    }
-    Ok(raw.to_owned())
 }
 
 /// Model names separated by commas, white space or new lines; each 1–[`MAX_MODEL_NAME_LEN`] characters
@@ -781,7 +836,7 @@ mod tests {
         let change =
             SettingsChange::parse([("access_mode", "restricted"), ("guest_password", "letmein")]).unwrap_or_default();
         let rows = s.apply(&change, fake_hash).unwrap_or_default();
-        assert!(rows.contains(&(GUEST_PASSWORD_HASH.to_owned(), "hash:letmein".to_owned())));
+        assert!(rows.contains(&("guest_password_hash".to_owned(), "hash:letmein".to_owned())));
         assert!(rows.contains(&(GUEST_EPOCH.to_owned(), "1".to_owned())));
     }
 
@@ -790,7 +845,7 @@ mod tests {
         let s = Settings { guest_password_hash: Some("h".into()), ..Settings::default() };
         let change = SettingsChange::parse([("access_mode", "restricted"), ("guest_password", "")]).unwrap_or_default();
         let rows = s.apply(&change, fake_hash).unwrap_or_default();
-        assert!(!rows.iter().any(|(n, _)| n == GUEST_PASSWORD_HASH));
+        assert!(!rows.iter().any(|(n, _)| n == "guest_password_hash"));
         assert!(rows.contains(&("access_mode".to_owned(), "restricted".to_owned())));
     }
 
@@ -818,23 +873,26 @@ mod tests {
         let change =
             SettingsChange::parse([("public_base_url", "https://pool.example.com/"), ("contact", " mail me ")])
                 .unwrap_or_default();
-        assert_eq!(change.public_base_url, Some(Some("https://pool.example.com".to_owned())));
-        assert_eq!(change.contact.as_deref(), Some("mail me"));
+        assert_eq!(change.get("public_base_url"), Some("https://pool.example.com"));
+        assert_eq!(change.get("contact"), Some("mail me"));
         let cleared = SettingsChange::parse([("public_base_url", "")]).unwrap_or_default();
-        assert_eq!(cleared.public_base_url, Some(None));
+        assert_eq!(cleared.get("public_base_url"), Some(""));
         assert!(SettingsChange::parse([("public_base_url", "pool.example.com")]).is_err());
         assert!(SettingsChange::parse([("contact", "x".repeat(201).as_str())]).is_err());
     }
 
     #[test]
     fn page_size_bounds_and_urls() {
-        assert_eq!(parse_page_size("1").ok(), Some(1));
-        assert_eq!(parse_page_size(" 100 ").ok(), Some(100));
-        assert!(parse_page_size("101").is_err() && parse_page_size("ten").is_err());
-        assert_eq!(parse_upstream_url("http://127.0.0.1:9000/").ok().as_deref(), Some("http://127.0.0.1:9000"));
-        assert!(parse_upstream_url("https://api.example.com/?a=1").is_err());
-        assert!(parse_upstream_url("https://user:pw@api.example.com").is_err());
-        assert!(parse_upstream_url("not a url").is_err());
+        let size = |raw: &str| {
+            SettingsChange::parse([("guest_page_size", raw)]).ok().map(|c| c.get("guest_page_size").map(str::to_owned))
+        };
+        assert_eq!(size("1"), Some(Some("1".to_owned())));
+        assert_eq!(size(" 100 "), Some(Some("100".to_owned())));
+        assert!(size("101").is_none() && size("ten").is_none());
+        assert_eq!(parse_url("http://127.0.0.1:9000/").as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(parse_url("https://api.example.com/?a=1").is_none());
+        assert!(parse_url("https://user:pw@api.example.com").is_none());
+        assert!(parse_url("not a url").is_none());
     }
 
     #[test]
@@ -858,6 +916,7 @@ mod tests {
             s.metrics_token_hash.as_deref(),
             Some(super::super::access_token::hash("scrape-me-please-123").as_str())
         );
+        assert!(s.secret_is_set("metrics_token") && s.text("metrics_token", false).is_none(), "never shown");
         let err = SettingsChange::parse([("max_attempts", "0"), ("max_body_mb", "2048"), ("metrics_token", "short")])
             .err()
             .unwrap_or_default();
@@ -865,13 +924,13 @@ mod tests {
         assert_eq!(fields, ["max_attempts", "max_body_mb", "metrics_token"]);
         let off = SettingsChange::parse([("metrics_token", "off")]).unwrap_or_default();
         let rows = s.apply(&off, fake_hash).unwrap_or_default();
-        assert!(rows.contains(&(METRICS_TOKEN_HASH.to_owned(), String::new())));
+        assert!(rows.contains(&("metrics_token_hash".to_owned(), String::new())));
     }
 
     #[test]
     fn free_models_parse_dedupe_store_and_reload() {
         let d = ProxySettings::default();
-        assert_eq!(d.free_models, DEFAULT_FREE_MODELS);
+        assert_eq!(&*d.free_models, DEFAULT_FREE_MODELS);
         assert!(d.is_free_model("Qwen/Qwen3-8B") && d.is_free_model("BAAI/bge-m3"));
         assert!(!d.is_free_model("deepseek-ai/DeepSeek-V3") && !d.is_free_model("qwen/qwen3-8b"), "exact names");
 
@@ -892,11 +951,11 @@ mod tests {
         assert_eq!(parse_free_models(&repeated).ok(), Some(vec!["same".to_owned()]), "counted without duplicates");
 
         let change = SettingsChange::parse([("free_models", "x/free\ny/free x/free")]).unwrap_or_default();
-        assert_eq!(change.free_models.as_deref(), Some(&["x/free".to_owned(), "y/free".to_owned()][..]));
+        assert_eq!(change.get("free_models"), Some("x/free,y/free"));
         let rows = Settings::default().apply(&change, fake_hash).unwrap_or_default();
         assert!(rows.contains(&("free_models".to_owned(), "x/free,y/free".to_owned())), "stored comma-separated");
         let s = Settings::from_stored(&rows.into_iter().collect());
-        assert_eq!(s.proxy.free_models, ["x/free", "y/free"]);
+        assert_eq!(&*s.proxy.free_models, ["x/free", "y/free"]);
         assert!(s.proxy.is_free_model("y/free") && !s.proxy.is_free_model("Qwen/Qwen3-8B"));
         assert!(s.describe().contains(&("free_models", "x/free,y/free".to_owned())));
 
@@ -909,8 +968,8 @@ mod tests {
         assert_eq!(Settings::from_stored(&garbage).proxy, ProxySettings::default());
 
         let mut p = ProxySettings::default();
-        p.set_free_models(vec!["a".into(), "b".into(), "a".into()]);
-        assert_eq!(p.free_models, ["a", "b"]);
+        p.free_models = ModelList::new(vec!["a".into(), "b".into(), "a".into()]);
+        assert_eq!(&*p.free_models, ["a", "b"]);
         assert!(p.is_free_model("a") && !p.is_free_model("Qwen/Qwen3-8B"));
         assert_eq!(p.clone(), p);
         assert_ne!(p, ProxySettings::default());
@@ -959,7 +1018,7 @@ mod tests {
 
         assert_eq!(Settings::default().proxy.upstream_utc_offset_min, 480, "SiliconFlow is on UTC+8");
         let change = SettingsChange::parse([("upstream_utc_offset", "-03:30")]).unwrap_or_default();
-        assert_eq!(change.upstream_utc_offset_min, Some(-210));
+        assert_eq!(change.get("upstream_utc_offset"), Some("UTC-3:30"));
         let rows = Settings::default().apply(&change, fake_hash).unwrap_or_default();
         assert_eq!(rows, [("upstream_utc_offset".to_owned(), "UTC-3:30".to_owned())]);
         let s = Settings::from_stored(&rows.into_iter().collect());
@@ -994,11 +1053,14 @@ mod tests {
         assert_eq!((d.incident_min_keys, d.incident_failure_pct), (5, 90));
         let change =
             SettingsChange::parse([("incident_min_keys", "12"), ("incident_failure_pct", "75")]).unwrap_or_default();
-        assert_eq!(change.proxy_numbers, [("incident_min_keys", 12), ("incident_failure_pct", 75)]);
+        assert_eq!((change.get("incident_min_keys"), change.get("incident_failure_pct")), (Some("12"), Some("75")));
         let rows = Settings::default().apply(&change, fake_hash).unwrap_or_default();
         let s = Settings::from_stored(&rows.into_iter().collect());
         assert_eq!((s.proxy.incident_min_keys, s.proxy.incident_failure_pct), (12, 75));
-        assert_eq!((s.proxy.get("incident_min_keys"), s.proxy.get("incident_failure_pct")), (12, 75));
+        assert_eq!(
+            (s.text("incident_min_keys", true).as_deref(), s.text("incident_failure_pct", false).as_deref()),
+            (Some("12"), Some("75"))
+        );
         assert!(s.describe().contains(&("incident_min_keys", "12".to_owned())));
         assert!(s.describe().contains(&("incident_failure_pct", "75".to_owned())));
         for (name, value) in [
@@ -1017,10 +1079,10 @@ mod tests {
     #[test]
     fn every_name_is_listed_and_settable() {
         let mut listed: Vec<&str> = Settings::default().describe().into_iter().map(|(n, _)| n).collect();
-        let mut names = NAMES.to_vec();
+        let mut names: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
         listed.sort_unstable();
         names.sort_unstable();
-        assert_eq!(listed, names, "describe() lists every name of NAMES");
+        assert_eq!(listed, names, "describe() lists every declared setting");
         for (name, value) in Settings::default().describe() {
             if value.starts_with('(') {
                 continue; // secrets

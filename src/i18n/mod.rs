@@ -77,6 +77,11 @@ impl Lang {
         self.catalogue().get(key).map(String::as_str).unwrap_or(key)
     }
 
+    /// The text of `key`, if the catalogue has it (for optional texts such as a field's placeholder).
+    pub fn get(self, key: &str) -> Option<&str> {
+        self.catalogue().get(key).map(String::as_str)
+    }
+
     /// The text of `key` with `{name}` placeholders filled.
     pub fn tf(self, key: &str, args: &[(&str, &str)]) -> String {
         let mut text = self.t(key).to_owned();

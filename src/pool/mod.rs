@@ -247,6 +247,13 @@ pub struct RuntimeSettings {
     pub upstream: String,
 }
 
+impl std::ops::Deref for RuntimeSettings {
+    type Target = Settings;
+    fn deref(&self) -> &Settings {
+        &self.settings
+    }
+}
+
 impl RuntimeSettings {
     pub fn proxy(&self) -> &ProxySettings {
         &self.settings.proxy

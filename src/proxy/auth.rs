@@ -78,7 +78,7 @@ pub fn spawn_reloader(state: actix_web::web::Data<AppState>) {
             if let Err(e) = state.access_keys.reload(&state.db, &state.pool.quotas).await {
                 tracing::warn!(error = %e, "could not reload access keys");
             }
-            if let Err(e) = state.settings().await {
+            if let Err(e) = state.reload_settings().await {
                 tracing::warn!(error = %e, "could not reload settings");
             }
             if let Err(e) = reload_prices(&state).await {

@@ -1,6 +1,8 @@
 //! 系统设置 / Settings: the admin account, the system settings and the proxy's access keys. Each
 //! section is its own fragment, swapped in place by htmx after a submit.
 
+use std::collections::HashMap;
+
 use maud::{Markup, html};
 
 use super::access_limits::{LimitsFormValues, LimitsItem, limits_form, state_badges, usage_bars};
@@ -8,8 +10,7 @@ use super::components::{FlashKind, field_error, flash, time};
 use super::layout::{PageContext, page};
 use crate::domain::FieldErrors;
 use crate::domain::access_limits::{AccessLimits, Counts};
-use crate::domain::proxy::SelectionStrategy;
-use crate::domain::settings::{AccessMode, PROXY_RANGES};
+use crate::domain::settings::{Kind, SETTINGS, SecretKind, Section, Setting, Settings};
 use crate::i18n::Lang;
 
 pub type Flash = Option<(FlashKind, String)>;
@@ -21,36 +22,25 @@ pub struct AccountView<'a> {
 }
 
 /// The system form's values as shown (stored values, or what was just submitted).
+#[derive(Debug, Clone, Default)]
 pub struct SystemValues {
-    pub access_mode: String,
-    pub guest_password_set: bool,
-    pub guest_page_size: String,
-    pub upstream_url: String,
-    pub client_request_mode: bool,
-    pub guest_full_keys: bool,
-    pub public_base_url: String,
-    pub contact: String,
-    pub auto_check_minutes: String,
-    pub min_balance: String,
-    pub check_probe_model: String,
-    pub check_timeout_secs: String,
-    pub history_retention_days: String,
-    pub selection_strategy: String,
-    /// The numeric gateway settings by their names in [`PROXY_RANGES`].
-    pub proxy_numbers: Vec<(&'static str, String)>,
-    pub cors_origins: String,
-    /// One model per line.
-    pub free_models: String,
-    /// Like `UTC+8`.
-    pub upstream_utc_offset: String,
-    pub metrics_public: bool,
-    /// Whether a metrics token is stored; the token itself is never shown.
-    pub metrics_token_set: bool,
+    /// Each declared setting's text as its field shows it (`on`/`off` for a switch); never a secret.
+    pub texts: HashMap<&'static str, String>,
+    /// The secrets that are set (only that is ever shown).
+    pub secrets_set: Vec<&'static str>,
 }
 
 impl SystemValues {
-    fn proxy_number(&self, name: &str) -> &str {
-        self.proxy_numbers.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str())
+    /// The stored settings as the form shows them.
+    pub fn stored(s: &Settings) -> Self {
+        Self {
+            texts: SETTINGS.iter().filter_map(|d| s.text(d.name, true).map(|t| (d.name, t))).collect(),
+            secrets_set: SETTINGS.iter().filter(|d| s.secret_is_set(d.name)).map(|d| d.name).collect(),
+        }
+    }
+
+    fn text(&self, name: &str) -> &str {
+        self.texts.get(name).map_or("", String::as_str)
     }
 }
 
@@ -186,143 +176,133 @@ pub fn account_section(lang: Lang, v: &AccountView) -> Markup {
 }
 
 pub fn system_section(lang: Lang, v: &SystemView) -> Markup {
-    let vals = &v.values;
     html! {
         section.card #system {
             h2 { (lang.t("settings.system.title")) }
             (section_flash(&v.flash))
             form method="post" action="/admin/settings" hx-post="/admin/settings" hx-target="#system" hx-swap="outerHTML" {
-                fieldset.modes {
-                    legend { (lang.t("settings.access_mode.label")) }
-                    @for mode in AccessMode::ALL {
-                        label.mode {
-                            input type="radio" name="access_mode" value=(mode.as_str()) checked[vals.access_mode == mode.as_str()];
-                            span.mode-name { (lang.t(&format!("settings.access_mode.{}", mode.as_str()))) }
-                            span.help { (lang.t(&format!("settings.access_mode.{}_help", mode.as_str()))) }
-                        }
-                    }
-                    (field_error(lang, &v.errors, "access_mode"))
-                }
-                label for="guest-password" { (lang.t("settings.guest_password.label")) }
-                input #guest-password name="guest_password" type="password" autocomplete="new-password"
-                    placeholder=(if vals.guest_password_set { lang.t("settings.guest_password.set") } else { lang.t("settings.guest_password.unset") })
-                    aria-invalid=[invalid(&v.errors, "guest_password")];
-                (field_error(lang, &v.errors, "guest_password"))
-                p.help { (lang.t("settings.guest_password.help")) }
-                label for="guest-page-size" { (lang.t("settings.guest_page_size.label")) }
-                input #guest-page-size name="guest_page_size" type="number" min="1" max="100" required value=(vals.guest_page_size) aria-invalid=[invalid(&v.errors, "guest_page_size")];
-                (field_error(lang, &v.errors, "guest_page_size"))
-                label.switch {
-                    input name="guest_full_keys" type="checkbox" value="on" checked[vals.guest_full_keys];
-                    span { (lang.t("settings.guest_full_keys.label")) }
-                }
-                p.help { (lang.t("settings.guest_full_keys.help")) }
-                label for="upstream-url" { (lang.t("settings.upstream_url.label")) }
-                input #upstream-url name="upstream_url" type="url" required value=(vals.upstream_url) aria-invalid=[invalid(&v.errors, "upstream_url")];
-                (field_error(lang, &v.errors, "upstream_url"))
-                @if let Some(url) = v.upstream_override {
-                    p.help.warn { (lang.tf("settings.upstream_url.overridden", &[("url", url)])) }
-                }
-                label.switch {
-                    input name="client_request_mode" type="checkbox" value="on" checked[vals.client_request_mode];
-                    span { (lang.t("settings.client_request_mode.label")) }
-                }
-                p.help { (lang.t("settings.client_request_mode.help")) }
-                label for="public-base-url" { (lang.t("settings.public_base_url.label")) }
-                input #public-base-url name="public_base_url" type="url" value=(vals.public_base_url)
-                    placeholder=(lang.t("settings.public_base_url.hint")) aria-invalid=[invalid(&v.errors, "public_base_url")];
-                (field_error(lang, &v.errors, "public_base_url"))
-                label for="contact" { (lang.t("settings.contact.label")) }
-                input #contact name="contact" type="text" maxlength="200" value=(vals.contact)
-                    placeholder=(lang.t("settings.contact.hint")) aria-invalid=[invalid(&v.errors, "contact")];
-                (field_error(lang, &v.errors, "contact"))
-                h3 { (lang.t("settings.checks.title")) }
-                label for="auto-check" { (lang.t("settings.checks.auto")) }
-                select #auto-check name="auto_check_minutes" {
-                    @for m in crate::domain::settings::AUTO_CHECK_CHOICES {
-                        option value=(m) selected[vals.auto_check_minutes == m.to_string()] {
-                            @if m == 0 { (lang.t("settings.checks.off")) } @else { (lang.tf("settings.checks.every", &[("minutes", &m.to_string())])) }
+                @for section in Section::ALL {
+                    fieldset.settings-section.(section.as_str()) id=(section.as_str()) {
+                        legend { (lang.t(&format!("settings.section.{}", section.as_str()))) }
+                        @for setting in SETTINGS.iter().filter(|s| s.section == section) {
+                            div.setting data-setting=(setting.name) {
+                                (setting_field(lang, setting, v))
+                                @if let (Some(url), "upstream_url") = (v.upstream_override, setting.name) {
+                                    p.help.warn { (lang.tf("settings.upstream_url.overridden", &[("url", url)])) }
+                                }
+                            }
                         }
                     }
                 }
-                (field_error(lang, &v.errors, "auto_check_minutes"))
-                label for="min-balance" { (lang.t("settings.checks.min_balance")) }
-                input #min-balance name="min_balance" type="number" step="0.01" value=(vals.min_balance) aria-invalid=[invalid(&v.errors, "min_balance")];
-                (field_error(lang, &v.errors, "min_balance"))
-                label for="probe-model" { (lang.t("settings.checks.probe_model")) }
-                input #probe-model name="check_probe_model" type="text" value=(vals.check_probe_model) placeholder=(lang.t("settings.checks.probe_hint"));
-                (field_error(lang, &v.errors, "check_probe_model"))
-                label for="check-timeout" { (lang.t("settings.checks.timeout")) }
-                input #check-timeout name="check_timeout_secs" type="number" min="1" max="300" value=(vals.check_timeout_secs);
-                (field_error(lang, &v.errors, "check_timeout_secs"))
-                label for="retention" { (lang.t("settings.checks.retention")) }
-                input #retention name="history_retention_days" type="number" min="1" max="3650" value=(vals.history_retention_days);
-                (field_error(lang, &v.errors, "history_retention_days"))
-                (gateway_fieldset(lang, v))
                 button.primary type="submit" { (lang.t("settings.system.save")) }
             }
         }
     }
 }
 
-/// 网关: how the `/v1` proxy picks keys, fails over and times out, its CORS and `/metrics` access.
-fn gateway_fieldset(lang: Lang, v: &SystemView) -> Markup {
-    let vals = &v.values;
-    html! {
-        fieldset.gateway #gateway {
-            legend { (lang.t("settings.gateway.title")) }
-            label for="selection-strategy" { (lang.t("settings.gateway.selection_strategy")) }
-            select #selection-strategy name="selection_strategy" aria-invalid=[invalid(&v.errors, "selection_strategy")] {
-                @for s in SelectionStrategy::ALL {
-                    option value=(s.as_str()) selected[vals.selection_strategy == s.as_str()] {
-                        (lang.t(&format!("settings.strategy.{}", s.as_str())))
-                    }
-                }
-            }
-            (field_error(lang, &v.errors, "selection_strategy"))
-            ul.help.strategies {
-                @for s in SelectionStrategy::ALL {
-                    li {
-                        strong { (lang.t(&format!("settings.strategy.{}", s.as_str()))) }
-                        " — "
-                        (lang.t(&format!("settings.strategy.{}_help", s.as_str())))
-                    }
-                }
-            }
-            @for (name, min, max) in PROXY_RANGES {
-                @let id = name.replace('_', "-");
-                label for=(id) { (lang.t(&format!("settings.gateway.{name}"))) }
-                input id=(id) name=(name) type="number" min=(min) max=(max) value=(vals.proxy_number(name))
-                    aria-invalid=[invalid(&v.errors, name)];
-                (field_error(lang, &v.errors, name))
-                p.help { (lang.tf(&format!("settings.gateway.{name}_help"), &[("min", &min.to_string()), ("max", &max.to_string())])) }
-            }
-            label for="free-models" { (lang.t("settings.gateway.free_models")) }
-            textarea #free-models name="free_models" rows="6" spellcheck="false" autocomplete="off"
-                aria-invalid=[invalid(&v.errors, "free_models")] { (vals.free_models) }
-            (field_error(lang, &v.errors, "free_models"))
-            p.help { (lang.t("settings.gateway.free_models_help")) }
-            label for="upstream-utc-offset" { (lang.t("settings.gateway.upstream_utc_offset")) }
-            input #upstream-utc-offset name="upstream_utc_offset" type="text" value=(vals.upstream_utc_offset)
-                placeholder=(lang.t("settings.gateway.upstream_utc_offset_hint")) aria-invalid=[invalid(&v.errors, "upstream_utc_offset")];
-            (field_error(lang, &v.errors, "upstream_utc_offset"))
-            p.help { (lang.t("settings.gateway.upstream_utc_offset_help")) }
-            label for="cors-origins" { (lang.t("settings.gateway.cors_origins")) }
-            input #cors-origins name="cors_origins" type="text" value=(vals.cors_origins)
-                placeholder=(lang.t("settings.gateway.cors_origins_hint")) aria-invalid=[invalid(&v.errors, "cors_origins")];
-            (field_error(lang, &v.errors, "cors_origins"))
-            p.help { (lang.t("settings.gateway.cors_origins_help")) }
+/// One setting's form field, from its declaration: label, input by kind, error and help.
+fn setting_field(lang: Lang, s: &Setting, v: &SystemView) -> Markup {
+    let name = s.name;
+    let value = v.values.text(name);
+    let label_key = format!("settings.{name}.label");
+    let label = lang.t(&label_key);
+    let (min, max) = match s.kind {
+        Kind::Range { min, max } => (min.to_string(), max.to_string()),
+        Kind::Text { max, .. } => (String::new(), max.to_string()),
+        _ => (String::new(), String::new()),
+    };
+    let help = lang.tf(&format!("settings.{name}.help"), &[("min", &min), ("max", &max)]);
+    match s.kind {
+        Kind::Bool => html! {
             label.switch {
-                input name="metrics_public" type="checkbox" value="on" checked[vals.metrics_public];
-                span { (lang.t("settings.gateway.metrics_public")) }
+                input name=(name) type="checkbox" value="on" checked[value == "on"];
+                span { (label) }
             }
-            p.help { (lang.t("settings.gateway.metrics_public_help")) }
-            label for="metrics-token" { (lang.t("settings.gateway.metrics_token")) }
-            input #metrics-token name="metrics_token" type="password" autocomplete="new-password"
-                placeholder=(if vals.metrics_token_set { lang.t("settings.gateway.metrics_token_set") } else { lang.t("settings.gateway.metrics_token_unset") })
-                aria-invalid=[invalid(&v.errors, "metrics_token")];
-            (field_error(lang, &v.errors, "metrics_token"))
-            p.help { (lang.t("settings.gateway.metrics_token_help")) }
+            p.help { (help) }
+        },
+        Kind::Choice { values, radio: true } => html! {
+            fieldset.modes {
+                legend { (label) }
+                @for choice in values {
+                    label.mode {
+                        input type="radio" name=(name) value=(choice) checked[value == *choice];
+                        span.mode-name { (lang.t(&format!("settings.{name}.{choice}"))) }
+                        span.help { (lang.t(&format!("settings.{name}.{choice}_help"))) }
+                    }
+                }
+                (field_error(lang, &v.errors, name))
+            }
+        },
+        _ => html! {
+            label for=(name.replace('_', "-")) { (label) }
+            (field_input(lang, s, v))
+            (field_error(lang, &v.errors, name))
+            p.help { (help) }
+            @if let Kind::Choice { values, radio: false } = s.kind {
+                ul.help.choices {
+                    @for choice in values {
+                        li {
+                            strong { (lang.t(&format!("settings.{name}.{choice}"))) }
+                            " — "
+                            (lang.t(&format!("settings.{name}.{choice}_help")))
+                        }
+                    }
+                }
+            }
+        },
+    }
+}
+
+/// The input of a setting shown with a label above it (every kind but switches and radio choices).
+fn field_input(lang: Lang, s: &Setting, v: &SystemView) -> Markup {
+    let (name, id, value) = (s.name, s.name.replace('_', "-"), v.values.text(s.name));
+    let hint_key = format!("settings.{name}.hint");
+    let hint = lang.get(&hint_key);
+    let bad = invalid(&v.errors, name);
+    match s.kind {
+        Kind::Choice { values, .. } => html! {
+            select id=(id) name=(name) aria-invalid=[bad] {
+                @for choice in values {
+                    option value=(choice) selected[value == *choice] { (lang.t(&format!("settings.{name}.{choice}"))) }
+                }
+            }
+        },
+        Kind::Every(choices) => html! {
+            select id=(id) name=(name) aria-invalid=[bad] {
+                @for m in choices {
+                    option value=(m) selected[value == m.to_string()] {
+                        @if *m == 0 { (lang.t("settings.checks.off")) } @else { (lang.tf("settings.checks.every", &[("minutes", &m.to_string())])) }
+                    }
+                }
+            }
+        },
+        Kind::Range { min, max } => html! {
+            input id=(id) name=(name) type="number" min=(min) max=(max) value=(value) aria-invalid=[bad];
+        },
+        Kind::Number => html! {
+            input id=(id) name=(name) type="number" step="any" required value=(value) aria-invalid=[bad];
+        },
+        Kind::Url { required } => html! {
+            input id=(id) name=(name) type="url" required[required] value=(value) placeholder=[hint] aria-invalid=[bad];
+        },
+        Kind::Text { max, .. } => html! {
+            input id=(id) name=(name) type="text" maxlength=(max) value=(value) placeholder=[hint] aria-invalid=[bad];
+        },
+        Kind::Offset | Kind::Bool => html! {
+            input id=(id) name=(name) type="text" value=(value) placeholder=[hint] aria-invalid=[bad];
+        },
+        Kind::List => html! {
+            textarea id=(id) name=(name) rows="6" spellcheck="false" autocomplete="off" aria-invalid=[bad] { (value) }
+        },
+        Kind::Secret(kind) => {
+            let placeholder = match (v.values.secrets_set.contains(&name), kind) {
+                (false, _) => lang.t("settings.secret.unset"),
+                (true, SecretKind::Password) => lang.t("settings.secret.set"),
+                (true, SecretKind::Token) => lang.t("settings.secret.set_removable"),
+            };
+            html! {
+                input id=(id) name=(name) type="password" autocomplete="new-password" placeholder=(placeholder) aria-invalid=[bad];
+            }
         }
     }
 }

@@ -98,7 +98,7 @@ pub async fn post_checks(
         _ => return Err(AppError::BadRequest(format!("unknown check scope `{}`", form.scope))),
     };
     tracing::info!(admin = %admin.username, scope = %form.scope, "check job requested");
-    let settings = state.settings().await?;
+    let settings = state.settings();
     if settings.client_request_mode && form.force_server.is_none() {
         // Client request mode: the browser makes the calls; it gets the keys and reports raw answers.
         let codec = state.codec.clone();
@@ -151,7 +151,7 @@ pub async fn post_client_results(
         };
         outcomes.push((r.id, outcome));
     }
-    let settings = state.settings().await?;
+    let settings = state.settings();
     let min_balance = settings.min_balance;
     let mut counts = std::collections::BTreeMap::new();
     for (_, o) in &outcomes {

@@ -6,6 +6,9 @@ use actix_session::Session;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
+use std::sync::Arc;
+
+use crate::pool::RuntimeSettings;
 
 use super::auth::html;
 use super::lang::RequestLang;
@@ -113,7 +116,7 @@ pub async fn get_guest(
     session: Session,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let settings = state.settings().await?;
+    let settings = state.settings();
     let access = guest_access(&state, &session, &settings).await?;
     let path = super::path_and_query(&req);
     let ctx = PageContext { lang, nav: Nav::Guest, admin: access.admin_name(), path: &path };
@@ -168,8 +171,8 @@ async fn admitted(
     state: &AppState,
     session: &Session,
     lang: Lang,
-) -> Result<Result<(Settings, GuestAccess), HttpResponse>, AppError> {
-    let settings = state.settings().await?;
+) -> Result<Result<(Arc<RuntimeSettings>, GuestAccess), HttpResponse>, AppError> {
+    let settings = state.settings();
     let access = guest_access(state, session, &settings).await?;
     Ok(match access {
         GuestAccess::NeedsPassword => Err(html(StatusCode::UNAUTHORIZED, refused(lang, "guest.refused_password"))),
@@ -207,7 +210,7 @@ pub async fn post_guest_login(
     session: Session,
     form: web::Form<GuestLoginForm>,
 ) -> Result<HttpResponse, AppError> {
-    let settings = state.settings().await?;
+    let settings = state.settings();
     let to_page = || HttpResponse::SeeOther().insert_header((header::LOCATION, "/")).finish();
     let (AccessMode::Restricted, Some(hash)) = (settings.access_mode, settings.guest_password_hash.clone()) else {
         return Ok(to_page());
@@ -268,7 +271,7 @@ pub async fn get_docs(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
-    let settings = state.settings().await?;
+    let settings = state.settings();
     let admin = session::current_admin(&state, &session).await?;
     let base = base_url(&req, &settings);
     let path = super::path_and_query(&req);

@@ -12,7 +12,7 @@ use super::session::{self, CurrentAdmin};
 use crate::db;
 use crate::domain::access_limits::{Counts, Period};
 use crate::domain::account::AccountChange;
-use crate::domain::settings::{PROXY_RANGES, Settings, SettingsChange, format_utc_offset};
+use crate::domain::settings::{Kind, SETTINGS, Setting, Settings, SettingsChange, find};
 use crate::domain::{FieldError, FieldErrors, access_token, password};
 use crate::error::AppError;
 use crate::i18n::Lang;
@@ -89,31 +89,6 @@ async fn load_access_keys(state: &AppState) -> Result<Vec<AccessKeyItem>, AppErr
         .collect())
 }
 
-fn stored_values(s: &Settings) -> SystemValues {
-    SystemValues {
-        access_mode: s.access_mode.as_str().to_owned(),
-        guest_password_set: s.guest_password_hash.is_some(),
-        guest_page_size: s.guest_page_size.to_string(),
-        upstream_url: s.upstream_url.clone(),
-        client_request_mode: s.client_request_mode,
-        guest_full_keys: s.guest_full_keys,
-        public_base_url: s.public_base_url.clone().unwrap_or_default(),
-        contact: s.contact.clone().unwrap_or_default(),
-        auto_check_minutes: s.auto_check_minutes.to_string(),
-        min_balance: crate::domain::keys::format_balance(s.min_balance),
-        check_probe_model: s.check_probe_model.clone().unwrap_or_default(),
-        check_timeout_secs: s.check_timeout_secs.to_string(),
-        history_retention_days: s.history_retention_days.to_string(),
-        selection_strategy: s.proxy.selection_strategy.as_str().to_owned(),
-        proxy_numbers: PROXY_RANGES.iter().map(|(name, ..)| (*name, s.proxy.get(name).to_string())).collect(),
-        cors_origins: s.proxy.cors_origins.to_setting(),
-        free_models: s.proxy.free_models.join("\n"),
-        upstream_utc_offset: format_utc_offset(s.proxy.upstream_utc_offset_min),
-        metrics_public: s.metrics_public,
-        metrics_token_set: s.metrics_token_hash.is_some(),
-    }
-}
-
 /// The three sections; any of them may be replaced by the outcome of a submit.
 struct Sections<'a> {
     account: Option<AccountView<'a>>,
@@ -131,7 +106,7 @@ async fn full_page(
     let system = match sections.system {
         Some(s) => s,
         None => SystemView {
-            values: stored_values(&state.settings().await?),
+            values: SystemValues::stored(&state.settings()),
             upstream_override: state.config.upstream_override.as_deref(),
             errors: FieldErrors::default(),
             flash: None,
@@ -159,67 +134,53 @@ pub async fn get_settings(
     full_page(&lang, &state, &admin, sections, StatusCode::OK).await
 }
 
-#[derive(Deserialize)]
-pub struct SystemForm {
-    #[serde(default)]
-    access_mode: String,
-    #[serde(default)]
-    guest_password: String,
-    #[serde(default)]
-    guest_page_size: String,
-    #[serde(default)]
-    upstream_url: String,
-    /// A checkbox: present when on.
-    client_request_mode: Option<String>,
-    /// A checkbox: present when on.
-    guest_full_keys: Option<String>,
-    #[serde(default)]
-    public_base_url: String,
-    #[serde(default)]
-    contact: String,
-    auto_check_minutes: Option<String>,
-    min_balance: Option<String>,
-    check_probe_model: Option<String>,
-    check_timeout_secs: Option<String>,
-    history_retention_days: Option<String>,
-    selection_strategy: Option<String>,
-    max_attempts: Option<String>,
-    max_body_mb: Option<String>,
-    connect_timeout_s: Option<String>,
-    first_byte_timeout_s: Option<String>,
-    idle_timeout_s: Option<String>,
-    cooldown_s: Option<String>,
-    incident_min_keys: Option<String>,
-    incident_failure_pct: Option<String>,
-    request_log_retention_days: Option<String>,
-    rollup_retention_days: Option<String>,
-    cors_origins: Option<String>,
-    /// One model per line (commas and spaces separate too); empty means no free model.
-    free_models: Option<String>,
-    upstream_utc_offset: Option<String>,
-    /// A checkbox: present when on.
-    metrics_public: Option<String>,
-    /// Blank keeps the stored token, `off` removes it.
-    #[serde(default)]
-    metrics_token: String,
-}
+/// The system form as posted: every declared setting, by name. A switch is present only when on; any
+/// other setting left out of the form stays as it is.
+pub struct SystemForm(Vec<(String, String)>);
 
 impl SystemForm {
-    /// The numeric gateway fields, by their names in [`PROXY_RANGES`].
-    fn proxy_numbers(&self) -> [(&'static str, &Option<String>); 10] {
-        [
-            ("max_attempts", &self.max_attempts),
-            ("max_body_mb", &self.max_body_mb),
-            ("connect_timeout_s", &self.connect_timeout_s),
-            ("first_byte_timeout_s", &self.first_byte_timeout_s),
-            ("idle_timeout_s", &self.idle_timeout_s),
-            ("cooldown_s", &self.cooldown_s),
-            ("incident_min_keys", &self.incident_min_keys),
-            ("incident_failure_pct", &self.incident_failure_pct),
-            ("request_log_retention_days", &self.request_log_retention_days),
-            ("rollup_retention_days", &self.rollup_retention_days),
-        ]
+    /// The `NAME=VALUE` pairs to check, as `keypool settings set` takes them.
+    fn pairs(&self) -> Vec<(&'static str, &str)> {
+        let posted = |name: &str| self.0.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        SETTINGS
+            .iter()
+            .filter_map(|s| match (s.kind, posted(s.name)) {
+                (Kind::Bool, value) => Some((s.name, if value.is_some() { "on" } else { "off" })),
+                (_, value) => value.map(|v| (s.name, v)),
+            })
+            .collect()
     }
+
+    /// The values shown again after a refused submit: as typed (secrets never), with the stored
+    /// settings' values for what the form left out.
+    fn shown(&self, stored: &Settings) -> SystemValues {
+        let mut values = SystemValues::stored(stored);
+        for (name, value) in self.pairs() {
+            if !find(name).is_some_and(Setting::is_secret) {
+                values.texts.insert(name, value.to_owned());
+            }
+        }
+        values
+    }
+}
+
+/// Checks and stores a submitted change: `Err` with the field errors (and the stored settings when
+/// they were read) when anything is wrong, in which case nothing is stored.
+async fn save_settings(state: &AppState, form: &SystemForm) -> Result<Result<(), FieldErrors>, AppError> {
+    let change = match SettingsChange::parse(form.pairs()) {
+        Ok(change) => change,
+        Err(errors) => return Ok(Err(errors)),
+    };
+    let now = state.now_ms();
+    db::run(&state.db, move |conn| {
+        let current = db::settings::current(conn)?;
+        match current.apply(&change, password::hash) {
+            Ok(rows) => db::settings::put_many(conn, &rows, now).map(Ok).map_err(AppError::from),
+            Err(errors) => Ok(Err(errors)),
+        }
+    })
+    .await
+    .map(|saved| saved.map(|_| ()))
 }
 
 pub async fn post_settings(
@@ -227,111 +188,27 @@ pub async fn post_settings(
     RequestLang(lang): RequestLang,
     state: web::Data<AppState>,
     admin: web::ReqData<CurrentAdmin>,
-    form: web::Form<SystemForm>,
+    form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
-    let form = form.into_inner();
-    let checkbox = |present: bool| if present { "on" } else { "off" };
-    let optional = [
-        ("auto_check_minutes", &form.auto_check_minutes),
-        ("min_balance", &form.min_balance),
-        ("check_probe_model", &form.check_probe_model),
-        ("check_timeout_secs", &form.check_timeout_secs),
-        ("history_retention_days", &form.history_retention_days),
-        ("selection_strategy", &form.selection_strategy),
-        ("cors_origins", &form.cors_origins),
-        ("free_models", &form.free_models),
-        ("upstream_utc_offset", &form.upstream_utc_offset),
-    ];
-    let present =
-        optional.into_iter().chain(form.proxy_numbers()).filter_map(|(name, v)| v.as_deref().map(|v| (name, v)));
-    let parsed = SettingsChange::parse(present.chain([
-        ("access_mode", form.access_mode.as_str()),
-        ("guest_password", form.guest_password.as_str()),
-        ("guest_page_size", form.guest_page_size.as_str()),
-        ("upstream_url", form.upstream_url.as_str()),
-        ("client_request_mode", checkbox(form.client_request_mode.is_some())),
-        ("guest_full_keys", checkbox(form.guest_full_keys.is_some())),
-        ("public_base_url", form.public_base_url.as_str()),
-        ("contact", form.contact.as_str()),
-        ("metrics_public", checkbox(form.metrics_public.is_some())),
-        ("metrics_token", form.metrics_token.as_str()),
-    ]));
-    let now = state.now_ms();
-    // On failure: the errors, and the stored settings when they were already read.
-    let outcome: Result<(), (FieldErrors, Option<Settings>)> = match parsed {
-        Err(errors) => Err((errors, None)),
-        Ok(change) => {
-            db::run(&state.db, move |conn| {
-                let current = db::settings::current(conn)?;
-                match current.apply(&change, password::hash) {
-                    Ok(rows) => {
-                        db::settings::put_many(conn, &rows, now)?;
-                        Ok(Ok(()))
-                    }
-                    Err(errors) => Ok(Err((errors, Some(current)))),
-                }
-            })
-            .await?
-        }
-    };
+    let form = SystemForm(form.into_inner());
     let upstream_override = state.config.upstream_override.as_deref();
-    let (view, status) = match outcome {
+    let (view, status) = match save_settings(&state, &form).await? {
         Ok(()) => {
-            // Reads the saved settings back and hands them to the proxy, which uses them at once.
-            let saved = state.settings().await?;
+            // Reads the saved settings back and puts them in force at once.
+            let saved = state.reload_settings().await?;
             tracing::info!(admin = %admin.username, "settings saved");
-            (
-                SystemView {
-                    values: stored_values(&saved),
-                    upstream_override,
-                    errors: FieldErrors::default(),
-                    flash: Some((FlashKind::Success, lang.t("settings.saved").to_owned())),
-                },
-                StatusCode::OK,
-            )
+            let flash = Some((FlashKind::Success, lang.t("settings.saved").to_owned()));
+            let values = SystemValues::stored(&saved);
+            (SystemView { values, upstream_override, errors: FieldErrors::default(), flash }, StatusCode::OK)
         }
-        Err((errors, stored)) => {
-            let stored = match stored {
-                Some(s) => s,
-                None => state.settings().await?,
-            };
-            let proxy_numbers =
-                form.proxy_numbers().into_iter().map(|(name, v)| (name, v.clone().unwrap_or_default())).collect();
-            (
-                SystemView {
-                    values: SystemValues {
-                        access_mode: form.access_mode,
-                        guest_password_set: stored.guest_password_hash.is_some(),
-                        guest_page_size: form.guest_page_size,
-                        upstream_url: form.upstream_url,
-                        client_request_mode: form.client_request_mode.is_some(),
-                        guest_full_keys: form.guest_full_keys.is_some(),
-                        public_base_url: form.public_base_url,
-                        contact: form.contact,
-                        auto_check_minutes: form.auto_check_minutes.unwrap_or_default(),
-                        min_balance: form.min_balance.unwrap_or_default(),
-                        check_probe_model: form.check_probe_model.unwrap_or_default(),
-                        check_timeout_secs: form.check_timeout_secs.unwrap_or_default(),
-                        history_retention_days: form.history_retention_days.unwrap_or_default(),
-                        selection_strategy: form.selection_strategy.unwrap_or_default(),
-                        proxy_numbers,
-                        cors_origins: form.cors_origins.unwrap_or_default(),
-                        free_models: form.free_models.unwrap_or_default(),
-                        upstream_utc_offset: form.upstream_utc_offset.unwrap_or_default(),
-                        metrics_public: form.metrics_public.is_some(),
-                        metrics_token_set: stored.metrics_token_hash.is_some(),
-                    },
-                    upstream_override,
-                    errors,
-                    flash: Some((FlashKind::Error, lang.t("settings.not_saved").to_owned())),
-                },
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
+        Err(errors) => {
+            let flash = Some((FlashKind::Error, lang.t("settings.not_saved").to_owned()));
+            let values = form.shown(&state.settings());
+            (SystemView { values, upstream_override, errors, flash }, StatusCode::UNPROCESSABLE_ENTITY)
         }
     };
-    let fragment = || system_section(lang, &view);
     if super::is_htmx(&req) {
-        return Ok(html(status, fragment()));
+        return Ok(html(status, system_section(lang, &view)));
     }
     let sections = Sections { account: None, system: Some(view), keys: None };
     full_page(&lang, &state, &admin, sections, status).await

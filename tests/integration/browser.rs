@@ -408,6 +408,7 @@ async fn set_mode(app: &TestApp, pairs: &'static [(&'static str, &'static str)])
         keypool::db::settings::put_many(c, &rows, now).unwrap();
     })
     .await;
+    app.state.reload_settings().await.unwrap();
 }
 
 /// Fifteen keys with balances, imported and "checked" through the admin's client.

@@ -23,6 +23,7 @@ async fn set(app: &TestApp, pairs: &'static [(&'static str, &'static str)]) {
         keypool::db::settings::put_many(c, &rows, now).unwrap();
     })
     .await;
+    app.state.reload_settings().await.unwrap();
 }
 
 /// Five keys: three usable (balances 5, 50, 500), one depleted, one invalid.

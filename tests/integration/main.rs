@@ -23,6 +23,7 @@ mod routing;
 mod schema;
 mod settings;
 mod slow_clients;
+mod source;
 mod support;
 mod usage;
 mod visibility;

@@ -30,7 +30,7 @@ async fn defaults_are_private_and_shown_on_the_page() {
     app.login().await;
     let body = app.get("/admin/settings").await.text().await.unwrap();
     assert!(body.contains(r#"value="private" checked"#), "private is the default");
-    assert!(body.contains(r#"name="guest_page_size" type="number" min="1" max="100" required value="12""#));
+    assert!(body.contains(r#"name="guest_page_size" type="number" min="1" max="100" value="12""#));
     assert!(body.contains("https://api.siliconflow.cn"));
 }
 
@@ -40,7 +40,7 @@ async fn invalid_settings_save_nothing_and_say_why_next_to_the_field() {
     app.login().await;
     let before = stored_settings(&app).await;
     let cases: [(&[(&str, &str)], &str, &str); 5] = [
-        (&[("access_mode", "public")], "access_mode", "Choose open, restricted or private."),
+        (&[("access_mode", "public")], "access_mode", "Choose one of: open, restricted, private."),
         (&[("guest_page_size", "0")], "guest_page_size", "Enter a whole number from 1 to 100."),
         (
             &[("guest_page_size", "101"), ("access_mode", "open")],
@@ -371,7 +371,7 @@ async fn gateway_settings_are_saved_and_reach_the_proxy_at_once() {
     let origins = CorsOrigins::List(vec!["https://chat.example.com".into(), "http://localhost:3000".into()]);
     assert_eq!(proxy.cors_origins, origins);
     assert!(runtime.settings.metrics_public);
-    let stored = app.state.settings().await.unwrap();
+    let stored = stored_settings(&app).await;
     assert_eq!(stored.proxy, *proxy, "stored as the proxy has it");
     assert!(stored.metrics_public);
 
@@ -398,8 +398,12 @@ async fn invalid_gateway_settings_save_nothing_and_say_why_next_to_the_field() {
         (&[("max_attempts", "0")], "max_attempts", "Enter a whole number from 1 to 10."),
         (&[("max_body_mb", "2048")], "max_body_mb", "Enter a whole number from 1 to 1024."),
         (&[("cors_origins", "not a url")], "cors_origins", "Not an origin: not."),
-        (&[("metrics_token", "short")], "metrics_token", "The metrics token must be 16 to 200"),
-        (&[("selection_strategy", "fastest")], "selection_strategy", "Choose random, weighted"),
+        (&[("metrics_token", "short")], "metrics_token", "The token must be 16 to 200"),
+        (
+            &[("selection_strategy", "fastest")],
+            "selection_strategy",
+            "Choose one of: random, weighted, round_robin, least_inflight.",
+        ),
     ];
     refused_with_nothing_saved(&app, &before, &cases).await;
     // All at once: every field says what is wrong, and what was typed stays (but never the token).
@@ -457,7 +461,7 @@ async fn free_models_time_zone_and_incident_thresholds_are_saved_from_the_page()
     assert!(body.contains(r#"value="UTC-3:30""#), "the zone shown as stored");
 
     let stored = stored_settings(&app).await;
-    assert_eq!(stored.proxy.free_models, ["Qwen/Qwen3-8B", "my-org/free-model"], "duplicates dropped");
+    assert_eq!(&*stored.proxy.free_models, ["Qwen/Qwen3-8B", "my-org/free-model"], "duplicates dropped");
     assert_eq!(stored.proxy.upstream_utc_offset_min, -210);
     assert_eq!((stored.proxy.incident_min_keys, stored.proxy.incident_failure_pct), (8, 75));
     let runtime = app.state.pool.runtime();
@@ -699,4 +703,32 @@ async fn resetting_today_clears_the_bars_and_lets_the_key_in_again() {
 
     let res = app.hx_post("/admin/access-keys/999/reset", &[]).await;
     assert!(res.text().await.unwrap().contains("That access key no longer exists."));
+}
+
+/// Settings are declared once (`domain::settings`): each needs its label and help (and a label per
+/// choice) in both catalogues, and gets its form field on the page in both languages.
+#[actix_web::test]
+async fn every_declared_setting_has_its_catalogue_strings_and_a_form_field() {
+    use keypool::domain::settings::SETTINGS;
+    use keypool::i18n::Lang;
+    let app = support::spawn().await;
+    app.login().await;
+    for (lang, code) in [(Lang::En, "en"), (Lang::Zh, "zh-CN")] {
+        let catalogue = keypool::i18n::keys(lang);
+        let res = app.client.get(app.url("/admin/settings")).header("accept-language", code).send().await.unwrap();
+        let page = res.text().await.unwrap();
+        let system = &page[page.find(r#"id="system""#).unwrap()..page.find(r#"id="account""#).unwrap()];
+        for setting in SETTINGS {
+            for key in setting.catalogue_keys() {
+                assert!(catalogue.contains(&key.as_str()), "{code}: {} lacks {key}", setting.name);
+            }
+            assert!(
+                system.contains(&format!(r#"name="{}""#, setting.name)),
+                "{code}: no form field for {}",
+                setting.name
+            );
+            let key = format!("settings.{}.label", setting.name);
+            assert!(system.contains(lang.t(&key)), "{code}: the label of {} is not shown", setting.name);
+        }
+    }
 }

@@ -254,11 +254,11 @@ pub async fn access_key(app: &TestApp) -> String {
 /// Stores settings (NAME=VALUE as `keypool settings set` takes them) and hands them to the proxy.
 pub async fn set_settings(app: &TestApp, pairs: &[(&str, &str)]) {
     let change = keypool::domain::settings::SettingsChange::parse(pairs.iter().copied()).unwrap();
-    let current = app.state.settings().await.unwrap();
+    let current = app.state.settings();
     let rows = current.apply(&change, |p| Ok(format!("plain:{p}"))).unwrap();
     let now = app.state.now_ms();
     with_db(app, move |c| keypool::db::settings::put_many(c, &rows, now).unwrap()).await;
-    app.state.settings().await.unwrap();
+    app.state.reload_settings().await.unwrap();
 }
 
 /// Writes what the proxy has learned but not written yet.
