@@ -123,81 +123,29 @@ impl Config {
     /// Reads the environment; `bind` (from `--bind`) wins over `PORT`.
     pub fn from_env(bind: Option<&str>) -> Result<Self, ConfigError> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let database = DatabaseUrl::parse(env("DATABASE_URL").as_deref())?;
-        let bind = match bind {
-            Some(addr) => addr
-                .parse()
-                .map_err(|_| ConfigError::Invalid("--bind", format!("`{addr}` is not an address like 0.0.0.0:8080")))?,
-            None => {
-                let port = match env("PORT") {
-                    Some(p) => p
-                        .trim()
-                        .parse::<u16>()
-                        .map_err(|_| ConfigError::Invalid("PORT", format!("`{p}` is not a port number")))?,
-                    None => 8080,
-                };
-                SocketAddr::from(([0, 0, 0, 0], port))
-            }
+        let hours = |name: &'static str, default: u64| {
+            Ok::<_, ConfigError>(Duration::from_secs(number(env(name), name, 1, 24 * 365)?.unwrap_or(default) * 3600))
         };
-        let secret = match env("KEYPOOL_SECRET") {
-            Some(s) if s.len() < 64 => {
-                return Err(ConfigError::Invalid(
-                    "KEYPOOL_SECRET",
-                    format!("must be at least 64 bytes long (it has {})", s.len()),
-                ));
-            }
-            other => other.map(String::into_bytes),
-        };
-        let session_hours = match env("KEYPOOL_SESSION_HOURS") {
-            Some(h) => h
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|h| (1..=24 * 365).contains(h))
-                .ok_or_else(|| ConfigError::Invalid("KEYPOOL_SESSION_HOURS", format!("`{h}` is not 1–8760")))?,
-            None => 24 * 7,
-        };
-        let guest_hours =
-            match env("KEYPOOL_GUEST_SESSION_HOURS") {
-                Some(h) => h.trim().parse::<u64>().ok().filter(|h| (1..=24 * 365).contains(h)).ok_or_else(|| {
-                    ConfigError::Invalid("KEYPOOL_GUEST_SESSION_HOURS", format!("`{h}` is not 1–8760"))
-                })?,
-                None => 24,
-            };
         Ok(Self {
-            database,
-            bind,
+            database: DatabaseUrl::parse(env("DATABASE_URL").as_deref())?,
+            bind: bind_address(bind, env("PORT"))?,
             admin_username: env("KEYPOOL_ADMIN_USERNAME"),
             admin_password: env("KEYPOOL_ADMIN_PASSWORD"),
-            secret,
+            secret: session_secret(env("KEYPOOL_SECRET"))?,
             insecure_cookies: env("KEYPOOL_INSECURE_COOKIES").is_some_and(|v| truthy(&v)),
             upstream_override: env("KEYPOOL_UPSTREAM_URL"),
-            session_ttl: Duration::from_secs(session_hours * 3600),
-            guest_session_ttl: Duration::from_secs(guest_hours * 3600),
+            session_ttl: hours("KEYPOOL_SESSION_HOURS", 24 * 7)?,
+            guest_session_ttl: hours("KEYPOOL_GUEST_SESSION_HOURS", 24)?,
             trust_forwarded_for: env("KEYPOOL_TRUST_FORWARDED_FOR").is_some_and(|v| truthy(&v)),
             schedule_tick: Duration::from_millis(
                 millis(env("KEYPOOL_SCHEDULE_TICK_MS"), "KEYPOOL_SCHEDULE_TICK_MS")?.unwrap_or(20_000),
             ),
             schedule_period: millis(env("KEYPOOL_SCHEDULE_PERIOD_MS"), "KEYPOOL_SCHEDULE_PERIOD_MS")?
                 .map(Duration::from_millis),
-            shutdown_grace: Duration::from_secs(match env("KEYPOOL_SHUTDOWN_GRACE_S") {
-                Some(s) => {
-                    s.trim().parse::<u64>().ok().filter(|s| *s <= 3600).ok_or_else(|| {
-                        ConfigError::Invalid("KEYPOOL_SHUTDOWN_GRACE_S", format!("`{s}` is not 0–3600"))
-                    })?
-                }
-                None => 30,
-            }),
-            workers: match env("KEYPOOL_WORKERS") {
-                Some(w) => Some(
-                    w.trim()
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|w| (1..=256).contains(w))
-                        .ok_or_else(|| ConfigError::Invalid("KEYPOOL_WORKERS", format!("`{w}` is not 1–256")))?,
-                ),
-                None => None,
-            },
+            shutdown_grace: Duration::from_secs(
+                number(env("KEYPOOL_SHUTDOWN_GRACE_S"), "KEYPOOL_SHUTDOWN_GRACE_S", 0, 3600)?.unwrap_or(30),
+            ),
+            workers: number(env("KEYPOOL_WORKERS"), "KEYPOOL_WORKERS", 1, 256)?.map(|w| w as usize),
             body_pace: BodyPace {
                 grace: Duration::from_secs(
                     number(env("KEYPOOL_BODY_GRACE_S"), "KEYPOOL_BODY_GRACE_S", 1, 3600)?.unwrap_or(10),
@@ -217,6 +165,32 @@ impl Config {
                 .transpose()?,
             clock: Clock::system(),
         })
+    }
+}
+
+/// `--bind` if given, else all interfaces on `PORT` (8080).
+fn bind_address(bind: Option<&str>, port: Option<String>) -> Result<SocketAddr, ConfigError> {
+    if let Some(addr) = bind {
+        return addr
+            .parse()
+            .map_err(|_| ConfigError::Invalid("--bind", format!("`{addr}` is not an address like 0.0.0.0:8080")));
+    }
+    let port = match port {
+        Some(p) => {
+            p.trim().parse::<u16>().map_err(|_| ConfigError::Invalid("PORT", format!("`{p}` is not a port number")))?
+        }
+        None => 8080,
+    };
+    Ok(SocketAddr::from(([0, 0, 0, 0], port)))
+}
+
+/// `KEYPOOL_SECRET`, the cookie key: at least 64 bytes when set.
+fn session_secret(raw: Option<String>) -> Result<Option<Vec<u8>>, ConfigError> {
+    match raw {
+        Some(s) if s.len() < 64 => {
+            Err(ConfigError::Invalid("KEYPOOL_SECRET", format!("must be at least 64 bytes long (it has {})", s.len())))
+        }
+        other => Ok(other.map(String::into_bytes)),
     }
 }
 

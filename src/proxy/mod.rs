@@ -174,6 +174,48 @@ fn refused_access(ledger: &Ledger, req: &HttpRequest) -> HttpResponse {
     res
 }
 
+/// 400 for a path keypool will not forward (dot segments, control characters).
+fn refused_path(ledger: &Ledger) -> HttpResponse {
+    let res = openai_error(
+        StatusCode::BAD_REQUEST,
+        "The request path has `.` or `..` segments (perhaps percent-encoded) or control characters; \
+         keypool forwards only plain `/v1/...` paths.",
+        "invalid_request_error",
+        "invalid_path",
+    );
+    ledger.close(400, Outcome::CallerError, None, Some("unsafe path".to_owned()));
+    res
+}
+
+/// 413, 408 or 400 for a request body that could not be taken.
+fn refused_body(ledger: &Ledger, e: BodyError, max_body_mb: u32) -> HttpResponse {
+    let (status, message, code, why) = match e {
+        BodyError::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The request body is larger than keypool's limit of {max_body_mb} MB (setting max_body_mb)."),
+            "body_too_large",
+            "body too large",
+        ),
+        BodyError::TooSlow => (
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body arrived too slowly (keypool needs it to keep arriving: \
+             KEYPOOL_BODY_GRACE_S, KEYPOOL_BODY_MIN_RATE); the connection is closed."
+                .to_owned(),
+            "body_too_slow",
+            "body too slow",
+        ),
+        BodyError::Broken(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("The request body could not be read: {e}"),
+            "unreadable_body",
+            "unreadable body",
+        ),
+    };
+    let res = openai_error(status, &message, "invalid_request_error", code);
+    ledger.close(res.status().as_u16(), Outcome::CallerError, None, Some(why.to_owned()));
+    res
+}
+
 async fn handle(
     req: &HttpRequest,
     payload: web::Payload,
@@ -192,51 +234,14 @@ async fn handle(
     // what goes upstream, so it is checked as received: after the access key (a stranger gets the same
     // 401 whatever the path), before the body is read or any key is picked.
     if !safe_v1_path(req.uri().path()) {
-        let res = openai_error(
-            StatusCode::BAD_REQUEST,
-            "The request path has `.` or `..` segments (perhaps percent-encoded) or control characters; \
-             keypool forwards only plain `/v1/...` paths.",
-            "invalid_request_error",
-            "invalid_path",
-        );
-        ledger.close(400, Outcome::CallerError, None, Some("unsafe path".to_owned()));
-        return res;
+        return refused_path(&ledger);
     }
     let runtime = state.pool.runtime();
     let settings = runtime.proxy();
     let limit = settings.max_body_mb as usize * 1024 * 1024;
     let body = match read_body(req, payload, limit).await {
         Ok(b) => b,
-        Err(e) => {
-            let (status, message, code, why) = match e {
-                BodyError::TooLarge => (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "The request body is larger than keypool's limit of {} MB (setting max_body_mb).",
-                        settings.max_body_mb
-                    ),
-                    "body_too_large",
-                    "body too large",
-                ),
-                BodyError::TooSlow => (
-                    StatusCode::REQUEST_TIMEOUT,
-                    "The request body arrived too slowly (keypool needs it to keep arriving: \
-                     KEYPOOL_BODY_GRACE_S, KEYPOOL_BODY_MIN_RATE); the connection is closed."
-                        .to_owned(),
-                    "body_too_slow",
-                    "body too slow",
-                ),
-                BodyError::Broken(e) => (
-                    StatusCode::BAD_REQUEST,
-                    format!("The request body could not be read: {e}"),
-                    "unreadable_body",
-                    "unreadable body",
-                ),
-            };
-            let res = openai_error(status, &message, "invalid_request_error", code);
-            ledger.close(res.status().as_u16(), Outcome::CallerError, None, Some(why.to_owned()));
-            return res;
-        }
+        Err(e) => return refused_body(&ledger, e, settings.max_body_mb),
     };
     ledger.model = model_of(&body);
     let needs_model = !matches!(*req.method(), Method::GET | Method::HEAD);
@@ -281,15 +286,16 @@ async fn attempts(
     let model = (!want.model.is_empty()).then_some(want.model);
     let incident = state.pool.incident.active_for(model, ledger.at);
     let transient_allowed = if incident { 1 } else { settings.max_attempts.max(1) };
-    let url = match req.uri().query() {
-        Some(q) => format!("{}{}?{q}", runtime.upstream, req.path()),
-        None => format!("{}{}", runtime.upstream, req.path()),
+    let target = Target {
+        url: match req.uri().query() {
+            Some(q) => format!("{}{}?{q}", runtime.upstream, req.path()),
+            None => format!("{}{}", runtime.upstream, req.path()),
+        },
+        awc: client.get(Duration::from_secs(settings.connect_timeout_s.into())),
+        first_byte_timeout_s: settings.first_byte_timeout_s,
+        idle: Duration::from_secs(settings.idle_timeout_s.into()),
+        listed: upstream::connection_listed(req.headers()),
     };
-    let awc = client.get(Duration::from_secs(settings.connect_timeout_s.into()));
-    let first_byte = Duration::from_secs(settings.first_byte_timeout_s.into());
-    let idle = Duration::from_secs(settings.idle_timeout_s.into());
-    let listed = upstream::connection_listed(req.headers());
-
     let mut out = Exhausted { tried: Vec::new(), last: None, upstream_time: Duration::ZERO, started: ledger.started };
     let mut transient_used = 0u32;
     while out.tried.len() < MAX_KEYS_PER_REQUEST && transient_used < transient_allowed {
@@ -298,30 +304,69 @@ async fn attempts(
         out.tried.push(slot.id);
         ledger.attempts = out.tried.len() as u32;
         let guard = InflightGuard::new(slot.clone());
-
-        let mut up = awc.request(req.method().clone(), url.as_str()).no_decompress().timeout(first_byte);
-        for (name, value) in req.headers() {
-            if upstream::forward_request_header(name) && !listed.iter().any(|l| l == name.as_str()) {
-                up = up.append_header((name.clone(), value.clone()));
-            }
-        }
-        up = up.insert_header((header::AUTHORIZATION, format!("Bearer {}", slot.key)));
         let sent = Instant::now();
-        let result = up.send_body(body.clone()).await;
+        let result = target.send(req, body, &slot.key).await;
         let waited = sent.elapsed();
         out.upstream_time += waited;
         state.metrics.upstream_latency.observe(waited);
+        match target.judge(req, result).await {
+            Ok(res) => return Ok((res, guard, out.upstream_time)),
+            Err(failure) => {
+                if learn(state, &slot, &failure.class, model, incident) {
+                    transient_used += 1;
+                }
+                out.last = Some(failure);
+            }
+        }
+    }
+    Err(out)
+}
 
-        let (failure, answer, timeout) = match result {
+/// Where and how a request's attempts go upstream.
+struct Target {
+    url: String,
+    awc: awc::Client,
+    first_byte_timeout_s: u32,
+    idle: Duration,
+    /// Headers the caller's `Connection` header lists (hop-by-hop: never forwarded).
+    listed: Vec<String>,
+}
+
+impl Target {
+    /// Sends the request on one key: the allow-listed headers, the key, the body.
+    async fn send(
+        &self,
+        req: &HttpRequest,
+        body: &Bytes,
+        key: &str,
+    ) -> Result<UpstreamResponse, awc::error::SendRequestError> {
+        let first_byte = Duration::from_secs(self.first_byte_timeout_s.into());
+        let mut up = self.awc.request(req.method().clone(), self.url.as_str()).no_decompress().timeout(first_byte);
+        for (name, value) in req.headers() {
+            if upstream::forward_request_header(name) && !self.listed.iter().any(|l| l == name.as_str()) {
+                up = up.append_header((name.clone(), value.clone()));
+            }
+        }
+        up = up.insert_header((header::AUTHORIZATION, format!("Bearer {key}")));
+        up.send_body(body.clone()).await
+    }
+
+    /// An answer to deliver, or why the attempt failed (a failure's body is read, within limits).
+    async fn judge(
+        &self,
+        req: &HttpRequest,
+        result: Result<UpstreamResponse, awc::error::SendRequestError>,
+    ) -> Result<UpstreamResponse, Failure> {
+        match result {
             Err(e) => {
                 let (message, timeout) = match e {
                     awc::error::SendRequestError::Timeout => {
-                        (format!("no answer within {} s (first_byte_timeout_s)", settings.first_byte_timeout_s), true)
+                        (format!("no answer within {} s (first_byte_timeout_s)", self.first_byte_timeout_s), true)
                     }
                     awc::error::SendRequestError::Connect(c) => (format!("cannot connect to the upstream: {c}"), false),
                     other => (format!("upstream request failed: {other}"), false),
                 };
-                (AttemptFailure::transient(message), None, timeout)
+                Err(Failure { class: AttemptFailure::transient(message), answer: None, timeout })
             }
             // A body that ends at connection close reads as empty in awc (actix/actix-web#2287): never
             // relay it, nor trust what it would say; another key may frame its answer.
@@ -333,24 +378,20 @@ async fn attempts(
                     req.method() == Method::HEAD,
                 ) =>
             {
-                (AttemptFailure::transient(upstream::CLOSE_DELIMITED_MESSAGE.to_owned()), None, false)
+                let class = AttemptFailure::transient(upstream::CLOSE_DELIMITED_MESSAGE.to_owned());
+                Err(Failure { class, answer: None, timeout: false })
             }
             Ok(res) if is_failure(res.status().as_u16()) => {
                 let retry_after =
                     res.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let (status, headers) = (res.status(), res.headers().clone());
-                let failure_body = res.timeout(idle).body().limit(FAILURE_BODY_LIMIT).await.unwrap_or_default();
-                let failure = AttemptFailure::from_answer(status.as_u16(), retry_after.as_deref(), &failure_body);
-                (failure, Some(Answer { status, headers, body: failure_body }), false)
+                let failure_body = res.timeout(self.idle).body().limit(FAILURE_BODY_LIMIT).await.unwrap_or_default();
+                let class = AttemptFailure::from_answer(status.as_u16(), retry_after.as_deref(), &failure_body);
+                Err(Failure { class, answer: Some(Answer { status, headers, body: failure_body }), timeout: false })
             }
-            Ok(res) => return Ok((res, guard, out.upstream_time)),
-        };
-        if learn(state, &slot, &failure, model, incident) {
-            transient_used += 1;
+            Ok(res) => Ok(res),
         }
-        out.last = Some(Failure { class: failure, answer, timeout });
     }
-    Err(out)
 }
 
 /// Passes a delivered answer to the caller: no failover from here on.
@@ -425,15 +466,8 @@ impl Exhausted {
     /// The answer when no attempt could be delivered.
     fn respond(self, want: Want<'_>, state: &AppState, ledger: Ledger) -> HttpResponse {
         let now = state.now_ms();
-        let attempts = self.tried.len();
-        let wait = || state.pool.next_change().map_or(30, |end| ((end - now + 999) / 1000).clamp(1, 3600));
+        let wait = state.pool.next_change().map_or(30, |end| ((end - now + 999) / 1000).clamp(1, 3600));
         let model = if want.model.is_empty() { "this request".to_owned() } else { format!("model {}", want.model) };
-        let no_key = |message: String, retry: i64| {
-            with_retry_after(
-                openai_error(StatusCode::SERVICE_UNAVAILABLE, &message, "service_unavailable", "no_available_key"),
-                retry,
-            )
-        };
         let (res, outcome, key, error) = match self.last {
             None => {
                 let res = no_key(
@@ -441,74 +475,70 @@ impl Exhausted {
                         "No upstream key can serve {model} right now: every key is invalid, without money, rate-limited \
                      or unchecked. Add or check keys in keypool's admin."
                     ),
-                    wait(),
+                    wait,
                 );
                 (res, Outcome::NoKey, None, NO_KEY_ERROR.to_owned())
             }
             Some(f) => {
-                let key = self.tried.last().copied();
                 let message = f.class.message.clone();
-                // `ours`: keypool's own 503, no key left for the request.
-                let (res, ours) = match (&f.class.meaning, f.answer) {
-                    (Meaning::RateLimited { .. }, _) if attempts >= MAX_KEYS_PER_REQUEST || f.timeout => (
-                        no_key(
-                            format!("The {attempts} keys tried are all at their limit for {model} (last: {message})."),
-                            wait(),
-                        ),
-                        true,
-                    ),
-                    (Meaning::RateLimited { .. }, Some(answer)) => (answer.into_response(), false),
-                    (
-                        Meaning::KeyInvalid | Meaning::NoMoney | Meaning::ModelRefused | Meaning::RateLimited { .. },
-                        _,
-                    ) => (
-                        no_key(
-                            format!(
-                                "The {attempts} upstream key(s) tried could not serve {model} (last: {message}); they are \
-                             out of rotation for it and no other key can serve it now."
-                            ),
-                            1,
-                        ),
-                        true,
-                    ),
-                    (_, Some(answer)) => (answer.into_response(), false),
-                    (_, None) if f.timeout => (
-                        openai_error(
-                            StatusCode::GATEWAY_TIMEOUT,
-                            &format!("The upstream did not answer in time ({message})."),
-                            "upstream_error",
-                            "upstream_timeout",
-                        ),
-                        false,
-                    ),
-                    (_, None) if message == upstream::CLOSE_DELIMITED_MESSAGE => (
-                        openai_error(
-                            StatusCode::BAD_GATEWAY,
-                            &format!("The upstream's answer could not be relayed: {message}."),
-                            "upstream_error",
-                            "upstream_unframed",
-                        ),
-                        false,
-                    ),
-                    (_, None) => (
-                        openai_error(
-                            StatusCode::BAD_GATEWAY,
-                            &format!("The upstream could not be reached ({message})."),
-                            "upstream_error",
-                            "upstream_unreachable",
-                        ),
-                        false,
-                    ),
-                };
+                let (res, ours) = failed_answer(f, self.tried.len(), &model, wait);
                 // A 503 of ours (no key left for the request) is logged as such: the log page's
                 // `no_key` filter finds it by this start.
                 let error = if ours { format!("{NO_KEY_ERROR} (last: {message})") } else { message };
-                (res, Outcome::UpstreamError, key, error)
+                (res, Outcome::UpstreamError, self.tried.last().copied(), error)
             }
         };
         ledger.close(res.status().as_u16(), outcome, key, Some(error));
         state.metrics.overhead.observe(self.started.elapsed().saturating_sub(self.upstream_time));
         res
+    }
+}
+
+/// keypool's own 503: no key can serve the request now; retry after `retry` seconds.
+fn no_key(message: String, retry: i64) -> HttpResponse {
+    with_retry_after(
+        openai_error(StatusCode::SERVICE_UNAVAILABLE, &message, "service_unavailable", "no_available_key"),
+        retry,
+    )
+}
+
+/// The answer after `attempts` keys failed, the last as `f`, and whether it is keypool's own 503 (no key
+/// left for the request) rather than the upstream's answer or a gateway error.
+fn failed_answer(f: Failure, attempts: usize, model: &str, wait: i64) -> (HttpResponse, bool) {
+    let message = &f.class.message;
+    let gateway_error = |status, text: String, code| (openai_error(status, &text, "upstream_error", code), false);
+    match (&f.class.meaning, f.answer) {
+        (Meaning::RateLimited { .. }, _) if attempts >= MAX_KEYS_PER_REQUEST || f.timeout => (
+            no_key(format!("The {attempts} keys tried are all at their limit for {model} (last: {message})."), wait),
+            true,
+        ),
+        (Meaning::RateLimited { .. }, Some(answer)) => (answer.into_response(), false),
+        (Meaning::KeyInvalid | Meaning::NoMoney | Meaning::ModelRefused | Meaning::RateLimited { .. }, _) => (
+            no_key(
+                format!(
+                    "The {attempts} upstream key(s) tried could not serve {model} (last: {message}); they are \
+                 out of rotation for it and no other key can serve it now."
+                ),
+                1,
+            ),
+            true,
+        ),
+        (_, Some(answer)) => (answer.into_response(), false),
+        (_, None) if f.timeout => gateway_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("The upstream did not answer in time ({message})."),
+            "upstream_timeout",
+        ),
+        (_, None) if message == upstream::CLOSE_DELIMITED_MESSAGE => gateway_error(
+            StatusCode::BAD_GATEWAY,
+            format!("The upstream's answer could not be relayed: {message}."),
+            "upstream_unframed",
+        ),
+        (_, None) => gateway_error(
+            StatusCode::BAD_GATEWAY,
+            format!("The upstream could not be reached ({message})."),
+            "upstream_unreachable",
+        ),
     }
 }
 

@@ -244,88 +244,121 @@ fn action_button(path: &str, vals: &str, label: &str, class: &str, confirm: Opti
 
 pub fn keys_table(lang: Lang, t: &KeyTable) -> Markup {
     let q = &t.query;
-    let pages = q.page_count(t.matching);
     let refresh = format!("/admin/keys?{}", q.to_query_string());
-    let page_ids: Vec<String> = t.rows.iter().map(|r| r.id.to_string()).collect();
-    let page_all_selected = !t.rows.is_empty() && t.rows.iter().all(|r| r.selected);
-    let page_action = if page_all_selected { "unselect_page" } else { "select_page" };
-    let invalid = t.per_status.iter().find(|(s, _)| *s == KeyStatus::Invalid).map_or(0, |(_, n)| *n);
-    let n = |v: i64| v.to_string();
     html! {
         div #keys-table hx-get=(refresh) hx-trigger="keys-changed from:body" hx-swap="outerHTML" {
             (state_fields(q))
-            div.counts {
-                span.count-total { (lang.tf("keys.counts.total", &[("count", &n(t.total))])) }
-                @for (status, count) in &t.per_status {
-                    @if *count > 0 {
-                        @let href = format!("/admin/keys?{}", KeyListQuery { filter: crate::domain::keys::KeyFilter { status: Some(*status), search: None }, ..q.with_page(1) }.to_query_string());
-                        a class={ "badge status-" (status.as_str()) } href=(href) hx-get=(href) hx-target="#keys-table" hx-swap="outerHTML" hx-push-url="true" {
-                            (status_label(lang, *status)) " " (count)
-                        }
-                    }
-                }
-                span #selected-count.count-selected { (lang.tf("keys.counts.selected", &[("count", &n(t.selected))])) }
-            }
-            div.bulk {
-                (action_button("/admin/keys/selection", r#"{"action":"select_all"}"#, &lang.tf("keys.select.all_matching", &[("count", &n(t.matching))]), "", None, t.matching == 0))
-                (action_button("/admin/keys/selection", r#"{"action":"clear"}"#, lang.t("keys.select.clear"), "", None, t.selected == 0))
-                (action_button("/admin/keys/bulk", r#"{"action":"enable"}"#, lang.t("keys.bulk.enable"), "", None, t.selected == 0))
-                (action_button("/admin/keys/bulk", r#"{"action":"disable"}"#, lang.t("keys.bulk.disable"), "", None, t.selected == 0))
-                (action_button("/admin/keys/bulk", r#"{"action":"delete"}"#, lang.t("keys.bulk.delete"), "danger",
-                    Some(&lang.tf("keys.bulk.delete_confirm", &[("count", &n(t.selected))])), t.selected == 0))
-                (action_button("/admin/keys/bulk", r#"{"action":"delete_invalid"}"#, &lang.tf("keys.bulk.delete_invalid", &[("count", &n(invalid))]), "danger",
-                    Some(&lang.tf("keys.bulk.delete_invalid_confirm", &[("count", &n(invalid))])), invalid == 0))
-                a.button href="/admin/keys/export?scope=selection" download aria-disabled=[(t.selected == 0).then_some("true")] { (lang.t("keys.bulk.export")) }
-                button type="button" data-copy-url="/admin/keys/export?scope=selection" data-copied=(lang.t("common.copied"))
-                    data-failed=(lang.t("error.request_failed")) disabled[t.selected == 0] { (lang.t("keys.bulk.copy")) }
-                @for (scope, label, disabled) in [("selection", "keys.bulk.check", t.selected == 0), ("matching", "keys.bulk.check_matching", t.matching == 0), ("all", "keys.bulk.check_all", t.total == 0)] {
-                    button type="button" hx-post="/admin/checks" hx-vals=(format!(r#"{{"scope":"{scope}"}}"#))
-                        hx-include="#keys-state, #check-params" hx-target="#check-panel" hx-swap="outerHTML" disabled[disabled] { (lang.t(label)) }
-                }
-            }
+            (status_counts(lang, t))
+            (bulk_bar(lang, t))
             @if let Some((kind, text)) = &t.flash { (flash(*kind, text)) }
             @if t.rows.is_empty() {
                 p.muted.empty { (if t.total == 0 { lang.t("keys.empty") } else { lang.t("keys.no_match") }) }
             } @else {
-                div.table-wrap {
-                    table.keys {
-                        thead { tr {
-                            th.num { "#" }
-                            th.check {
-                                input type="checkbox" aria-label=(lang.t("keys.select.page")) checked[page_all_selected]
-                                    hx-post="/admin/keys/selection" hx-vals=(format!(r#"{{"action":"{page_action}","ids":"{}"}}"#, page_ids.join(",")))
-                                    hx-include="#keys-state" hx-target="#keys-table" hx-swap="outerHTML";
-                            }
-                            th { (lang.t("keys.col.key")) }
-                            (sort_header(lang, q, SortField::Balance, "keys.col.balance"))
-                            (sort_header(lang, q, SortField::Checked, "keys.col.checked"))
-                            (sort_header(lang, q, SortField::Added, "keys.col.added"))
-                            th { (lang.t("keys.col.status")) }
-                            th { span.sr-only { (lang.t("keys.col.actions")) } }
-                        } }
-                        tbody {
-                            @for (i, r) in t.rows.iter().enumerate() {
-                                (key_row(lang, q.offset() + i as i64 + 1, r))
-                            }
-                        }
+                (rows_table(lang, t))
+                (pager(lang, t))
+            }
+        }
+    }
+}
+
+/// The total, a filter link per state, and how many keys are selected.
+fn status_counts(lang: Lang, t: &KeyTable) -> Markup {
+    let q = &t.query;
+    html! {
+        div.counts {
+            span.count-total { (lang.tf("keys.counts.total", &[("count", &t.total.to_string())])) }
+            @for (status, count) in &t.per_status {
+                @if *count > 0 {
+                    @let href = format!("/admin/keys?{}", KeyListQuery { filter: crate::domain::keys::KeyFilter { status: Some(*status), search: None }, ..q.with_page(1) }.to_query_string());
+                    a class={ "badge status-" (status.as_str()) } href=(href) hx-get=(href) hx-target="#keys-table" hx-swap="outerHTML" hx-push-url="true" {
+                        (status_label(lang, *status)) " " (count)
                     }
                 }
-                nav.pager aria-label=(lang.t("keys.pager.label")) {
-                    @let link = |p: u32, label: &str, enabled: bool| {
-                        let href = format!("/admin/keys?{}", q.with_page(p).to_query_string());
-                        html! {
-                            @if enabled {
-                                a href=(href) hx-get=(href) hx-target="#keys-table" hx-swap="outerHTML" hx-push-url="true" { (label) }
-                            } @else { span.disabled { (label) } }
-                        }
-                    };
-                    (link(1, lang.t("keys.pager.first"), q.page > 1))
-                    (link(q.page.saturating_sub(1).max(1), lang.t("keys.pager.prev"), q.page > 1))
-                    span.where { (lang.tf("keys.pager.position", &[("page", &q.page.to_string()), ("pages", &pages.to_string()), ("count", &n(t.matching))])) }
-                    (link((q.page + 1).min(pages), lang.t("keys.pager.next"), q.page < pages))
-                    (link(pages, lang.t("keys.pager.last"), q.page < pages))
+            }
+            span #selected-count.count-selected { (lang.tf("keys.counts.selected", &[("count", &t.selected.to_string())])) }
+        }
+    }
+}
+
+/// Selection, bulk actions, export/copy and checks of the selection, the filter or every key.
+fn bulk_bar(lang: Lang, t: &KeyTable) -> Markup {
+    let invalid = t.per_status.iter().find(|(s, _)| *s == KeyStatus::Invalid).map_or(0, |(_, n)| *n);
+    let n = |v: i64| v.to_string();
+    html! {
+        div.bulk {
+            (action_button("/admin/keys/selection", r#"{"action":"select_all"}"#, &lang.tf("keys.select.all_matching", &[("count", &n(t.matching))]), "", None, t.matching == 0))
+            (action_button("/admin/keys/selection", r#"{"action":"clear"}"#, lang.t("keys.select.clear"), "", None, t.selected == 0))
+            (action_button("/admin/keys/bulk", r#"{"action":"enable"}"#, lang.t("keys.bulk.enable"), "", None, t.selected == 0))
+            (action_button("/admin/keys/bulk", r#"{"action":"disable"}"#, lang.t("keys.bulk.disable"), "", None, t.selected == 0))
+            (action_button("/admin/keys/bulk", r#"{"action":"delete"}"#, lang.t("keys.bulk.delete"), "danger",
+                Some(&lang.tf("keys.bulk.delete_confirm", &[("count", &n(t.selected))])), t.selected == 0))
+            (action_button("/admin/keys/bulk", r#"{"action":"delete_invalid"}"#, &lang.tf("keys.bulk.delete_invalid", &[("count", &n(invalid))]), "danger",
+                Some(&lang.tf("keys.bulk.delete_invalid_confirm", &[("count", &n(invalid))])), invalid == 0))
+            a.button href="/admin/keys/export?scope=selection" download aria-disabled=[(t.selected == 0).then_some("true")] { (lang.t("keys.bulk.export")) }
+            button type="button" data-copy-url="/admin/keys/export?scope=selection" data-copied=(lang.t("common.copied"))
+                data-failed=(lang.t("error.request_failed")) disabled[t.selected == 0] { (lang.t("keys.bulk.copy")) }
+            @for (scope, label, disabled) in [("selection", "keys.bulk.check", t.selected == 0), ("matching", "keys.bulk.check_matching", t.matching == 0), ("all", "keys.bulk.check_all", t.total == 0)] {
+                button type="button" hx-post="/admin/checks" hx-vals=(format!(r#"{{"scope":"{scope}"}}"#))
+                    hx-include="#keys-state, #check-params" hx-target="#check-panel" hx-swap="outerHTML" disabled[disabled] { (lang.t(label)) }
+            }
+        }
+    }
+}
+
+/// The page's keys, with a select-the-page box and sortable columns.
+fn rows_table(lang: Lang, t: &KeyTable) -> Markup {
+    let q = &t.query;
+    let page_ids: Vec<String> = t.rows.iter().map(|r| r.id.to_string()).collect();
+    let page_all_selected = !t.rows.is_empty() && t.rows.iter().all(|r| r.selected);
+    let page_action = if page_all_selected { "unselect_page" } else { "select_page" };
+    html! {
+        div.table-wrap {
+            table.keys {
+                thead { tr {
+                    th.num { "#" }
+                    th.check {
+                        input type="checkbox" aria-label=(lang.t("keys.select.page")) checked[page_all_selected]
+                            hx-post="/admin/keys/selection" hx-vals=(format!(r#"{{"action":"{page_action}","ids":"{}"}}"#, page_ids.join(",")))
+                            hx-include="#keys-state" hx-target="#keys-table" hx-swap="outerHTML";
+                    }
+                    th { (lang.t("keys.col.key")) }
+                    (sort_header(lang, q, SortField::Balance, "keys.col.balance"))
+                    (sort_header(lang, q, SortField::Checked, "keys.col.checked"))
+                    (sort_header(lang, q, SortField::Added, "keys.col.added"))
+                    th { (lang.t("keys.col.status")) }
+                    th { span.sr-only { (lang.t("keys.col.actions")) } }
+                } }
+                tbody {
+                    @for (i, r) in t.rows.iter().enumerate() {
+                        (key_row(lang, q.offset() + i as i64 + 1, r))
+                    }
                 }
             }
+        }
+    }
+}
+
+/// First / previous / where / next / last.
+fn pager(lang: Lang, t: &KeyTable) -> Markup {
+    let q = &t.query;
+    let pages = q.page_count(t.matching);
+    let link = |p: u32, label: &str, enabled: bool| {
+        let href = format!("/admin/keys?{}", q.with_page(p).to_query_string());
+        html! {
+            @if enabled {
+                a href=(href) hx-get=(href) hx-target="#keys-table" hx-swap="outerHTML" hx-push-url="true" { (label) }
+            } @else { span.disabled { (label) } }
+        }
+    };
+    let position = [("page", q.page.to_string()), ("pages", pages.to_string()), ("count", t.matching.to_string())];
+    let position: Vec<(&str, &str)> = position.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    html! {
+        nav.pager aria-label=(lang.t("keys.pager.label")) {
+            (link(1, lang.t("keys.pager.first"), q.page > 1))
+            (link(q.page.saturating_sub(1).max(1), lang.t("keys.pager.prev"), q.page > 1))
+            span.where { (lang.tf("keys.pager.position", &position)) }
+            (link((q.page + 1).min(pages), lang.t("keys.pager.next"), q.page < pages))
+            (link(pages, lang.t("keys.pager.last"), q.page < pages))
         }
     }
 }
