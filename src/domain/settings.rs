@@ -967,8 +967,10 @@ mod tests {
         let garbage = HashMap::from([("free_models".to_owned(), "ok bad\u{1}".to_owned())]);
         assert_eq!(Settings::from_stored(&garbage).proxy, ProxySettings::default());
 
-        let mut p = ProxySettings::default();
-        p.free_models = ModelList::new(vec!["a".into(), "b".into(), "a".into()]);
+        let p = ProxySettings {
+            free_models: ModelList::new(vec!["a".into(), "b".into(), "a".into()]),
+            ..ProxySettings::default()
+        };
         assert_eq!(&*p.free_models, ["a", "b"]);
         assert!(p.is_free_model("a") && !p.is_free_model("Qwen/Qwen3-8B"));
         assert_eq!(p.clone(), p);
