@@ -1,6 +1,6 @@
 //! The admin in a real browser: headless Chromium driven over WebDriver (chromedriver), against the
-//! real app. Skipped with a notice when chromedriver is not installed, unless `KEYPOOL_REQUIRE_BROWSER`
-//! is set (CI sets it, and installs Chromium).
+//! real app. Reported as ignored where Chromium is not installed (build.rs sets `keypool_browser`), unless
+//! `KEYPOOL_REQUIRE_BROWSER` is set (CI sets it, and installs Chromium): then a missing browser fails.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -35,16 +35,13 @@ struct Browser<'a> {
     downloads: std::path::PathBuf,
 }
 
-fn browser_available() -> bool {
-    let present = std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists();
-    if !present {
-        assert!(
-            std::env::var_os("KEYPOOL_REQUIRE_BROWSER").is_none(),
-            "KEYPOOL_REQUIRE_BROWSER is set but {CHROMEDRIVER} or {CHROMIUM} is missing"
-        );
-        eprintln!("SKIPPED: browser test needs `apt-get install chromium chromium-driver`");
-    }
-    present
+/// Browser tests are ignored where Chromium is not installed (`keypool_browser`, from build.rs); where
+/// they run, a missing browser (with `KEYPOOL_REQUIRE_BROWSER` set) fails them with this message.
+fn require_browser() {
+    assert!(
+        std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+        "{CHROMEDRIVER} or {CHROMIUM} is missing: apt-get install chromium chromium-driver"
+    );
 }
 
 async fn start_driver() -> Driver {
@@ -264,11 +261,13 @@ impl Browser<'_> {
     }
 }
 
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
 #[actix_web::test]
 async fn admin_signs_in_changes_settings_and_manages_access_keys_in_a_browser() {
-    if !browser_available() {
-        return;
-    }
+    require_browser();
     let app = support::spawn().await;
     let driver = start_driver().await;
     let b = driver.session(1280, 900).await;
@@ -308,11 +307,13 @@ async fn admin_signs_in_changes_settings_and_manages_access_keys_in_a_browser() 
     b.quit().await;
 }
 
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
 #[actix_web::test]
 async fn pages_fit_a_375_px_phone() {
-    if !browser_available() {
-        return;
-    }
+    require_browser();
     let app = support::spawn().await;
     let driver = start_driver().await;
     let b = driver.session(375, 812).await;
@@ -336,11 +337,13 @@ async fn pages_fit_a_375_px_phone() {
     b.quit().await;
 }
 
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
 #[actix_web::test]
 async fn keys_import_sort_select_all_and_export_in_a_browser() {
-    if !browser_available() {
-        return;
-    }
+    require_browser();
     let app = support::spawn().await;
     let driver = start_driver().await;
     let b = driver.session(1280, 900).await;
@@ -432,11 +435,13 @@ async fn seed_keys(app: &TestApp) -> Vec<String> {
     keys
 }
 
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
 #[actix_web::test]
 async fn guest_page_in_all_three_modes_with_copy_on_click() {
-    if !browser_available() {
-        return;
-    }
+    require_browser();
     let app = support::spawn().await;
     let keys = seed_keys(&app).await;
     let driver = start_driver().await;
@@ -491,11 +496,13 @@ async fn guest_page_in_all_three_modes_with_copy_on_click() {
     b.quit().await;
 }
 
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
 #[actix_web::test]
 async fn guest_docs_and_keys_pages_fit_a_375_px_phone() {
-    if !browser_available() {
-        return;
-    }
+    require_browser();
     let app = support::spawn().await;
     seed_keys(&app).await;
     set_mode(&app, &[("access_mode", "open")]).await;
@@ -516,11 +523,13 @@ async fn guest_docs_and_keys_pages_fit_a_375_px_phone() {
     b.quit().await;
 }
 
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
 #[actix_web::test]
 async fn checks_run_from_the_keys_page_and_fall_back_to_the_server_when_the_browser_is_refused() {
-    if !browser_available() {
-        return;
-    }
+    require_browser();
     let upstream = crate::mock::start();
     let url = upstream.url.clone();
     let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
@@ -556,11 +565,13 @@ async fn checks_run_from_the_keys_page_and_fall_back_to_the_server_when_the_brow
     b.quit().await;
 }
 
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
 #[actix_web::test]
 async fn dashboard_draws_every_chart_switches_period_toggles_outliers_and_opens_a_key() {
-    if !browser_available() {
-        return;
-    }
+    require_browser();
     let app = support::spawn().await;
     seed_keys(&app).await;
     let now = app.state.now_ms();
@@ -604,11 +615,13 @@ async fn dashboard_draws_every_chart_switches_period_toggles_outliers_and_opens_
     b.quit().await;
 }
 
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
 #[actix_web::test]
 async fn client_mode_checks_from_the_browser_and_the_server_classifies_the_answers() {
-    if !browser_available() {
-        return;
-    }
+    require_browser();
     let upstream = crate::mock::start_allowing_browsers();
     let url = upstream.url.clone();
     let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
@@ -638,11 +651,13 @@ async fn client_mode_checks_from_the_browser_and_the_server_classifies_the_answe
     b.quit().await;
 }
 
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
 #[actix_web::test]
 async fn request_log_filters_by_access_key_and_model_and_opens_from_a_key_page() {
-    if !browser_available() {
-        return;
-    }
+    require_browser();
     let app = support::spawn().await;
     let (rows, keys, access) = crate::logs::seed_log(&app, 130).await;
     let driver = start_driver().await;
@@ -733,11 +748,13 @@ async fn shoot_limits(app: &TestApp, b: &Browser<'_>, width: u32) {
     }
 }
 
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
 #[actix_web::test]
 async fn an_access_key_limited_in_the_browser_fills_its_bar_and_shows_when_it_resets() {
-    if !browser_available() {
-        return;
-    }
+    require_browser();
     let upstream = crate::mock::start();
     let url = upstream.url.clone();
     let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;

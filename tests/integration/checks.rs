@@ -33,7 +33,7 @@ async fn check(app: &TestApp, scope: &str, params: &[(&str, &str)]) -> reqwest::
 
 /// Polls until the current job has finished.
 async fn finished(app: &TestApp) -> keypool::checker::Progress {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(p) = app.state.checker.current().map(|j| j.progress())
             && !p.running
@@ -137,7 +137,7 @@ async fn an_interval_holds_the_next_check_and_stop_keeps_what_was_done() {
     import(&app, &keys).await;
     // One worker, an hour between checks: exactly one request can happen.
     assert_eq!(check(&app, "all", &[("concurrency", "1"), ("interval_secs", "3600")]).await, 200);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while app.state.checker.current().unwrap().progress().processed < 1 {
         assert!(Instant::now() < deadline, "the first result never came");
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
@@ -169,7 +169,9 @@ async fn an_interval_holds_the_next_check_and_stop_keeps_what_was_done() {
         .await,
         200
     );
+    let deadline = Instant::now() + Duration::from_secs(60);
     while app.state.checker.current().unwrap().progress().processed < 1 {
+        assert!(Instant::now() < deadline, "the first result never came");
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
     app.hx_post("/admin/checks/stop", &[]).await;
@@ -228,6 +230,7 @@ async fn a_slow_upstream_times_out_as_transient() {
         keypool::db::settings::put_many(c, &[("check_timeout_secs".to_owned(), "1".to_owned())], 0).unwrap();
     })
     .await;
+    app.state.reload_settings().await.unwrap();
     check(&app, "all", &FAST).await;
     finished(&app).await;
     let rows = rows(&app).await;
@@ -256,7 +259,7 @@ fn ticks(app: &TestApp) -> u64 {
 /// Waits until the instance's schedule has ticked `n` more times.
 async fn wait_ticks(app: &TestApp, n: u64) {
     let start = ticks(app);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while ticks(app) < start + n {
         assert!(Instant::now() < deadline, "the schedule does not tick");
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
@@ -281,6 +284,8 @@ async fn the_schedule_runs_once_across_two_instances() {
         keypool::db::settings::put_many(c, &[("auto_check_minutes".to_owned(), "5".to_owned())], 0).unwrap();
     })
     .await;
+    a.state.reload_settings().await.unwrap();
+    b.state.reload_settings().await.unwrap();
     // Both instances tick; nothing runs until a period (the default hour, seen at start-up) has passed.
     futures_util::join!(wait_ticks(&a, 3), wait_ticks(&b, 3));
     assert!(a.state.checker.current().is_none() && b.state.checker.current().is_none());
@@ -288,7 +293,7 @@ async fn the_schedule_runs_once_across_two_instances() {
 
     a.clock.advance(Duration::from_secs(61 * 60));
     b.clock.advance(Duration::from_secs(61 * 60));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while a.state.checker.current().is_none() && b.state.checker.current().is_none() {
         assert!(Instant::now() < deadline, "the schedule never ran");
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
@@ -310,6 +315,7 @@ async fn client_mode_hands_the_keys_to_the_browser_and_classifies_its_answers() 
         keypool::db::settings::put_many(c, &[("client_request_mode".to_owned(), "on".to_owned())], 0).unwrap();
     })
     .await;
+    app.state.reload_settings().await.unwrap();
     let res = app.hx_post("/admin/checks", &[("scope", "all"), ("concurrency", "3")]).await;
     let body = res.text().await.unwrap();
     assert!(body.contains("data-client-check") && body.contains(&upstream.url), "the browser gets the job");
@@ -365,6 +371,7 @@ async fn the_optional_probe_proves_the_key_can_call_and_history_is_pruned() {
         .unwrap();
     })
     .await;
+    app.state.reload_settings().await.unwrap();
     check(&app, "all", &FAST).await;
     finished(&app).await;
     assert_eq!(upstream.hits.of("chat Bearer sk-ok-5-goodprobe-aaaaaaaaaa"), 1);

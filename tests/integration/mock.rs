@@ -8,7 +8,7 @@
 //!
 //! Chat completions (what the proxy forwards) answer by key too: `sk-invalid…` 401, `sk-banned…` 403
 //! banned, `sk-broke…` 403 insufficient balance, `sk-pay…` 402, `sk-limited…` 429 with `Retry-After: 7`,
-//! `sk-err500…` 500, `sk-slow…` a head after 3 s, `sk-stall…` one SSE chunk then silence, `sk-drop…`
+//! `sk-err500…` 500, `sk-slow…` a head after 3 s, `sk-sleepy…` after 60 s, `sk-stall…` one SSE chunk then silence, `sk-drop…`
 //! two SSE chunks then a broken connection, `sk-trickle…` (streamed) ten chunks 200 ms apart; any other key answers, naming itself in the content, as a
 //! JSON completion or (with `"stream": true`) an SSE stream ending in `data: [DONE]`. The model
 //! `no-such-model` gets 404 and a body that is not JSON gets 400, whatever the key. `/v1/echo` answers
@@ -199,6 +199,8 @@ async fn chat(
                 .json(serde_json::json!({"error": {"message": "upstream exploded"}}));
         }
         k if k.starts_with("sk-slow") => actix_web::rt::time::sleep(Duration::from_secs(3)).await,
+        // Far slower than any first-byte timeout a test sets (1 s): a wide margin on a loaded machine.
+        k if k.starts_with("sk-sleepy") => actix_web::rt::time::sleep(Duration::from_secs(60)).await,
         _ => {}
     }
     let Ok(request) = serde_json::from_slice::<serde_json::Value>(&body) else {

@@ -444,7 +444,7 @@ async fn when_every_key_is_unusable_the_caller_gets_503_with_retry_after() {
 #[actix_web::test]
 async fn first_byte_timeout_fails_over_and_connect_failures_say_so() {
     let gw = gateway(&[("first_byte_timeout_s", "1"), ("selection_strategy", "round_robin")]).await;
-    let slow = "sk-slow-aaaaaaaaaaaaaaaaaaaaa";
+    let slow = "sk-sleepy-aaaaaaaaaaaaaaaaaaa";
     support::seed_active(&gw.app, &[(slow, 10.0), ("sk-ok-1-bbbbbbbbbbbbbbbbbbbbb", 10.0)]).await;
     assert_eq!(gw.chat(hello()).await.status(), 200, "the slow key timed out and the next one answered");
     support::flush_outcomes(&gw.app).await;

@@ -113,7 +113,23 @@ pub async fn spawn_sharing(first: &TestApp, adjust: impl FnOnce(&mut Config)) ->
     spawn_on(TestDb::Borrowed, url, adjust).await
 }
 
+/// `TEST_LOG=1` (or a filter such as `TEST_LOG=keypool=trace`) shows the in-process servers' logs, to see
+/// what the app did in a failing test: `TEST_LOG=1 cargo test --test integration NAME`.
+fn init_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Some(filter) = std::env::var("TEST_LOG").ok().filter(|v| !v.is_empty() && v != "0") else { return };
+        let filter =
+            if matches!(filter.as_str(), "1" | "true" | "on") { "keypool=debug,info".to_owned() } else { filter };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 pub async fn spawn_on(db: TestDb, url: DatabaseUrl, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    init_test_log();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     let (clock, manual) = Clock::manual(now);
     let mut config = test_config(url, clock);
