@@ -72,3 +72,83 @@ async fn an_idle_instance_writes_nothing() {
     assert_eq!(before, after, "an idle instance bumps change_seq ({before} → {after} in 10 s)");
     assert_eq!(versions.0, versions.1, "an idle instance commits nothing to the SQLite file in 10 s");
 }
+
+async fn healthz(app: &TestApp) -> (u16, serde_json::Value) {
+    let res = app.get("/healthz").await;
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// Polls `/healthz` until `done` holds for its answer (30 s at most).
+async fn healthz_until(app: &TestApp, what: &str, done: impl Fn(u16, &serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = healthz(app).await;
+        if done(status, &body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{what}: /healthz said {status} {body}");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn cool_until_ended(app: &TestApp, id: i64) {
+    let until = app.state.now_ms() - 1_000;
+    support::with_db(app, move |c| {
+        c.batch_execute(&format!(
+            "UPDATE keys SET status = 'cooling', cooling_until = {until}, status_reason = 'rate limited' WHERE id = {id}"
+        ))
+        .unwrap();
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn a_killed_background_loop_is_restarted_and_one_stopped_for_good_makes_healthz_503() {
+    let app = support::spawn().await;
+    let ids = support::seed_active(&app, &[("sk-loop-a", 5.0)]).await;
+    let body = healthz_until(&app, "every loop ticks", |s, b| {
+        s == 200
+            && ["reloader", "writer", "recheck", "schedule"].iter().all(|l| b["loops"][l]["last_tick_at_ms"].is_i64())
+    })
+    .await;
+    assert_eq!(body["loops"]["writer"]["restarts"], 0, "{body}");
+    assert_eq!(body["loops"]["writer"]["state"], "running", "{body}");
+
+    // Killed as a crash would kill it: restarted (after a second), counted, and working again.
+    assert!(app.state.loops.kill("writer"));
+    let body = healthz_until(&app, "the writer restarted", |_, b| {
+        b["loops"]["writer"]["restarts"] == 1 && b["loops"]["writer"]["state"] == "running"
+    })
+    .await;
+    let restarted_at = body["loops"]["writer"]["last_tick_at_ms"].as_i64().unwrap();
+    let (status, _) = healthz(&app).await;
+    assert_eq!(status, 200, "a restarted loop is healthy");
+    healthz_until(&app, "the restarted writer ticks", |_, b| {
+        b["loops"]["writer"]["last_tick_at_ms"].as_i64().is_some_and(|t| t > restarted_at)
+    })
+    .await;
+    cool_until_ended(&app, ids[0]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while statuses(&app).await != ["active"] {
+        assert!(Instant::now() < deadline, "the restarted writer ends cooling periods");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.login().await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("keypool_loop_restarts_total{loop=\"writer\"} 1"), "{metrics}");
+    assert!(metrics.contains("keypool_loop_restarts_total{loop=\"reloader\"} 0"), "{metrics}");
+    assert!(metrics.contains("keypool_loop_last_tick_seconds{loop=\"writer\"} 1"), "{metrics}");
+    assert!(metrics.contains("keypool_loop_up{loop=\"writer\"} 1"), "{metrics}");
+
+    // Stopped for good: /healthz answers 503 and names it, whatever the database says.
+    assert!(app.state.loops.stop("writer"));
+    let (status, body) = healthz(&app).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert_eq!(body["database"], "ok", "{body}");
+    assert_eq!(body["loops"]["writer"]["state"], "dead", "{body}");
+    assert!(body["reason"].as_str().unwrap().contains("`writer`"), "{body}");
+    assert_eq!(body["loops"]["reloader"]["healthy"], true, "{body}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("keypool_loop_up{loop=\"writer\"} 0"), "{metrics}");
+}
