@@ -37,8 +37,20 @@ fn data_version(conn: &mut AnyConnection) -> i64 {
 
 #[actix_web::test]
 async fn an_idle_instance_writes_nothing() {
-    let app = support::spawn().await;
+    // The schedule looks at its lease every second (the hourly check is not due), and an access key
+    // with a quota makes the writer read every instance's counts each tick.
+    let app = support::spawn_with(|c| c.schedule_tick = Duration::from_secs(1)).await;
     let ids = support::seed_active(&app, &[("sk-idle-a", 5.0), ("sk-idle-b", 5.0), ("sk-idle-c", 5.0)]).await;
+    let minted = keypool::domain::access_token::mint();
+    let now = app.state.now_ms();
+    support::with_db(&app, move |c| {
+        let id = keypool::db::access_keys::create(c, "limited", &minted.hash, &minted.hint, now).unwrap();
+        let limits = keypool::domain::access_limits::AccessLimits { rpd: Some(1000), ..Default::default() };
+        assert!(keypool::db::access_keys::set_limits(c, id, &limits).unwrap());
+    })
+    .await;
+    app.state.access_keys.reload(&app.state.db, &app.state.pool.quotas).await.unwrap();
+    assert!(!app.state.pool.quotas.is_empty());
     // Two keys cooled a moment ago; their cooling ends once the clock passes it.
     let until = app.state.now_ms() + 1_000;
     let cooled = format!("{}, {}", ids[0], ids[1]);
@@ -57,6 +69,8 @@ async fn an_idle_instance_writes_nothing() {
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
 
+    let ticks = || app.state.schedule_ticks.load(std::sync::atomic::Ordering::Relaxed);
+    let schedule_ticks = ticks();
     let before = change_seq(&app).await;
     let sqlite = app.state.backend == Backend::Sqlite;
     let pool = app.state.db.clone();
@@ -71,6 +85,7 @@ async fn an_idle_instance_writes_nothing() {
     let after = change_seq(&app).await;
     assert_eq!(before, after, "an idle instance bumps change_seq ({before} → {after} in 10 s)");
     assert_eq!(versions.0, versions.1, "an idle instance commits nothing to the SQLite file in 10 s");
+    assert!(ticks() >= schedule_ticks + 5, "the schedule looked at its lease meanwhile");
 }
 
 async fn healthz(app: &TestApp) -> (u16, serde_json::Value) {
