@@ -12,9 +12,9 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 use rand::Rng;
+use tokio::sync::watch;
 
 use crate::db::{self, DbPool};
 pub use crate::domain::checks::Progress;
