@@ -12,5 +12,6 @@ pub mod pool;
 pub mod proxy;
 pub mod startup;
 pub mod state;
+pub mod supervise;
 pub mod views;
 pub mod web;

@@ -60,15 +60,7 @@ impl Application {
         let port = listener.local_addr().map_err(|e| StartError::Other(e.to_string()))?.port();
         let secret = session_secret(&state).await?;
         let state = web::Data::new(state);
-        crate::proxy::auth::spawn_reloader(state.clone());
-        crate::pool::writer::spawn(
-            state.pool.clone(),
-            state.db.clone(),
-            state.config.clock.clone(),
-            state.instance_id.clone(),
-        );
-        crate::checker::recheck::spawn(state.pool.clone(), state.db.clone(), state.config.clock.clone());
-        spawn_schedule(state.clone());
+        spawn_loops(&state);
 
         let app_state = state.clone();
         let workers = state.config.workers;
@@ -134,23 +126,43 @@ impl Application {
     }
 }
 
-/// Ticks the check schedule every 20 seconds for the life of the server.
-fn spawn_schedule(state: web::Data<AppState>) {
-    actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(state.config.schedule_tick);
-        loop {
-            tick.tick().await;
-            let result = crate::checker::schedule::tick(&state, &state.instance_id).await;
-            state.schedule_ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            match result {
-                Ok(Some((job, period_end))) => {
-                    tracing::info!(job, period_end, instance = %state.instance_id, "scheduled check started")
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "scheduled check"),
-            }
-        }
+/// Starts the background loops under the supervisor: the reloader, the writer, the re-checks and the
+/// check schedule.
+fn spawn_loops(state: &web::Data<AppState>) {
+    let loops = &state.loops;
+    let s = state.clone();
+    loops.spawn("reloader", crate::proxy::auth::RELOAD_EVERY, move |t| {
+        Box::pin(crate::proxy::auth::run_reloader(s.clone(), t))
     });
+    let s = state.clone();
+    loops.spawn("writer", crate::pool::writer::TICK, move |t| {
+        let clock = s.config.clock.clone();
+        Box::pin(crate::pool::writer::run(s.pool.clone(), s.db.clone(), clock, s.instance_id.clone(), t))
+    });
+    let s = state.clone();
+    loops.spawn("recheck", crate::pool::writer::TICK, move |t| {
+        Box::pin(crate::checker::recheck::run(s.pool.clone(), s.db.clone(), s.config.clock.clone(), t))
+    });
+    let s = state.clone();
+    loops.spawn("schedule", state.config.schedule_tick, move |t| Box::pin(run_schedule(s.clone(), t)));
+}
+
+/// Ticks the check schedule (every 20 seconds by default) for the life of the server.
+async fn run_schedule(state: web::Data<AppState>, ticker: crate::supervise::Ticker) {
+    let mut tick = actix_web::rt::time::interval(state.config.schedule_tick);
+    loop {
+        tick.tick().await;
+        ticker.tick();
+        let result = crate::checker::schedule::tick(&state, &state.instance_id).await;
+        state.schedule_ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match result {
+            Ok(Some((job, period_end))) => {
+                tracing::info!(job, period_end, instance = %state.instance_id, "scheduled check started")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "scheduled check"),
+        }
+    }
 }
 
 /// Opens the store (applying migrations) and builds the shared state; also used by the CLI.
@@ -191,6 +203,7 @@ pub async fn prepare(config: Config, create_admin: bool) -> Result<AppState, Sta
         models_cache: crate::proxy::billing::ModelsCache::default(),
         settings_read: tokio::sync::Mutex::new(()),
         config,
+        loops: Arc::new(crate::supervise::Supervisor::default()),
     };
     if create_admin {
         ensure_admin(&state).await?;

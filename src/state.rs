@@ -34,6 +34,8 @@ pub struct AppState {
     pub codec: Arc<crate::domain::key_crypto::KeyCodec>,
     /// Orders [`AppState::reload_settings`] reads.
     pub settings_read: tokio::sync::Mutex<()>,
+    /// The background loops (reloader, writer, re-checks, schedule), supervised and reported.
+    pub loops: Arc<crate::supervise::Supervisor>,
 }
 
 impl AppState {

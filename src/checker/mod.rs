@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use tokio::sync::watch;
 
 use crate::db::{self, DbPool};
 pub use crate::domain::checks::Progress;
@@ -60,8 +61,10 @@ pub struct Job {
     processed: AtomicUsize,
     counts: [AtomicUsize; 4],
     started: Instant,
-    finished: Mutex<Option<Instant>>,
-    stop: AtomicBool,
+    /// When the job finished (`None` while it runs); waiters are woken when it is set.
+    finished: watch::Sender<Option<Instant>>,
+    /// Set once when the job is asked to stop; workers waiting on it wake at once.
+    stop: watch::Sender<bool>,
     stopped: AtomicBool,
 }
 
@@ -76,7 +79,7 @@ impl Job {
     }
 
     pub fn progress(&self) -> Progress {
-        let finished = self.finished.lock().ok().and_then(|f| *f);
+        let finished = *self.finished.borrow();
         let elapsed = finished.unwrap_or_else(Instant::now).duration_since(self.started);
         let processed = self.processed.load(Ordering::Relaxed);
         let speed = if elapsed.as_secs_f64() > 0.0 { processed as f64 / elapsed.as_secs_f64() } else { 0.0 };
@@ -100,29 +103,24 @@ impl Job {
     }
 
     pub fn is_running(&self) -> bool {
-        self.finished.lock().map(|f| f.is_none()).unwrap_or(false)
+        self.finished.borrow().is_none()
     }
 
     /// Asks the job to stop: no new request starts, requests in flight are abandoned, every result
     /// already obtained is written.
     pub fn request_stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.send_replace(true);
     }
 
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        *self.stop.borrow()
     }
 
-    /// Waits (polling) until the job has finished or `deadline` passed.
+    /// Waits until the job has finished or `deadline` passed; true when it finished.
     pub async fn wait_finished(&self, deadline: Duration) -> bool {
-        let until = Instant::now() + deadline;
-        while self.is_running() {
-            if Instant::now() >= until {
-                return false;
-            }
-            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-        }
-        true
+        let mut finished = self.finished.subscribe();
+        let done = finished.wait_for(|f| f.is_some());
+        matches!(actix_web::rt::time::timeout(deadline, done).await, Ok(Ok(_)))
     }
 }
 
@@ -170,8 +168,8 @@ impl Checker {
             processed: AtomicUsize::new(0),
             counts: Default::default(),
             started: Instant::now(),
-            finished: Mutex::new(None),
-            stop: AtomicBool::new(false),
+            finished: watch::channel(None).0,
+            stop: watch::channel(false).0,
             stopped: AtomicBool::new(false),
         });
         let running = job.clone();
@@ -179,9 +177,7 @@ impl Checker {
             .name(format!("check-job-{}", job.id))
             .spawn(move || {
                 actix_web::rt::System::new().block_on(run(ctx, keys, params, running.clone()));
-                if let Ok(mut f) = running.finished.lock() {
-                    *f = Some(Instant::now());
-                }
+                running.finished.send_replace(Some(Instant::now()));
             })
             .map_err(|e| StartError::Thread(e.to_string()))?;
         *current = Some(job.clone());
@@ -213,22 +209,17 @@ impl Pacer {
 
 /// Sleeps `d`, waking early when the job is stopped; false when stopped.
 async fn pause(d: Duration, job: &Job) -> bool {
-    let until = Instant::now() + d;
-    while !job.stopping() {
-        let now = Instant::now();
-        if now >= until {
-            return true;
-        }
-        actix_web::rt::time::sleep((until - now).min(Duration::from_millis(50))).await;
+    tokio::select! {
+        _ = actix_web::rt::time::sleep(d) => !job.stopping(),
+        _ = stop_requested(job) => false,
     }
-    false
 }
 
-/// Resolves when the job is asked to stop.
+/// Resolves when the job is asked to stop (at once if it already was).
 async fn stop_requested(job: &Job) {
-    while !job.stopping() {
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut stop = job.stop.subscribe();
+    // The job holds the sender, so the channel cannot close while it is awaited.
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn interval_of(interval: Interval) -> Duration {

@@ -55,14 +55,13 @@ fn recheck(pool: &KeyPool, db: &DbPool, clock: &Clock, last: &mut HashMap<i64, i
     });
 }
 
-/// Runs the re-checks for the life of the server.
-pub fn spawn(pool: Arc<KeyPool>, db: DbPool, clock: Clock) {
-    actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(crate::pool::writer::TICK);
-        let mut last = HashMap::new();
-        loop {
-            tick.tick().await;
-            recheck(&pool, &db, &clock, &mut last);
-        }
-    });
+/// Runs the re-checks for the life of the server (under the supervisor), every writer tick.
+pub async fn run(pool: Arc<KeyPool>, db: DbPool, clock: Clock, ticker: crate::supervise::Ticker) {
+    let mut tick = actix_web::rt::time::interval(crate::pool::writer::TICK);
+    let mut last = HashMap::new();
+    loop {
+        tick.tick().await;
+        ticker.tick();
+        recheck(&pool, &db, &clock, &mut last);
+    }
 }

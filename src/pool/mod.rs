@@ -644,6 +644,14 @@ impl KeyPool {
         }
     }
 
+    /// Whether a loaded key is cooling and its cooling has ended (the writer then records the end).
+    pub fn cooling_ended(&self, now: i64) -> bool {
+        let Ok(loaded) = self.loaded.read() else { return true };
+        loaded
+            .values()
+            .any(|s| s.state.load(Ordering::Relaxed) == COOLING && s.cooling_until.load(Ordering::Relaxed) <= now)
+    }
+
     /// Loaded keys by what the proxy knows of them: (routable now, cooling, out since the load).
     /// Keys without money count as routable (for free models).
     pub fn counts(&self, now: i64) -> (usize, usize, usize) {

@@ -148,42 +148,65 @@ pub async fn prune(pool: &KeyPool, db: &DbPool, instance: &str, now: i64) -> Res
     .await
 }
 
-/// Runs the writer for the life of the server; `instance` names this instance in the prune lease.
-pub fn spawn(pool: Arc<KeyPool>, db: DbPool, clock: Clock, instance: String) {
-    actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(TICK);
-        let mut last_prune_look: Option<Instant> = None;
-        loop {
-            tick.tick().await;
-            let now = clock.now_ms();
-            let written = flush(&pool, &db).await;
-            if written {
-                let ended = db::run(&db, move |conn| Ok(db::usage::end_cooling(conn, now)?)).await;
-                if let Err(e) = ended {
-                    database_fails(&pool, &e.to_string(), "could not end cooling periods");
-                }
-            }
-            if let Err(e) = sync_quotas(&pool, &db, clock.now_ms()).await {
-                database_fails(&pool, &e.to_string(), "could not publish access-key quota counts");
-            }
-            let now = clock.now_ms();
-            match catch_up(&pool, &db, now).await {
-                Ok(()) => database_answers(&pool),
-                Err(e) => database_fails(&pool, &e.to_string(), "could not read key changes"),
-            }
-            if pool.rebuild_due(now) {
-                pool.rebuild(now);
-            }
-            // Once an hour, by whichever instance takes the period's lease.
-            if last_prune_look.is_none_or(|t| t.elapsed() >= PRUNE_LOOK_EVERY) {
-                last_prune_look = Some(Instant::now());
-                let pruned = prune(&pool, &db, &instance, now).await;
-                match pruned {
-                    Ok(Some(n)) => tracing::info!(rows = n, "pruned the request log"),
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(error = %e, "could not prune the request log"),
-                }
-            }
+/// Keys whose cooling ended are also looked for in the database this often, whatever the pool knows.
+const COOLING_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// When the writer last did its slower duties.
+#[derive(Default)]
+struct Looks {
+    prune: Option<Instant>,
+    cooling: Option<Instant>,
+}
+
+fn due(last: &mut Option<Instant>, every: Duration) -> bool {
+    let due = last.is_none_or(|t| t.elapsed() >= every);
+    if due {
+        *last = Some(Instant::now());
+    }
+    due
+}
+
+/// Runs the writer for the life of the server (under the supervisor); `instance` names this instance
+/// in the prune lease.
+pub async fn run(pool: Arc<KeyPool>, db: DbPool, clock: Clock, instance: String, ticker: crate::supervise::Ticker) {
+    let mut tick = actix_web::rt::time::interval(TICK);
+    let mut looks = Looks::default();
+    loop {
+        tick.tick().await;
+        ticker.tick();
+        round(&pool, &db, &clock, &instance, &mut looks).await;
+    }
+}
+
+/// One tick of the writer. With nothing to write it writes nothing: cooling periods are ended only
+/// when a loaded key's has passed (and once a minute in case one is cooling unseen), quotas only
+/// when an access key has one, and the prune lease is looked at once a minute.
+async fn round(pool: &KeyPool, db: &DbPool, clock: &Clock, instance: &str, looks: &mut Looks) {
+    let now = clock.now_ms();
+    let written = flush(pool, db).await;
+    if written && (pool.cooling_ended(now) || due(&mut looks.cooling, COOLING_SWEEP_EVERY)) {
+        let ended = db::run(db, move |conn| Ok(db::usage::end_cooling(conn, now)?)).await;
+        if let Err(e) = ended {
+            database_fails(pool, &e.to_string(), "could not end cooling periods");
         }
-    });
+    }
+    if let Err(e) = sync_quotas(pool, db, clock.now_ms()).await {
+        database_fails(pool, &e.to_string(), "could not publish access-key quota counts");
+    }
+    let now = clock.now_ms();
+    match catch_up(pool, db, now).await {
+        Ok(()) => database_answers(pool),
+        Err(e) => database_fails(pool, &e.to_string(), "could not read key changes"),
+    }
+    if pool.rebuild_due(now) {
+        pool.rebuild(now);
+    }
+    // Once an hour, by whichever instance takes the period's lease.
+    if due(&mut looks.prune, PRUNE_LOOK_EVERY) {
+        match prune(pool, db, instance, now).await {
+            Ok(Some(n)) => tracing::info!(rows = n, "pruned the request log"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not prune the request log"),
+        }
+    }
 }

@@ -60,9 +60,6 @@ impl AccessKeyIndex {
     }
 }
 
-/// Every 5 seconds for the life of the server: reloads the access keys and the settings, so a key
-/// created or revoked elsewhere (the CLI, another instance) and settings saved elsewhere take effect
-/// within that time.
 /// Loads the price table into the pool (at start, every few seconds and after an edit).
 pub async fn reload_prices(state: &AppState) -> Result<(), crate::error::AppError> {
     let prices = crate::db::run(&state.db, |conn| Ok(crate::db::prices::load(conn)?)).await?;
@@ -70,20 +67,25 @@ pub async fn reload_prices(state: &AppState) -> Result<(), crate::error::AppErro
     Ok(())
 }
 
-pub fn spawn_reloader(state: actix_web::web::Data<AppState>) {
-    actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            if let Err(e) = state.access_keys.reload(&state.db, &state.pool.quotas).await {
-                tracing::warn!(error = %e, "could not reload access keys");
-            }
-            if let Err(e) = state.reload_settings().await {
-                tracing::warn!(error = %e, "could not reload settings");
-            }
-            if let Err(e) = reload_prices(&state).await {
-                tracing::warn!(error = %e, "could not reload the price table");
-            }
+/// How often the reloader runs.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+/// Every [`RELOAD_EVERY`] for the life of the server (under the supervisor): reloads the access keys,
+/// the settings and the prices, so a key created or revoked elsewhere (the CLI, another instance) and
+/// settings saved elsewhere take effect within that time.
+pub async fn run_reloader(state: actix_web::web::Data<AppState>, ticker: crate::supervise::Ticker) {
+    let mut tick = actix_web::rt::time::interval(RELOAD_EVERY);
+    loop {
+        tick.tick().await;
+        ticker.tick();
+        if let Err(e) = state.access_keys.reload(&state.db, &state.pool.quotas).await {
+            tracing::warn!(error = %e, "could not reload access keys");
         }
-    });
+        if let Err(e) = state.reload_settings().await {
+            tracing::warn!(error = %e, "could not reload settings");
+        }
+        if let Err(e) = reload_prices(&state).await {
+            tracing::warn!(error = %e, "could not reload the price table");
+        }
+    }
 }

@@ -6,24 +6,55 @@ use crate::db;
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// 200 when the database answers, is at this build's newest migration and takes a committed write;
-/// 503 with the reason in one line otherwise (see [`db::check_health`]).
+/// 200 when the database answers, is at this build's newest migration and takes a committed write, and
+/// every background loop runs and ticks; 503 with the reason in one line otherwise (see
+/// [`db::check_health`] and [`crate::supervise`]). `loops` reports each loop's state, last tick and
+/// restarts either way.
 pub async fn get_healthz(state: web::Data<AppState>) -> HttpResponse {
+    let loops = state.loops.report();
+    let loop_problem = loops.iter().find_map(|l| l.problem());
+    let loops_json: serde_json::Map<String, serde_json::Value> = loops
+        .iter()
+        .map(|l| {
+            let entry = serde_json::json!({
+                "state": l.state,
+                "healthy": l.healthy,
+                "last_tick_at_ms": l.last_tick_at_ms,
+                "last_tick_age_ms": l.last_tick_age_ms,
+                "restarts": l.restarts,
+            });
+            (l.name.to_owned(), entry)
+        })
+        .collect();
     match db::health(&state.db, state.instance_id.clone(), state.now_ms()).await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "database": "ok" })),
+        Ok(()) => match loop_problem {
+            None => {
+                HttpResponse::Ok().json(serde_json::json!({ "status": "ok", "database": "ok", "loops": loops_json }))
+            }
+            Some(reason) => {
+                tracing::debug!(reason, "/healthz: a background loop is down");
+                HttpResponse::ServiceUnavailable().json(serde_json::json!({
+                    "status": "unavailable",
+                    "database": "ok",
+                    "reason": reason,
+                    "loops": loops_json,
+                }))
+            }
+        },
         Err(e) => {
             tracing::debug!(reason = e.reason(), "/healthz: the database is {}", e.kind());
             HttpResponse::ServiceUnavailable().json(serde_json::json!({
                 "status": "unavailable",
                 "database": e.kind(),
                 "reason": e.reason(),
+                "loops": loops_json,
             }))
         }
     }
 }
 
 /// Prometheus text format: the proxy's requests, retries, in-flight requests and latencies, keys by
-/// state, the incident guard and the writer's buffer. Readable by a signed-in admin, by anyone with
+/// state, the incident guard, the writer's buffer and the background loops. Readable by a signed-in admin, by anyone with
 /// `Authorization: Bearer <metrics_token>`, or by anyone when `metrics_public` is on.
 pub async fn get_metrics(
     req: actix_web::HttpRequest,
@@ -74,6 +105,7 @@ pub async fn get_metrics(
         state.pool.dropped_log_rows.load(std::sync::atomic::Ordering::Relaxed),
     ));
     state.metrics.render(&mut body);
+    state.loops.render(&mut body);
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body))
 }
 

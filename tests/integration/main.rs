@@ -3,6 +3,7 @@
 
 mod access_limits;
 mod auth;
+mod background;
 mod browser;
 mod checks;
 mod cli;
