@@ -11,7 +11,6 @@ use crate::config::Config;
 use crate::db;
 use crate::domain::settings::SettingsChange;
 use crate::domain::{access_token, account, password};
-use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::startup::{self, Application};
 use crate::state::AppState;
@@ -390,8 +389,9 @@ async fn reset_password(username: Option<String>) -> Result<(), String> {
     let pw = account::parse_new_password(&first, &again).map_err(|e| crate::i18n::field_message(Lang::En, &e))?;
     let now = state.now_ms();
     let default_name = state.config.admin_username.clone().unwrap_or_else(|| "admin".to_owned());
+    // argon2 before the connection is taken.
+    let hash = tokio::task::spawn_blocking(move || password::hash(&pw)).await.map_err(|e| e.to_string())??;
     let (name, created) = db::run(&state.db, move |conn| {
-        let hash = password::hash(&pw).map_err(AppError::Internal)?;
         let Some(admin) = db::admins::first(conn)? else {
             // No admin yet (`serve` never ran): create it with the password just typed.
             let username = new_name.unwrap_or(default_name);
@@ -433,16 +433,7 @@ async fn settings(command: SettingsCommand) -> Result<(), String> {
                 split.push((name.trim(), value));
             }
             let change = SettingsChange::parse(split.iter().copied()).map_err(|e| describe_errors(&e))?;
-            let now = state.now_ms();
-            let outcome = db::run(&state.db, move |conn| {
-                let current = db::settings::current(conn)?;
-                match current.apply(&change, password::hash) {
-                    Ok(rows) => db::settings::put_many(conn, &rows, now).map(|_| Ok(())).map_err(AppError::from),
-                    Err(errors) => Ok(Err(errors)),
-                }
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+            let outcome = state.save_settings(change).await.map_err(|e| e.to_string())?;
             outcome.map_err(|e| describe_errors(&e))?;
             println!(
                 "saved: {}",

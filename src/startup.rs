@@ -237,35 +237,44 @@ async fn check_encryption(
 }
 
 /// First start: creates the admin from the environment, or `admin` with a random password printed once.
+/// The generated password is written straight to stderr, never through the log stream (with JSON logs
+/// it would land in log storage); the log only says that an admin was created. argon2 runs before a
+/// database connection is taken.
 async fn ensure_admin(state: &AppState) -> Result<(), StartError> {
+    let pool = state.db.clone();
+    let exists = db::run(&pool, |conn| Ok(db::admins::count(conn)? > 0));
+    if exists.await.map_err(|e| StartError::Database(e.to_string()))? {
+        return Ok(());
+    }
     let username = state.config.admin_username.clone().unwrap_or_else(|| "admin".to_owned());
-    let given = state.config.admin_password.clone();
+    let generated = state.config.admin_password.is_none();
+    let password = state.config.admin_password.clone().unwrap_or_else(|| password::random_token(20));
+    let clear = password.clone();
+    let hash = tokio::task::spawn_blocking(move || password::hash(&clear))
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))?
+        .map_err(StartError::Other)?;
     let now = state.now_ms();
-    let created = db::run(&state.db, move |conn| {
-        if db::admins::count(conn)? > 0 {
-            return Ok(None);
-        }
-        let generated = given.is_none();
-        let password = given.unwrap_or_else(|| password::random_token(20));
-        let hash = password::hash(&password).map_err(crate::error::AppError::Internal)?;
-        match db::admins::create(conn, &username, &hash, now) {
-            Ok(_) => Ok(Some((username, generated.then_some(password)))),
-            // Another instance starting on the same database created it first.
-            Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
-        }
+    let user = username.clone();
+    let created = db::run(&state.db, move |conn| match db::admins::create(conn, &user, &hash, now) {
+        Ok(_) => Ok(true),
+        // Another instance starting on the same database created it first.
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+        Err(e) => Err(crate::error::AppError::from(e)),
     })
     .await
     .map_err(|e| StartError::Database(e.to_string()))?;
-    match created {
-        Some((user, Some(password))) => tracing::warn!(
-            "created the admin account `{user}` with the generated password `{password}` \
-             (shown only this once: sign in and change it in 系统设置 / Settings, or run `keypool admin reset-password`)"
-        ),
-        Some((user, None)) => tracing::info!("created the admin account `{user}` from KEYPOOL_ADMIN_PASSWORD"),
-        None => {}
+    match (created, generated) {
+        (true, true) => {
+            tracing::warn!("created the admin account `{username}` with a generated password, printed on stderr");
+            eprintln!(
+                "keypool: created the admin account `{username}` with the generated password `{password}`\n\
+                 keypool: it is shown only this once: sign in and change it in 系统设置 / Settings, or run \
+                 `keypool admin reset-password`"
+            );
+        }
+        (true, false) => tracing::info!("created the admin account `{username}` from KEYPOOL_ADMIN_PASSWORD"),
+        (false, _) => {}
     }
     Ok(())
 }

@@ -61,6 +61,42 @@ impl AppState {
         Ok(self.pool.runtime())
     }
 
+    /// Checks a change against the stored settings and stores it (the settings page and `keypool
+    /// settings set`), then puts the saved settings in force. `Ok(Err(..))`: the field errors, nothing
+    /// stored. New passwords are hashed first, outside the transaction: argon2 would hold a database
+    /// connection for most of a second.
+    pub async fn save_settings(
+        &self,
+        change: crate::domain::settings::SettingsChange,
+    ) -> Result<Result<std::sync::Arc<crate::pool::RuntimeSettings>, crate::domain::FieldErrors>, crate::error::AppError>
+    {
+        use crate::error::AppError;
+        let passwords = change.passwords();
+        let hashed: std::collections::HashMap<String, String> = tokio::task::spawn_blocking(move || {
+            passwords
+                .into_iter()
+                .map(|pw| crate::domain::password::hash(&pw).map(|h| (pw, h)))
+                .collect::<Result<_, _>>()
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(AppError::Internal)?;
+        let now = self.now_ms();
+        let stored = crate::db::run(&self.db, move |conn| {
+            let current = crate::db::settings::current(conn)?;
+            let prehashed = |clear: &str| hashed.get(clear).cloned().ok_or_else(|| "not hashed beforehand".to_owned());
+            match current.apply(&change, prehashed) {
+                Ok(rows) => crate::db::settings::put_many(conn, &rows, now).map(Ok).map_err(AppError::from),
+                Err(errors) => Ok(Err(errors)),
+            }
+        })
+        .await?;
+        match stored {
+            Ok(_) => Ok(Ok(self.reload_settings().await?)),
+            Err(errors) => Ok(Err(errors)),
+        }
+    }
+
     /// The upstream base URL in force: `KEYPOOL_UPSTREAM_URL` wins over the stored setting.
     pub fn effective_upstream<'a>(&'a self, stored: &'a str) -> &'a str {
         self.config.upstream_override.as_deref().unwrap_or(stored)

@@ -22,11 +22,14 @@ pub fn gentle() -> CheckParams {
 }
 
 /// One tick: when the period's lease is free, take it for the next period and start the job. The
-/// first run comes one full period after the schedule is first seen, not at start-up. Returns the
-/// job started and the end of the period this instance now holds.
+/// first run comes one full period after the schedule is first seen, not at start-up. An instance busy
+/// with another check does not take the period (it could not run it), and gives it back if its job
+/// cannot start after all, so another instance, or this one once free, runs it. Returns the job started
+/// and the end of the period this instance now holds.
 pub async fn tick(state: &AppState, holder: &str) -> Result<Option<(u64, i64)>, String> {
     let settings = state.settings();
-    if settings.auto_check_minutes == 0 {
+    let busy = state.checker.current().is_some_and(|job| job.is_running());
+    if settings.auto_check_minutes == 0 || busy {
         return Ok(None);
     }
     let now = state.now_ms();
@@ -52,6 +55,11 @@ pub async fn tick(state: &AppState, holder: &str) -> Result<Option<(u64, i64)>, 
     let ctx = super::JobContext::new(state, &settings);
     match state.checker.start(ctx, keys, gentle(), "scheduled") {
         Ok(job) => Ok(Some((job.id, now + period))),
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            let holder = state.instance_id.clone();
+            let released = db::run(&state.db, move |conn| Ok(db::checks::release_period(conn, LEASE, &holder, now)?));
+            released.await.map_err(|e| e.to_string())?;
+            Err(format!("{e}; the period is left for another try"))
+        }
     }
 }

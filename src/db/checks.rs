@@ -136,3 +136,13 @@ pub fn claim_period(conn: &mut AnyConnection, name: &str, holder: &str, now: i64
             .execute(conn)?;
     Ok(claimed > 0)
 }
+
+/// Gives back a period `holder` claimed but could not run: the lease expires now, so the next tick of
+/// any instance takes it.
+pub fn release_period(conn: &mut AnyConnection, name: &str, holder: &str, now: i64) -> QueryResult<usize> {
+    diesel::sql_query("UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3")
+        .bind::<BigInt, _>(now)
+        .bind::<Text, _>(name)
+        .bind::<Text, _>(holder)
+        .execute(conn)
+}

@@ -181,7 +181,7 @@ pub fn format_balance(value: f64) -> String {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct KeyFilter {
     pub status: Option<KeyStatus>,
-    /// Part of a key, matched case-insensitively.
+    /// Part of a key, matched exactly as typed (keys are case-sensitive).
     pub search: Option<String>,
 }
 

@@ -657,6 +657,16 @@ impl SettingsChange {
         self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
+    /// The new passwords (argon2-hashed secrets) in clear, to hash before [`Settings::apply`] (which
+    /// runs inside a database transaction) and hand to it already hashed.
+    pub fn passwords(&self) -> Vec<String> {
+        self.secrets
+            .iter()
+            .filter(|(name, _)| find(name).is_some_and(|s| s.kind == Kind::Secret(SecretKind::Password)))
+            .filter_map(|(_, clear)| clear.clone())
+            .collect()
+    }
+
     /// The names this change sets, secrets included.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.values.iter().map(|(n, _)| *n).chain(self.secrets.iter().map(|(n, _)| *n))

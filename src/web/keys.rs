@@ -276,7 +276,7 @@ pub struct ExportQuery {
     custom_sep: Option<String>,
 }
 
-/// `GET /admin/keys/export`: a streamed `.txt` download (or, with `inline=1`, plain text to copy).
+/// `GET /admin/keys/export`: a streamed `.txt` download (the page's "copy" reads the same download).
 pub async fn get_export(
     RequestLang(lang): RequestLang,
     state: web::Data<AppState>,

@@ -167,13 +167,14 @@ fn login_url(back: Option<&str>) -> String {
 
 /// Refuses a state-changing request whose `Origin` (or, without one, `Referer`) is another site.
 /// Requests with neither header (curl, scripts) pass: SameSite=Strict cookies already keep browsers'
-/// cross-site requests anonymous. The proxy (`/v1`) is for other sites' SDKs and is not checked.
+/// cross-site requests anonymous. The proxy (`/v1`, for other sites' SDKs) is a scope of its own,
+/// outside this middleware.
 pub async fn check_origin(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if unsafe_method && !req.path().starts_with("/v1/") && !same_origin(req.request()) {
+    if unsafe_method && !same_origin(req.request()) {
         return Ok(req.error_response(AppError::Forbidden("error.foreign_origin")).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())

@@ -164,25 +164,6 @@ impl SystemForm {
     }
 }
 
-/// Checks and stores a submitted change: `Err` with the field errors (and the stored settings when
-/// they were read) when anything is wrong, in which case nothing is stored.
-async fn save_settings(state: &AppState, form: &SystemForm) -> Result<Result<(), FieldErrors>, AppError> {
-    let change = match SettingsChange::parse(form.pairs()) {
-        Ok(change) => change,
-        Err(errors) => return Ok(Err(errors)),
-    };
-    let now = state.now_ms();
-    db::run(&state.db, move |conn| {
-        let current = db::settings::current(conn)?;
-        match current.apply(&change, password::hash) {
-            Ok(rows) => db::settings::put_many(conn, &rows, now).map(Ok).map_err(AppError::from),
-            Err(errors) => Ok(Err(errors)),
-        }
-    })
-    .await
-    .map(|saved| saved.map(|_| ()))
-}
-
 pub async fn post_settings(
     req: HttpRequest,
     RequestLang(lang): RequestLang,
@@ -192,10 +173,12 @@ pub async fn post_settings(
 ) -> Result<HttpResponse, AppError> {
     let form = SystemForm(form.into_inner());
     let upstream_override = state.config.upstream_override.as_deref();
-    let (view, status) = match save_settings(&state, &form).await? {
-        Ok(()) => {
-            // Reads the saved settings back and puts them in force at once.
-            let saved = state.reload_settings().await?;
+    let saved = match SettingsChange::parse(form.pairs()) {
+        Ok(change) => state.save_settings(change).await?,
+        Err(errors) => Err(errors),
+    };
+    let (view, status) = match saved {
+        Ok(saved) => {
             tracing::info!(admin = %admin.username, "settings saved");
             let flash = Some((FlashKind::Success, lang.t("settings.saved").to_owned()));
             let values = SystemValues::stored(&saved);

@@ -388,3 +388,37 @@ async fn the_optional_probe_proves_the_key_can_call_and_history_is_pruned() {
     let pruned = support::with_db(&app, move |c| keypool::db::checks::prune_history(c, now + 1).unwrap()).await;
     assert_eq!(pruned, 3);
 }
+
+/// An instance busy with a manual check does not take the schedule's period (it could not run it);
+/// once free, it (or another instance) runs the period's check.
+#[actix_web::test]
+async fn a_busy_instance_leaves_the_scheduled_period_for_when_it_can_run_it() {
+    let upstream = mock::start();
+    let url = upstream.url.clone();
+    let app = support::spawn_with(move |c| {
+        c.upstream_override = Some(url);
+        c.schedule_tick = Duration::from_millis(50);
+    })
+    .await;
+    app.login().await;
+    import(&app, &["sk-ok-1-aaaaaaaaaaaaaaaaaa", "sk-ok-2-bbbbbbbbbbbbbbbbbb"]).await;
+    support::with_db(&app, |c| {
+        keypool::db::settings::put_many(c, &[("auto_check_minutes".to_owned(), "5".to_owned())], 0).unwrap();
+    })
+    .await;
+    app.state.reload_settings().await.unwrap();
+    wait_ticks(&app, 3).await;
+    // A manual check held by its interval: the instance is busy when the period comes.
+    assert_eq!(check(&app, "all", &[("concurrency", "1"), ("interval_secs", "3600")]).await, 200);
+    app.clock.advance(Duration::from_secs(61 * 60));
+    wait_ticks(&app, 5).await;
+    let manual = app.state.checker.current().unwrap().progress();
+    assert!(manual.running && manual.label != "scheduled", "the manual check still runs");
+    app.hx_post("/admin/checks/stop", &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app.state.checker.current().is_some_and(|j| j.progress().label != "scheduled") {
+        assert!(Instant::now() < deadline, "the period's scheduled check never ran once the instance was free");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(finished(&app).await.total, 2, "every key checked by the schedule");
+}

@@ -125,11 +125,16 @@ fn only_serve_creates_the_admin_and_prints_the_generated_password() {
     assert!(!printed.contains("password `") && !printed.contains("generated"), "{printed}");
     assert!(no_admin(&url), "no admin before serve");
 
-    let (mut child, _, lines) = start_server(dir.path(), Some(&env_url), &[]);
+    // With JSON logs, the password is printed on stderr but never enters the log stream.
+    let (mut child, _, lines) = start_server(dir.path(), Some(&env_url), &[("KEYPOOL_LOG_FORMAT", "json")]);
     let _ = child.kill();
     let _ = child.wait();
     let log = lines.lock().unwrap().join("\n");
     assert_eq!(log.matches("generated password `").count(), 1, "{log}");
+    let password = log.split("generated password `").nth(1).and_then(|r| r.split('`').next()).unwrap();
+    let json_lines: Vec<&str> = log.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(json_lines.iter().any(|l| l.contains("created the admin account")), "{log}");
+    assert!(!json_lines.iter().any(|l| l.contains(password)), "the password is not in the logs: {log}");
     assert!(!no_admin(&url));
     drop(db);
 }

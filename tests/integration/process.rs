@@ -107,8 +107,12 @@ fn started(mut cmd: Command, env: &[(&str, &str)]) -> (Child, u16, Arc<Mutex<Vec
     let lines = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let port =
-                line.split("port=").nth(1).map(|p| p.chars().take_while(char::is_ascii_digit).collect::<String>());
+            // `port=8080` in text logs, `"port":8080` in JSON ones.
+            let port = line
+                .split("port=")
+                .nth(1)
+                .or_else(|| line.split("\"port\":").nth(1))
+                .map(|p| p.chars().take_while(char::is_ascii_digit).collect::<String>());
             lines.lock().unwrap().push(line);
             if let Some(port) = port {
                 let _ = tx.send(port.parse::<u16>().unwrap_or(0));
