@@ -983,7 +983,7 @@ async fn check(
         println!("no key to check");
         return Ok(());
     }
-    let ctx = crate::checker::context(&state).await.map_err(|e| e.to_string())?;
+    let ctx = state.job_context();
     let job = state.checker.start(ctx, keys, params, "cli").map_err(|e| e.to_string())?;
     follow(&job).await;
     let p = job.progress();

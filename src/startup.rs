@@ -78,6 +78,7 @@ impl Application {
                     ))
                     .build();
             App::new()
+                .app_data(state.gateway.clone())
                 .app_data(state)
                 // Outermost: every body of every route is read under the time limit.
                 .wrap(from_fn(crate::web::limits::pace_bodies))
@@ -131,9 +132,7 @@ impl Application {
 fn spawn_loops(state: &web::Data<AppState>) {
     let loops = &state.loops;
     let s = state.clone();
-    loops.spawn("reloader", crate::proxy::auth::RELOAD_EVERY, move |t| {
-        Box::pin(crate::proxy::auth::run_reloader(s.clone(), t))
-    });
+    loops.spawn("reloader", RELOAD_EVERY, move |t| Box::pin(run_reloader(s.clone(), t)));
     let s = state.clone();
     loops.spawn("writer", crate::pool::writer::TICK, move |t| {
         let clock = s.config.clock.clone();
@@ -147,13 +146,43 @@ fn spawn_loops(state: &web::Data<AppState>) {
     loops.spawn("schedule", state.config.schedule_tick, move |t| Box::pin(run_schedule(s.clone(), t)));
 }
 
+/// How often the reloader runs.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+/// Every [`RELOAD_EVERY`] for the life of the server (under the supervisor): reloads the access keys,
+/// the settings and the prices, so a key created or revoked elsewhere (the CLI, another instance) and
+/// settings saved elsewhere take effect within that time.
+async fn run_reloader(state: web::Data<AppState>, ticker: crate::supervise::Ticker) {
+    let mut tick = actix_web::rt::time::interval(RELOAD_EVERY);
+    loop {
+        tick.tick().await;
+        ticker.tick();
+        if let Err(e) = state.access_keys.reload(&state.db, &state.pool.quotas).await {
+            tracing::warn!(error = %e, "could not reload access keys");
+        }
+        if let Err(e) = state.reload_settings().await {
+            tracing::warn!(error = %e, "could not reload settings");
+        }
+        if let Err(e) = state.reload_prices().await {
+            tracing::warn!(error = %e, "could not reload the price table");
+        }
+    }
+}
+
 /// Ticks the check schedule (every 20 seconds by default) for the life of the server.
 async fn run_schedule(state: web::Data<AppState>, ticker: crate::supervise::Ticker) {
     let mut tick = actix_web::rt::time::interval(state.config.schedule_tick);
     loop {
         tick.tick().await;
         ticker.tick();
-        let result = crate::checker::schedule::tick(&state, &state.instance_id).await;
+        let schedule = crate::checker::schedule::Schedule {
+            db: &state.db,
+            checker: &state.checker,
+            codec: state.codec.clone(),
+            holder: &state.instance_id,
+            period: state.config.schedule_period,
+        };
+        let result = schedule.tick(&state.settings(), state.job_context(), state.now_ms()).await;
         state.schedule_ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match result {
             Ok(Some((job, period_end))) => {
@@ -182,25 +211,34 @@ pub async fn prepare(config: Config, create_admin: bool) -> Result<AppState, Sta
     };
     let codec = Arc::new(crate::domain::key_crypto::KeyCodec::new(config.encryption_key.as_ref()));
     check_encryption(&pool, &codec, config.clock.now_ms(), create_admin).await?;
+    let pool_in_memory = Arc::new(
+        crate::pool::KeyPool::new(
+            crate::domain::settings::Settings::default(),
+            crate::domain::settings::DEFAULT_UPSTREAM_URL.to_owned(),
+        )
+        .with_codec(codec.clone()),
+    );
+    let gateway = web::Data::new(crate::proxy::Gateway {
+        pool: pool_in_memory.clone(),
+        access_keys: Arc::new(AccessKeyIndex::default()),
+        metrics: Arc::default(),
+        models_cache: Arc::default(),
+        clock: config.clock.clone(),
+    });
     let state = AppState {
         db: pool,
         backend,
         login_throttle: Throttle::new(5, Duration::from_secs(15 * 60), Duration::from_secs(5 * 60)),
         guest_throttle: Throttle::new(10, Duration::from_secs(15 * 60), Duration::from_secs(5 * 60)),
-        access_keys: Arc::new(AccessKeyIndex::default()),
+        access_keys: gateway.access_keys.clone(),
         checker: crate::checker::Checker::default(),
         schedule_ticks: std::sync::atomic::AtomicU64::new(0),
         instance_id: format!("{}-{}", std::process::id(), password::random_token(8)),
-        pool: Arc::new(
-            crate::pool::KeyPool::new(
-                crate::domain::settings::Settings::default(),
-                crate::domain::settings::DEFAULT_UPSTREAM_URL.to_owned(),
-            )
-            .with_codec(codec.clone()),
-        ),
+        pool: pool_in_memory,
         codec,
-        metrics: crate::proxy::metrics::ProxyMetrics::default(),
-        models_cache: crate::proxy::billing::ModelsCache::default(),
+        metrics: gateway.metrics.clone(),
+        models_cache: gateway.models_cache.clone(),
+        gateway,
         settings_read: tokio::sync::Mutex::new(()),
         config,
         loops: Arc::new(crate::supervise::Supervisor::default()),
@@ -210,7 +248,7 @@ pub async fn prepare(config: Config, create_admin: bool) -> Result<AppState, Sta
     }
     state.access_keys.reload(&state.db, &state.pool.quotas).await.map_err(|e| StartError::Database(e.to_string()))?;
     state.reload_settings().await.map_err(|e| StartError::Database(e.to_string()))?;
-    crate::proxy::auth::reload_prices(&state).await.map_err(|e| StartError::Database(e.to_string()))?;
+    state.reload_prices().await.map_err(|e| StartError::Database(e.to_string()))?;
     Ok(state)
 }
 

@@ -26,12 +26,14 @@ pub struct AppState {
     /// The routable keys, in memory, and what the proxy learned but has not written yet.
     pub pool: Arc<crate::pool::KeyPool>,
     /// The proxy's counters and histograms.
-    pub metrics: crate::proxy::metrics::ProxyMetrics,
+    pub metrics: Arc<crate::proxy::metrics::ProxyMetrics>,
     /// The upstream's model list, kept for a minute.
-    pub models_cache: crate::proxy::billing::ModelsCache,
+    pub models_cache: Arc<crate::proxy::billing::ModelsCache>,
     /// How the upstream keys are stored: encrypted (`KEYPOOL_ENCRYPTION_KEY`) or in clear. Every query
     /// that reads or writes key text takes it.
     pub codec: Arc<crate::domain::key_crypto::KeyCodec>,
+    /// The gateway's share of the above (the same pool, access keys, metrics and cache).
+    pub gateway: actix_web::web::Data<crate::proxy::Gateway>,
     /// Orders [`AppState::reload_settings`] reads.
     pub settings_read: tokio::sync::Mutex<()>,
     /// The background loops (reloader, writer, re-checks, schedule), supervised and reported.
@@ -95,6 +97,20 @@ impl AppState {
             Ok(_) => Ok(Ok(self.reload_settings().await?)),
             Err(errors) => Ok(Err(errors)),
         }
+    }
+
+    /// The context of a check job from the settings in force.
+    pub fn job_context(&self) -> crate::checker::JobContext {
+        let settings = self.settings();
+        let upstream = self.effective_upstream(&settings.upstream_url).to_owned();
+        crate::checker::JobContext::new(self.db.clone(), self.config.clock.clone(), upstream, &settings)
+    }
+
+    /// Loads the price table into the pool (at start, every few seconds and after an edit).
+    pub async fn reload_prices(&self) -> Result<(), crate::error::AppError> {
+        let prices = crate::db::run(&self.db, |conn| Ok(crate::db::prices::load(conn)?)).await?;
+        self.pool.set_prices(prices);
+        Ok(())
     }
 
     /// The upstream base URL in force: `KEYPOOL_UPSTREAM_URL` wins over the stored setting.

@@ -33,18 +33,13 @@ pub struct JobContext {
     pub min_balance: f64,
 }
 
-/// The context of a job from the current settings.
-pub async fn context(state: &crate::state::AppState) -> Result<JobContext, crate::error::AppError> {
-    Ok(JobContext::new(state, &state.settings()))
-}
-
 impl JobContext {
-    /// The context of a job from settings already read.
-    pub fn new(state: &crate::state::AppState, settings: &crate::domain::settings::Settings) -> Self {
+    /// The context of a job: the store, the clock, the upstream in force and the check settings.
+    pub fn new(db: DbPool, clock: Clock, upstream: String, settings: &crate::domain::settings::Settings) -> Self {
         Self {
-            db: state.db.clone(),
-            clock: state.config.clock.clone(),
-            upstream: state.effective_upstream(&settings.upstream_url).to_owned(),
+            db,
+            clock,
+            upstream,
             timeout: Duration::from_secs(settings.check_timeout_secs as u64),
             probe_model: settings.check_probe_model.clone(),
             min_balance: settings.min_balance,

@@ -4,14 +4,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use crate::db::{self, DbPool};
 use crate::domain::access_limits::AccessLimits;
 use crate::domain::access_token;
 use crate::error::AppError;
 use crate::pool::quota::{Quota, QuotaBook};
-use crate::state::AppState;
 
 /// An access key as the proxy knows it: who it is, what it may do, and (when it has quotas) its counts.
 #[derive(Debug)]
@@ -57,35 +55,5 @@ impl AccessKeyIndex {
     pub fn authenticate(&self, token: &str) -> Option<Arc<Client>> {
         let hash = access_token::hash(token);
         self.by_hash.read().ok()?.get(&hash).cloned()
-    }
-}
-
-/// Loads the price table into the pool (at start, every few seconds and after an edit).
-pub async fn reload_prices(state: &AppState) -> Result<(), crate::error::AppError> {
-    let prices = crate::db::run(&state.db, |conn| Ok(crate::db::prices::load(conn)?)).await?;
-    state.pool.set_prices(prices);
-    Ok(())
-}
-
-/// How often the reloader runs.
-pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
-
-/// Every [`RELOAD_EVERY`] for the life of the server (under the supervisor): reloads the access keys,
-/// the settings and the prices, so a key created or revoked elsewhere (the CLI, another instance) and
-/// settings saved elsewhere take effect within that time.
-pub async fn run_reloader(state: actix_web::web::Data<AppState>, ticker: crate::supervise::Ticker) {
-    let mut tick = actix_web::rt::time::interval(RELOAD_EVERY);
-    loop {
-        tick.tick().await;
-        ticker.tick();
-        if let Err(e) = state.access_keys.reload(&state.db, &state.pool.quotas).await {
-            tracing::warn!(error = %e, "could not reload access keys");
-        }
-        if let Err(e) = state.reload_settings().await {
-            tracing::warn!(error = %e, "could not reload settings");
-        }
-        if let Err(e) = reload_prices(&state).await {
-            tracing::warn!(error = %e, "could not reload the price table");
-        }
     }
 }

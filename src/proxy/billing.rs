@@ -7,9 +7,9 @@ use actix_web::HttpResponse;
 use actix_web::web::Bytes;
 use serde_json::json;
 
+use super::Gateway;
 use super::auth::Client;
 use crate::pool::KeyPool;
-use crate::state::AppState;
 
 /// How long a model list is served from memory.
 pub const MODELS_TTL_MS: i64 = 60_000;
@@ -63,7 +63,7 @@ impl ModelsCache {
 
 /// A model list narrowed to the models `client` may use (unchanged when it may use every model, or
 /// when the answer is not OpenAI's `{"data": [{"id": …}]}`).
-pub async fn only_allowed_models(res: HttpResponse, client: &Client, state: &AppState) -> HttpResponse {
+pub async fn only_allowed_models(res: HttpResponse, client: &Client, state: &Gateway) -> HttpResponse {
     if !client.limits.restricts_models() {
         return res;
     }

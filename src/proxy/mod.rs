@@ -22,16 +22,34 @@ use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::json;
 
+use crate::domain::clock::Clock;
 use crate::domain::key_state::Evidence;
 use crate::domain::logs::NO_KEY_ERROR;
 use crate::domain::proxy::{AttemptFailure, is_failure, safe_v1_path};
 use crate::domain::settings::next_day_boundary;
 use crate::domain::upstream_error::Meaning;
+use crate::pool::KeyPool;
 use crate::pool::{KeySlot, Verdict, Want};
-use crate::state::AppState;
 use metrics::Outcome;
 use relay::{EndCheck, InflightGuard, Ledger, Relay};
 use upstream::UpstreamClient;
+
+/// What the gateway needs of the app, and nothing more: the routable keys and what they learn (the
+/// pool), the access keys, the counters, the models cache and the clock. Built once by `startup`
+/// from the same objects the rest of the app holds; the hot path reads no database.
+pub struct Gateway {
+    pub pool: Arc<KeyPool>,
+    pub access_keys: Arc<auth::AccessKeyIndex>,
+    pub metrics: Arc<metrics::ProxyMetrics>,
+    pub models_cache: Arc<billing::ModelsCache>,
+    pub clock: Clock,
+}
+
+impl Gateway {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
 
 /// Largest failure answer read to classify it.
 const FAILURE_BODY_LIMIT: usize = 1024 * 1024;
@@ -62,7 +80,7 @@ pub const MAX_KEYS_PER_REQUEST: usize = 20;
 pub async fn forward(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<Gateway>,
     client: web::Data<UpstreamClient>,
 ) -> HttpResponse {
     let runtime = state.pool.runtime();
@@ -73,7 +91,7 @@ pub async fn forward(
     with_cors(&req, &state, res)
 }
 
-fn with_cors(req: &HttpRequest, state: &AppState, mut res: HttpResponse) -> HttpResponse {
+fn with_cors(req: &HttpRequest, state: &Gateway, mut res: HttpResponse) -> HttpResponse {
     cors::decorate(req, &state.pool.runtime().proxy().cors_origins, &mut res);
     res
 }
@@ -82,7 +100,7 @@ fn with_cors(req: &HttpRequest, state: &AppState, mut res: HttpResponse) -> Http
 pub async fn get_models(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<Gateway>,
     client: web::Data<UpstreamClient>,
 ) -> HttpResponse {
     // A hit needs a valid access key; a miss is forwarded like any request (and checked there).
@@ -106,19 +124,19 @@ pub async fn get_models(
 }
 
 /// `GET /v1/dashboard/billing/subscription`: the pool's credit, for chat clients that show it.
-pub async fn get_billing_subscription(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn get_billing_subscription(req: HttpRequest, state: web::Data<Gateway>) -> HttpResponse {
     answer_locally(&req, &state, || billing::subscription(&state.pool))
 }
 
 /// `GET /v1/dashboard/billing/usage`.
-pub async fn get_billing_usage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn get_billing_usage(req: HttpRequest, state: web::Data<Gateway>) -> HttpResponse {
     answer_locally(&req, &state, billing::usage)
 }
 
 /// A `/v1` request keypool answers itself, for a valid access key.
 fn answer_locally(
     req: &HttpRequest,
-    state: &web::Data<AppState>,
+    state: &web::Data<Gateway>,
     answer: impl FnOnce() -> HttpResponse,
 ) -> HttpResponse {
     let mut ledger = Ledger::new(req, state);
@@ -139,7 +157,7 @@ fn answer_locally(
 }
 
 /// The access key of the request, checked in memory; `None` when missing or unknown.
-fn authenticate(req: &HttpRequest, state: &AppState) -> Option<Arc<auth::Client>> {
+fn authenticate(req: &HttpRequest, state: &Gateway) -> Option<Arc<auth::Client>> {
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let token = header.and_then(crate::domain::access_token::from_authorization)?;
     state.access_keys.authenticate(token)
@@ -150,7 +168,7 @@ fn refused_by_limits(
     ledger: &Ledger,
     client: &auth::Client,
     refusal: &crate::domain::access_limits::Refusal,
-    state: &AppState,
+    state: &Gateway,
     now: i64,
 ) -> HttpResponse {
     let refused = limits::refuse(client, refusal, state.pool.runtime().proxy(), now);
@@ -219,7 +237,7 @@ fn refused_body(ledger: &Ledger, e: BodyError, max_body_mb: u32) -> HttpResponse
 async fn handle(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &web::Data<AppState>,
+    state: &web::Data<Gateway>,
     client: &UpstreamClient,
 ) -> HttpResponse {
     let mut ledger = Ledger::new(req, state);
@@ -277,7 +295,7 @@ async fn attempts(
     req: &HttpRequest,
     body: &Bytes,
     want: Want<'_>,
-    state: &web::Data<AppState>,
+    state: &web::Data<Gateway>,
     client: &UpstreamClient,
     ledger: &mut Ledger,
 ) -> Result<(UpstreamResponse, InflightGuard, Duration), Exhausted> {
@@ -400,7 +418,7 @@ async fn deliver(
     res: UpstreamResponse,
     guard: InflightGuard,
     mut ledger: Ledger,
-    state: &web::Data<AppState>,
+    state: &web::Data<Gateway>,
 ) -> HttpResponse {
     let model = ledger.model.as_deref().filter(|m| !m.is_empty());
     state.pool.incident.record_success(guard.slot().id, model, state.now_ms());
@@ -464,7 +482,7 @@ async fn deliver(
 
 impl Exhausted {
     /// The answer when no attempt could be delivered.
-    fn respond(self, want: Want<'_>, state: &AppState, ledger: Ledger) -> HttpResponse {
+    fn respond(self, want: Want<'_>, state: &Gateway, ledger: Ledger) -> HttpResponse {
         let now = state.now_ms();
         let wait = state.pool.next_change().map_or(30, |end| ((end - now + 999) / 1000).clamp(1, 3600));
         let model = if want.model.is_empty() { "this request".to_owned() } else { format!("model {}", want.model) };
@@ -570,7 +588,7 @@ struct Failure {
 /// Counts a failed attempt and applies what it says about the key or the (key, model) pair, through the
 /// state machine. Returns whether it uses up one of `max_attempts`: transient failures do, and so does
 /// everything during an incident, when failures say nothing about the keys.
-fn learn(state: &AppState, slot: &Arc<KeySlot>, failure: &AttemptFailure, model: Option<&str>, incident: bool) -> bool {
+fn learn(state: &Gateway, slot: &Arc<KeySlot>, failure: &AttemptFailure, model: Option<&str>, incident: bool) -> bool {
     let now = state.now_ms();
     let runtime = state.pool.runtime();
     let settings = runtime.proxy();

@@ -15,15 +15,15 @@ use std::time::{Duration, Instant};
 use actix_web::web::{self, Bytes};
 use futures_util::Stream;
 
+use super::Gateway;
 use super::metrics::Outcome;
 use crate::domain::tokens::{JsonUsage, SseUsage, TokenUsage};
 use crate::domain::usage::RequestLogRow;
 use crate::pool::KeySlot;
-use crate::state::AppState;
 
 /// Everything needed to account for one request once it has ended.
 pub struct Ledger {
-    pub state: web::Data<AppState>,
+    pub state: web::Data<Gateway>,
     pub started: Instant,
     pub at: i64,
     pub access_key_id: Option<i64>,
@@ -54,7 +54,7 @@ impl Drop for Ledger {
 
 impl Ledger {
     /// Starts accounting for a `/v1` request (one more in flight until it is closed).
-    pub fn new(req: &actix_web::HttpRequest, state: &web::Data<AppState>) -> Self {
+    pub fn new(req: &actix_web::HttpRequest, state: &web::Data<Gateway>) -> Self {
         state.metrics.inflight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self {
             state: state.clone(),

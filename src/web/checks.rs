@@ -29,7 +29,7 @@ pub async fn start(
     params: CheckParams,
     label: &str,
 ) -> Result<Option<(FlashKind, String)>, AppError> {
-    let ctx = crate::checker::context(state).await?;
+    let ctx = state.job_context();
     let codec = state.codec.clone();
     let keys = db::run(&state.db, move |conn| Ok(db::keys::ids_for_check(conn, &codec, &scope)?)).await?;
     Ok(match state.checker.start(ctx, keys, params, label) {

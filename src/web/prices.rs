@@ -89,7 +89,7 @@ pub async fn post_price(
     let now = state.now_ms();
     let stored = model.clone();
     db::run(&state.db, move |conn| Ok(db::prices::set(conn, &stored, price, now)?)).await?;
-    crate::proxy::auth::reload_prices(&state).await?;
+    state.reload_prices().await?;
     tracing::info!(admin = %admin.username, model = %model, input = price.input_per_m, output = price.output_per_m, "price set");
     Ok(see_other(&format!("{PATH}?saved={}", encode(&model))))
 }
@@ -107,7 +107,7 @@ pub async fn post_remove(
     let model = form.into_inner().model;
     let lookup = model.clone();
     db::run(&state.db, move |conn| Ok(db::prices::remove(conn, &lookup)?)).await?;
-    crate::proxy::auth::reload_prices(&state).await?;
+    state.reload_prices().await?;
     tracing::info!(admin = %admin.username, model = %model, "price removed");
     Ok(see_other(&format!("{PATH}?removed={}", encode(&model))))
 }

@@ -93,7 +93,7 @@ async fn token_and_spend_limits_admit_while_under_and_report_the_overshoot_of_th
     let price = keypool::domain::tokens::Price { input_per_m: 1_000_000.0, output_per_m: 1_000_000.0 };
     let at = app.state.now_ms();
     support::with_db(app, move |c| keypool::db::prices::set(c, PAID_MODEL, price, at).unwrap()).await;
-    keypool::proxy::auth::reload_prices(&app.state).await.unwrap();
+    app.state.reload_prices().await.unwrap();
 
     let tpm = limited(app, "tpm", AccessLimits { tpm: Some(6), ..AccessLimits::default() }).await;
     assert_eq!(ask(app, &tpm, PAID_MODEL).await.0, 200, "0 of 6");

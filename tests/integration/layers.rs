@@ -1,5 +1,6 @@
 //! The layers of DESIGN §4, read from the source: nothing below `web` uses `web` (only `startup`, which
-//! wires the server, and `cli`, which starts it, may), and only `web` renders `views`.
+//! wires the server, and `cli`, which starts it, may), only `web` renders `views`, and only those three
+//! use the whole `AppState`.
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +59,15 @@ fn nothing_below_web_uses_web() {
 fn only_web_renders_views() {
     let found = violations(&["web", "lib"], "views");
     assert!(found.is_empty(), "modules other than `web` use `views`:\n{}", found.join("\n"));
+}
+
+/// The gateway and the checker get the context they need (`proxy::Gateway`, `checker::JobContext`,
+/// `checker::schedule::Schedule`), not the whole app: only the top (`web`, `startup`, `cli`) uses
+/// `AppState`.
+#[test]
+fn only_the_top_uses_the_app_state() {
+    let found = violations(&["web", "startup", "cli", "lib", "main"], "state");
+    assert!(found.is_empty(), "modules below the top use `AppState`:\n{}", found.join("\n"));
 }
 
 #[test]

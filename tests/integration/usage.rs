@@ -96,7 +96,7 @@ async fn a_changed_price_prices_the_next_request() {
     let now = gw.app.state.now_ms();
     let price = keypool::domain::tokens::Price { input_per_m: 1_000_000.0 - 1.0, output_per_m: 0.5 };
     support::with_db(&gw.app, move |c| keypool::db::prices::set(c, PAID_MODEL, price, now).unwrap()).await;
-    keypool::proxy::auth::reload_prices(&gw.app.state).await.unwrap();
+    gw.app.state.reload_prices().await.unwrap();
     assert_eq!(gw.chat(chat(PAID_MODEL, false)).await.status(), 200);
     support::flush_outcomes(&gw.app).await;
     let cost: Vec<Logged> = logged(&gw.app).await;
