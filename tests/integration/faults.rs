@@ -66,6 +66,7 @@ async fn within_a_minute(
     }
 }
 
+#[cfg_attr(not(keypool_pg_server), ignore = "needs PostgreSQL's server binaries (initdb): apt-get install postgresql")]
 #[actix_web::test]
 async fn postgres_stopped_and_started_during_proxy_traffic_loses_nothing() {
     let Some(pg) = web::block(PgServer::start).await.unwrap() else { return };
