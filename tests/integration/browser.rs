@@ -212,6 +212,16 @@ impl Browser<'_> {
         }
     }
 
+    /// The whole page (beyond the viewport) as a PNG file, through Chrome's DevTools protocol.
+    async fn full_screenshot(&self, path: &std::path::Path) {
+        use base64::Engine;
+        let params =
+            json!({ "cmd": "Page.captureScreenshot", "params": { "format": "png", "captureBeyondViewport": true } });
+        let shot = self.call(reqwest::Method::POST, "/goog/cdp/execute", params).await;
+        let data = shot["data"].as_str().unwrap_or_else(|| panic!("no screenshot: {shot}"));
+        std::fs::write(path, base64::engine::general_purpose::STANDARD.decode(data).unwrap()).unwrap();
+    }
+
     async fn login(&self, app: &TestApp) {
         self.goto(&app.url("/admin/settings")).await;
         assert!(self.url().await.contains("/login?next="), "anonymous visit goes to the login page");
@@ -800,4 +810,60 @@ async fn an_access_key_limited_in_the_browser_fills_its_bar_and_shows_when_it_re
     phone.login(&app).await;
     shoot_limits(&app, &phone, 375).await;
     phone.quit().await;
+}
+
+/// Screenshots of every page, whole (beyond the viewport), at 1366×768 and 375×812, in both languages,
+/// into `target/screenshots/PAGE-LANG-WIDTH.png`, for a reviewer to look at. Not a check: run it with
+/// `cargo test --test integration screenshots -- --ignored`.
+#[ignore = "writes screenshots for a reviewer: cargo test --test integration screenshots -- --ignored"]
+#[actix_web::test]
+async fn screenshots_of_every_page() {
+    require_browser();
+    let app = support::spawn().await;
+    let keys = seed_keys(&app).await;
+    let token = support::access_key(&app).await;
+    let limited = [("rpm", "60"), ("rpd", "1000"), ("spend_day", "5"), ("note", "for the team")];
+    let id = support::with_db(&app, |c| keypool::db::access_keys::list(c).unwrap()[0].id).await;
+    app.hx_post(&format!("/admin/access-keys/{id}/limits"), &limited).await;
+    let key_id: i64 = support::with_db(&app, |c| {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        diesel::sql_query("SELECT MIN(id) AS id FROM keys").get_result::<Id>(c).unwrap().id
+    })
+    .await;
+    let _ = (keys, token);
+    set_mode(&app, &[("access_mode", "open")]).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let driver = start_driver().await;
+    let pages = [
+        ("login", "/login".to_owned()),
+        ("dashboard", "/admin".to_owned()),
+        ("keys", "/admin/keys".to_owned()),
+        ("key", format!("/admin/keys/{key_id}")),
+        ("logs", "/admin/logs".to_owned()),
+        ("settings", "/admin/settings".to_owned()),
+        ("prices", "/admin/settings/prices".to_owned()),
+        ("guest", "/".to_owned()),
+        ("docs", "/docs".to_owned()),
+    ];
+    for (width, height) in [(1366, 768), (375, 812)] {
+        let b = driver.session(width, height).await;
+        b.login(&app).await;
+        for lang in ["en", "zh-CN"] {
+            b.goto(&app.url(&format!("/lang/{lang}?next=/admin"))).await;
+            for (name, path) in &pages {
+                b.goto(&app.url(path)).await;
+                b.find("body").await;
+                actix_web::rt::time::sleep(Duration::from_millis(500)).await; // charts draw
+                b.full_screenshot(&dir.join(format!("{name}-{lang}-{width}.png"))).await;
+            }
+        }
+        b.quit().await;
+    }
+    println!("screenshots in {}", dir.display());
 }
