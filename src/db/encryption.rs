@@ -172,5 +172,5 @@ pub fn scrub(conn: &mut AnyConnection) -> QueryResult<bool> {
 
 /// Forgets the recorded key fingerprint (after `decrypt-keys` left nothing encrypted).
 pub fn forget_check(conn: &mut AnyConnection) -> QueryResult<usize> {
-    diesel::sql_query("DELETE FROM settings WHERE name = $1").bind::<Text, _>(CHECK_SETTING).execute(conn)
+    diesel::delete(super::schema::settings::table.filter(super::schema::settings::name.eq(CHECK_SETTING))).execute(conn)
 }

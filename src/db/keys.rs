@@ -9,6 +9,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
 
+use super::schema::{key_selections, keys};
 use super::statement::{Statement, Value};
 use super::{AnyConnection, Backend, backend_of};
 use crate::domain::export::ExportScope;
@@ -326,32 +327,27 @@ pub fn select_matching(
 }
 
 pub fn clear_selection(conn: &mut AnyConnection, admin_id: i64) -> QueryResult<usize> {
-    diesel::sql_query("DELETE FROM key_selections WHERE admin_id = $1").bind::<BigInt, _>(admin_id).execute(conn)
+    diesel::delete(key_selections::table.filter(key_selections::admin_id.eq(admin_id))).execute(conn)
 }
 
 pub fn count_selected(conn: &mut AnyConnection, admin_id: i64) -> QueryResult<i64> {
-    Ok(diesel::sql_query("SELECT COUNT(*) AS n FROM key_selections WHERE admin_id = $1")
-        .bind::<BigInt, _>(admin_id)
-        .get_result::<Count>(conn)?
-        .n)
+    key_selections::table.filter(key_selections::admin_id.eq(admin_id)).count().get_result(conn)
 }
 
 /// Deletes the admin's selected keys in one transaction; returns how many went.
 pub fn delete_selected(conn: &mut AnyConnection, admin_id: i64) -> QueryResult<usize> {
-    conn.transaction(|conn| {
-        diesel::sql_query("DELETE FROM keys WHERE id IN (SELECT key_id FROM key_selections WHERE admin_id = $1)")
-            .bind::<BigInt, _>(admin_id)
-            .execute(conn)
-    })
+    let selected = key_selections::table.filter(key_selections::admin_id.eq(admin_id)).select(key_selections::key_id);
+    conn.transaction(|conn| diesel::delete(keys::table.filter(keys::id.eq_any(selected))).execute(conn))
 }
 
 /// Deletes every key in the `invalid` state, in one transaction.
 pub fn delete_invalid(conn: &mut AnyConnection) -> QueryResult<usize> {
-    conn.transaction(|conn| diesel::sql_query("DELETE FROM keys WHERE status = 'invalid'").execute(conn))
+    let invalid = keys::table.filter(keys::status.eq(KeyStatus::Invalid.as_str()));
+    conn.transaction(|conn| diesel::delete(invalid).execute(conn))
 }
 
 pub fn delete_one(conn: &mut AnyConnection, id: i64) -> QueryResult<usize> {
-    diesel::sql_query("DELETE FROM keys WHERE id = $1").bind::<BigInt, _>(id).execute(conn)
+    diesel::delete(keys::table.find(id)).execute(conn)
 }
 
 /// Disables (remembering the state to return to) or re-enables keys: one key, or the selection.

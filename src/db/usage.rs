@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
 
 use super::AnyConnection;
-use super::schema::request_log;
+use super::schema::{change_seq, key_model_blocks, request_log};
 use super::statement::{Statement, Value};
 use crate::domain::key_crypto::KeyCodec;
 use crate::domain::key_state::{BlockKind, Evidence, KeyStatus, ModelBlock, Transition, decide};
@@ -116,15 +116,9 @@ pub fn routable(conn: &mut AnyConnection, codec: &KeyCodec, now: i64) -> QueryRe
     })
 }
 
-#[derive(QueryableByName)]
-struct Seq {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 /// The number of the latest change to any key (insert, delete, status, balance, cooling).
 pub fn change_seq(conn: &mut AnyConnection) -> QueryResult<i64> {
-    Ok(diesel::sql_query("SELECT n FROM change_seq WHERE id = 1").get_result::<Seq>(conn)?.n)
+    change_seq::table.find(1).select(change_seq::n).get_result(conn)
 }
 
 /// What changed since a change number.
@@ -393,7 +387,7 @@ pub fn end_blocks_at_check(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult
 
 /// Deletes blocks that ended before `before`.
 pub fn prune_blocks(conn: &mut AnyConnection, before: i64) -> QueryResult<usize> {
-    diesel::sql_query("DELETE FROM key_model_blocks WHERE until_at < $1").bind::<BigInt, _>(before).execute(conn)
+    diesel::delete(key_model_blocks::table.filter(key_model_blocks::until_at.lt(before))).execute(conn)
 }
 
 /// Every block in force on a key (for its detail page).
@@ -640,5 +634,5 @@ pub fn end_cooling(conn: &mut AnyConnection, now: i64) -> QueryResult<usize> {
 
 /// Deletes request-log rows older than `before`; returns how many went.
 pub fn prune_request_log(conn: &mut AnyConnection, before: i64) -> QueryResult<usize> {
-    diesel::sql_query("DELETE FROM request_log WHERE at < $1").bind::<BigInt, _>(before).execute(conn)
+    diesel::delete(request_log::table.filter(request_log::at.lt(before))).execute(conn)
 }
