@@ -390,7 +390,7 @@ async fn reset_password(username: Option<String>) -> Result<(), String> {
     let pw = account::parse_new_password(&first, &again).map_err(|e| crate::i18n::field_message(Lang::En, &e))?;
     let now = state.now_ms();
     let default_name = state.config.admin_username.clone().unwrap_or_else(|| "admin".to_owned());
-    let (name, created) = db::run(&state.db, move |conn| {
+    let (name, created) = db::run_as::<_, AppError, _>(&state.db, move |conn| {
         let hash = password::hash(&pw).map_err(AppError::Internal)?;
         let Some(admin) = db::admins::first(conn)? else {
             // No admin yet (`serve` never ran): create it with the password just typed.
@@ -437,7 +437,7 @@ async fn settings(command: SettingsCommand) -> Result<(), String> {
             let outcome = db::run(&state.db, move |conn| {
                 let current = db::settings::current(conn)?;
                 match current.apply(&change, password::hash) {
-                    Ok(rows) => db::settings::put_many(conn, &rows, now).map(|_| Ok(())).map_err(AppError::from),
+                    Ok(rows) => Ok(db::settings::put_many(conn, &rows, now).map(|_| Ok(()))?),
                     Err(errors) => Ok(Err(errors)),
                 }
             })

@@ -228,7 +228,7 @@ async fn ensure_admin(state: &AppState) -> Result<(), StartError> {
     let username = state.config.admin_username.clone().unwrap_or_else(|| "admin".to_owned());
     let given = state.config.admin_password.clone();
     let now = state.now_ms();
-    let created = db::run(&state.db, move |conn| {
+    let created = db::run_as::<_, crate::error::AppError, _>(&state.db, move |conn| {
         if db::admins::count(conn)? > 0 {
             return Ok(None);
         }
