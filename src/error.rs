@@ -17,7 +17,7 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("too many attempts, retry after {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
-    #[error("database error")]
+    #[error("database error: {0}")]
     Database(#[from] crate::db::DbError),
     #[error("internal error: {0}")]
     Internal(String),
@@ -85,9 +85,9 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
-            tracing::error!(error = %crate::db::error::chain(self), "request failed");
+            tracing::error!(error = %chain(self), "request failed");
         } else if let Self::Database(e) = self {
-            tracing::warn!(error = %crate::db::error::chain(e), "request conflicted");
+            tracing::warn!(error = %chain(e), "request conflicted");
         }
         let mut res = HttpResponse::build(self.status_code());
         if let Self::TooManyRequests { retry_after_secs } = self {
@@ -96,6 +96,22 @@ impl ResponseError for AppError {
         // Replaced by a localised page in `web::errors`; this text is the fallback.
         res.content_type("text/plain; charset=utf-8").body(self.message_key())
     }
+}
+
+/// The error and its causes on one line, each cause once (`a: b: c`): a message that already
+/// quotes its source is not repeated.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -126,7 +142,7 @@ mod tests {
     #[test]
     fn the_log_line_keeps_the_cause() {
         let e = AppError::from(DbError::from(diesel::ConnectionError::BadConnection("connection refused".into())));
-        let line = crate::db::error::chain(&e);
+        let line = chain(&e);
         assert!(
             line.starts_with("database error: the database is unavailable") && line.contains("connection refused"),
             "{line}"

@@ -85,22 +85,6 @@ pub fn is_unique_violation(e: &DieselError) -> bool {
     matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
 }
 
-/// The error and its causes on one line, each cause once (`a: b: c`): a message that already
-/// quotes its source is not repeated.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = cause.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,10 +134,10 @@ mod tests {
     #[test]
     fn the_chain_names_each_cause_once() {
         let e = DbError::from(database(DatabaseErrorKind::Unknown, "no such table: keys"));
-        assert_eq!(chain(&e), "query failed: no such table: keys");
+        assert_eq!(crate::error::chain(&e), "query failed: no such table: keys");
         #[derive(Debug, thiserror::Error)]
         #[error("loading the keys")]
         struct Outer(#[source] DbError);
-        assert_eq!(chain(&Outer(e)), "loading the keys: query failed: no such table: keys");
+        assert_eq!(crate::error::chain(&Outer(e)), "loading the keys: query failed: no such table: keys");
     }
 }

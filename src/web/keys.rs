@@ -322,7 +322,7 @@ pub async fn export_response(
             (Err(e), Some(started)) => drop(started.send(Err(e.into()))),
             (Err(e), None) => {
                 let e = db::DbError::from(e);
-                tracing::error!(error = %db::error::chain(&e), "export failed mid-way");
+                tracing::error!(error = %crate::error::chain(&e), "export failed mid-way");
                 let _ = tx.blocking_send(Err(e.to_string()));
             }
             (Ok(_), None) => {}
