@@ -994,6 +994,17 @@ async fn check(
     }
     let ctx = crate::checker::context(&state).await.context("reading the check settings")?;
     let job = state.checker.start(ctx, keys, params, "cli").context("starting the check")?;
+    follow(&job).await;
+    let p = job.progress();
+    for (class, n) in &p.counts {
+        println!("{} {n}", class.as_str());
+    }
+    eprintln!("checked {} keys in {:.1} s", p.processed, p.elapsed.as_secs_f64());
+    Ok(())
+}
+
+/// Shows a check's progress on stderr until it ends: a bar on a terminal, a line every 5 s otherwise.
+async fn follow(job: &crate::checker::Job) {
     let tty = std::io::stderr().is_terminal();
     let mut last_line = std::time::Instant::now();
     while job.is_running() {
@@ -1018,12 +1029,6 @@ async fn check(
     if tty {
         eprintln!();
     }
-    let p = job.progress();
-    for (class, n) in &p.counts {
-        println!("{} {n}", class.as_str());
-    }
-    eprintln!("checked {} keys in {:.1} s", p.processed, p.elapsed.as_secs_f64());
-    Ok(())
 }
 
 /// A CLI error: what the command was doing, then the cause chain (`saving the price: database

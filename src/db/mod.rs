@@ -332,3 +332,19 @@ pub async fn ping(pool: &DbPool) -> bool {
     .await
     .unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn no_connection_within_the_pool_timeout_is_unavailable() {
+        let url = DatabaseUrl::Sqlite("/nonexistent-keypool-dir/keypool.db".into());
+        let pool =
+            r2d2::Pool::builder().connection_timeout(Duration::from_millis(300)).build_unchecked(AnyManager { url });
+        let Err(e) = run(&pool, |_| Ok(())).await else { panic!("no database, yet the work ran") };
+        assert!(e.is_unavailable(), "{e}");
+        let status = actix_web::ResponseError::status_code(&crate::error::AppError::from(e));
+        assert_eq!(status, actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
