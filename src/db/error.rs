@@ -52,7 +52,10 @@ impl From<DieselError> for DbError {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 Self::UniqueViolation { constraint: info.constraint_name().map(str::to_owned), source: e }
             }
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => Self::Unavailable(e.into()),
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => Self::Unavailable(e.into()),
             // SQLite's "database is locked" (busy beyond `busy_timeout`): the store is there but not now.
             DieselError::DatabaseError(_, info) if info.message().contains("database is locked") => {
                 Self::Unavailable(e.into())
@@ -125,6 +128,7 @@ mod tests {
         assert!(unique.is_unique_violation());
         assert_eq!(unique.to_string(), "unique constraint violated (access_keys_name_key): duplicate key");
         assert!(DbError::from(database(DatabaseErrorKind::ClosedConnection, "server closed")).is_unavailable());
+        assert!(DbError::from(database(DatabaseErrorKind::UnableToSendCommand, "no connection")).is_unavailable());
         assert!(DbError::from(database(DatabaseErrorKind::Unknown, "database is locked")).is_unavailable());
         let other = DbError::from(database(DatabaseErrorKind::Unknown, "no such table: keys"));
         assert!(matches!(other, DbError::Query(_)));
