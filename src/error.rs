@@ -17,6 +17,8 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("too many attempts, retry after {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    /// A store error, its cause kept: 503 when the database cannot be reached, 409 for a unique
+    /// violation no handler turned into a field's message, 500 otherwise.
     #[error("database error: {0}")]
     Database(#[from] crate::db::DbError),
     #[error("internal error: {0}")]

@@ -111,7 +111,8 @@ pub async fn get_logs_export(
         });
         if let Err(e) = result {
             // The answer has begun: it is cut off (no final chunk, so not mistaken for a whole file).
-            tracing::error!(error = %e, "request log export failed mid-way");
+            let e = db::DbError::from(e);
+            tracing::error!(error = %crate::error::chain(&e), "request log export failed mid-way");
             let _ = tx.blocking_send(Err(e.to_string()));
         }
     });
