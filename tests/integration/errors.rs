@@ -48,7 +48,7 @@ async fn twenty_admins_creating_one_access_key_name_at_once_get_one_key_and_nine
 }
 
 #[actix_web::test]
-async fn a_username_taken_by_another_admin_is_a_field_error() {
+async fn a_username_taken_by_another_admin_even_a_moment_ago_is_a_field_error() {
     let app = support::spawn().await;
     let now = app.state.now_ms();
     let hash = keypool::domain::password::hash("other-password-1").unwrap();
@@ -71,6 +71,21 @@ async fn a_username_taken_by_another_admin_is_a_field_error() {
     let fresh = support::new_client();
     assert_eq!(app.login_with(&fresh, ADMIN_USER, ADMIN_PASSWORD).await.status(), 303, "the first admin is untouched");
     assert_eq!(app.login_with(&fresh, "other", "other-password-1").await.status(), 303, "so is the second");
+
+    // Both admins take one new name at once: one gets it, the other is told it is taken.
+    app.login().await;
+    let rename = |client: &reqwest::Client, password: &'static str| {
+        client
+            .post(app.url("/admin/settings/account"))
+            .header("accept-language", "en")
+            .header("hx-request", "true")
+            .form(&[("username", "newname"), ("current_password", password)])
+            .send()
+    };
+    let (a, b) = futures_util::join!(rename(&app.client, ADMIN_PASSWORD), rename(&other, "other-password-1"));
+    let mut statuses = [a.unwrap().status().as_u16(), b.unwrap().status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 422]);
 }
 
 /// `n` unchecked keys `sk-bulk-<i>`, in id order.
