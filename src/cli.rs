@@ -274,9 +274,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command.unwrap_or(Command::Serve { bind: None }) {
         Command::Serve { bind } => serve(bind).await,
         Command::Migrate => {
-            let config = Config::from_env(None).map_err(|e| e.to_string())?;
+            let config = Config::from_env(None).context("reading the configuration")?;
             let target = config.database.redacted();
-            startup::prepare(config, false).await.map_err(|e| e.to_string())?;
+            startup::prepare(config, false).await.context("opening the database")?;
             println!("migrations applied to {target}");
             Ok(())
         }
@@ -311,9 +311,9 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 async fn serve(bind: Option<String>) -> Result<(), String> {
-    let config = Config::from_env(bind.as_deref()).map_err(|e| e.to_string())?;
+    let config = Config::from_env(bind.as_deref()).context("reading the configuration")?;
     let backend = config.database.redacted();
-    let app = Application::build(config).await.map_err(|e| e.to_string())?;
+    let app = Application::build(config).await.context("starting the server")?;
     let state = app.state.clone();
     let port = app.port();
     let server = app.into_server();
@@ -335,7 +335,7 @@ async fn serve(bind: Option<String>) -> Result<(), String> {
         keys_encrypted = state.codec.is_encrypted(),
         "keypool is listening"
     );
-    server.await.map_err(|e| e.to_string())?;
+    server.await.context("serving")?;
     // The server has stopped (SIGTERM/SIGINT): write what is still only in memory.
     if !crate::pool::writer::flush(&state.pool, &state.db).await {
         return Err("could not write the last proxy outcomes at shutdown".to_owned());
@@ -364,8 +364,8 @@ fn spawn_graceful_stop(handle: actix_web::dev::ServerHandle) {
 /// The store for a command other than `serve`: it never creates the admin account (only `serve`
 /// does, so a generated password lands in the server's log, not in a script's output).
 async fn open() -> Result<crate::state::AppState, String> {
-    let config = Config::from_env(None).map_err(|e| e.to_string())?;
-    startup::prepare(config, false).await.map_err(|e| e.to_string())
+    let config = Config::from_env(None).context("reading the configuration")?;
+    startup::prepare(config, false).await.context("opening the database")
 }
 
 fn read_password(prompt: &str) -> Result<String, String> {
@@ -390,7 +390,7 @@ async fn reset_password(username: Option<String>) -> Result<(), String> {
     let now = state.now_ms();
     let default_name = state.config.admin_username.clone().unwrap_or_else(|| "admin".to_owned());
     // argon2 before the connection is taken.
-    let hash = tokio::task::spawn_blocking(move || password::hash(&pw)).await.map_err(|e| e.to_string())??;
+    let hash = tokio::task::spawn_blocking(move || password::hash(&pw)).await.context("hashing the password")??;
     let (name, created) = db::run(&state.db, move |conn| {
         let Some(admin) = db::admins::first(conn)? else {
             // No admin yet (`serve` never ran): create it with the password just typed.
@@ -403,7 +403,7 @@ async fn reset_password(username: Option<String>) -> Result<(), String> {
         Ok((username, false))
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .context("saving the admin credentials")?;
     if created {
         println!("created admin `{name}` with the password given");
     } else {
@@ -433,7 +433,7 @@ async fn settings(command: SettingsCommand) -> Result<(), String> {
                 split.push((name.trim(), value));
             }
             let change = SettingsChange::parse(split.iter().copied()).map_err(|e| describe_errors(&e))?;
-            let outcome = state.save_settings(change).await.map_err(|e| e.to_string())?;
+            let outcome = state.save_settings(change).await.context("saving the settings")?;
             outcome.map_err(|e| describe_errors(&e))?;
             println!(
                 "saved: {}",
@@ -461,7 +461,7 @@ async fn access_key(command: AccessKeyCommand) -> Result<(), String> {
             let name = access_token::parse_name(&name).map_err(|e| crate::i18n::field_message(Lang::En, &e))?;
             let created = db::run(&state.db, move |conn| Ok(db::access_keys::create_named(conn, &name, now)?))
                 .await
-                .map_err(|e| e.to_string())?;
+                .context("creating the access key")?;
             let (name, token) = created.map_err(|e| crate::i18n::field_message(Lang::En, &e))?;
             eprintln!("created access key `{name}`; its token is shown only this once:");
             println!("{token}");
@@ -490,7 +490,7 @@ async fn access_key(command: AccessKeyCommand) -> Result<(), String> {
             let lookup = name.clone();
             let removed = db::run(&state.db, move |conn| Ok(db::access_keys::revoke_by_name(conn, &lookup)?))
                 .await
-                .map_err(|e| e.to_string())?;
+                .context("revoking the access key")?;
             if removed {
                 println!("revoked access key `{name}`");
                 Ok(())
@@ -514,7 +514,7 @@ async fn list_access_keys(state: &AppState, now: i64) -> Result<(), String> {
         Ok((rows, totals))
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .context("reading the access keys")?;
     let fmt = |ms: i64| crate::proxy::limits::local_time(ms, offset);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "NAME\tTOKEN\tSTATE\tLIMITS\tTODAY\tLAST USED");
@@ -572,7 +572,7 @@ async fn set_access_key_limits(state: &AppState, name: &str, flags: LimitFlags) 
     let lookup = name.to_owned();
     let key = db::run(&state.db, move |conn| Ok(db::access_keys::find_by_name(conn, &lookup)?))
         .await
-        .map_err(|e| e.to_string())?
+        .context("finding the access key")?
         .ok_or_else(|| format!("no access key is named `{name}`"))?;
     let mut limits = key.limits();
     let mut errors = crate::domain::FieldErrors::default();
@@ -624,7 +624,7 @@ async fn set_access_key_limits(state: &AppState, name: &str, flags: LimitFlags) 
     let saved = limits.clone();
     db::run(&state.db, move |conn| Ok(db::access_keys::set_limits(conn, id, &saved)?))
         .await
-        .map_err(|e| e.to_string())?;
+        .context("saving the access key's limits")?;
     println!("access key `{name}`: {}", limits_summary(&limits));
     Ok(())
 }
@@ -635,7 +635,7 @@ async fn prices(command: PricesCommand) -> Result<(), String> {
     let now = state.now_ms();
     match command {
         PricesCommand::List => {
-            let rows = db::run(&state.db, |conn| Ok(db::prices::list(conn)?)).await.map_err(|e| e.to_string())?;
+            let rows = db::run(&state.db, |conn| Ok(db::prices::list(conn)?)).await.context("reading the prices")?;
             let width = rows.iter().map(|r| r.model.len()).max().unwrap_or(5).max(5);
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{:width$}  {:>12}  {:>12}", "MODEL", "INPUT_PER_M", "OUTPUT_PER_M");
@@ -653,7 +653,7 @@ async fn prices(command: PricesCommand) -> Result<(), String> {
             let stored = model.clone();
             db::run(&state.db, move |conn| Ok(db::prices::set(conn, &stored, price, now)?))
                 .await
-                .map_err(|e| e.to_string())?;
+                .context("saving the price")?;
             println!("{model}: {} in / {} out per million tokens", price.input_per_m, price.output_per_m);
             Ok(())
         }
@@ -661,7 +661,7 @@ async fn prices(command: PricesCommand) -> Result<(), String> {
             let lookup = model.clone();
             let removed = db::run(&state.db, move |conn| Ok(db::prices::remove(conn, &lookup)?))
                 .await
-                .map_err(|e| e.to_string())?;
+                .context("removing the price")?;
             if !removed {
                 return Err(format!("{model} has no price"));
             }
@@ -692,7 +692,7 @@ async fn import(file: &str, source: Option<String>) -> Result<(), String> {
         Ok(db::keys::import(conn, &codec, crate::domain::keys::parse_import(&text), source.as_deref(), now)?)
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .context("importing the keys")?;
     println!(
         "added {}, already present {}, duplicates in input {}, rejected {}",
         summary.added,
@@ -723,7 +723,7 @@ async fn export(
     let pool = state.db.clone();
     let codec = state.codec.clone();
     let written = tokio::task::spawn_blocking(move || -> Result<usize, String> {
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
+        let mut conn = pool.get().context("connecting to the database")?;
         let mut sink: Box<dyn Write> = match &out {
             Some(path) => Box::new(std::io::BufWriter::new(
                 create_private(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
@@ -739,8 +739,8 @@ async fn export(
                     false
                 }
             })
-            .map_err(|e| e.to_string())?;
-        sink.flush().map_err(|e| e.to_string())?;
+            .context("exporting the keys")?;
+        sink.flush().context("writing the export")?;
         failure.map_or(Ok(count), Err)
     })
     .await
@@ -776,7 +776,7 @@ async fn migrate_keys(encrypt: bool) -> Result<(), String> {
             })
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .context("migrating the stored keys")?;
         let Some(last) = last else { break };
         after = last;
         done += n;
@@ -791,7 +791,7 @@ async fn migrate_keys(encrypt: bool) -> Result<(), String> {
         Ok((encrypted, in_clear, scrubbed))
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .context("finishing the key migration")?;
     println!("{verb} {done} keys; now {encrypted} stored encrypted, {in_clear} in clear");
     if encrypt && done > 0 {
         eprintln!(
@@ -827,11 +827,11 @@ async fn logs(raw: crate::domain::logs::RawLogQuery, limit: Option<u64>, csv: bo
     let now = state.now_ms();
     let pool = state.db.clone();
     tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let mut conn = pool.get().map_err(|e| e.to_string())?;
-        let plan = db::logs::plan(&mut conn, &query.filter, now).map_err(|e| e.to_string())?;
+        let mut conn = pool.get().context("connecting to the database")?;
+        let plan = db::logs::plan(&mut conn, &query.filter, now).context("reading the log")?;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         if csv {
-            out.write_all(CSV_HEADER.as_bytes()).map_err(|e| e.to_string())?;
+            out.write_all(CSV_HEADER.as_bytes()).context("writing the log")?;
             let mut left = limit.unwrap_or(i64::MAX);
             let mut failure = None;
             let slice = left.clamp(1, 5_000);
@@ -847,15 +847,15 @@ async fn logs(raw: crate::domain::logs::RawLogQuery, limit: Option<u64>, csv: bo
                 }
                 left > 0
             })
-            .map_err(|e| e.to_string())?;
+            .context("reading the log")?;
             if let Some(e) = failure {
                 return Err(e);
             }
         } else {
-            let rows = db::logs::page(&mut conn, &plan, None, limit.unwrap_or(100)).map_err(|e| e.to_string())?;
-            out.write_all(log_table(&rows).as_bytes()).map_err(|e| e.to_string())?;
+            let rows = db::logs::page(&mut conn, &plan, None, limit.unwrap_or(100)).context("reading the log")?;
+            out.write_all(log_table(&rows).as_bytes()).context("writing the log")?;
         }
-        out.flush().map_err(|e| e.to_string())
+        out.flush().context("writing the log")
     })
     .await
     .map_err(|e| e.to_string())?
@@ -978,13 +978,13 @@ async fn check(
         Ok(keys)
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .context("choosing the keys to check")?;
     if keys.is_empty() {
         println!("no key to check");
         return Ok(());
     }
     let ctx = state.job_context();
-    let job = state.checker.start(ctx, keys, params, "cli").map_err(|e| e.to_string())?;
+    let job = state.checker.start(ctx, keys, params, "cli").context("starting the check")?;
     follow(&job).await;
     let p = job.progress();
     for (class, n) in &p.counts {
@@ -1020,5 +1020,17 @@ async fn follow(job: &crate::checker::Job) {
     }
     if tty {
         eprintln!();
+    }
+}
+
+/// A CLI error: what the command was doing, then the cause chain (`saving the price: database
+/// error: query failed: …`).
+trait Context<T> {
+    fn context(self, doing: &str) -> Result<T, String>;
+}
+
+impl<T, E: std::error::Error + 'static> Context<T> for Result<T, E> {
+    fn context(self, doing: &str) -> Result<T, String> {
+        self.map_err(|e| format!("{doing}: {}", crate::error::chain(&e)))
     }
 }

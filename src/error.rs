@@ -17,8 +17,10 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("too many attempts, retry after {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
+    /// A store error, its cause kept: 503 when the database cannot be reached, 409 for a unique
+    /// violation no handler turned into a field's message, 500 otherwise.
     #[error("database error: {0}")]
-    Database(String),
+    Database(#[from] crate::db::DbError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -32,7 +34,9 @@ impl AppError {
             Self::BodyTooSlow => "error.body_too_slow",
             Self::Forbidden(key) => key,
             Self::TooManyRequests { .. } => "error.too_many_requests",
-            Self::Database(_) => "error.database",
+            Self::Database(e) if e.is_unavailable() => "error.database",
+            Self::Database(e) if e.is_unique_violation() => "error.conflict",
+            Self::Database(_) => "error.internal",
             Self::Internal(_) => "error.internal",
         }
     }
@@ -62,7 +66,7 @@ pub fn is_too_slow(e: &actix_web::error::PayloadError) -> bool {
 
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Database(e.to_string())
+        Self::Database(e.into())
     }
 }
 
@@ -74,14 +78,18 @@ impl ResponseError for AppError {
             Self::BodyTooSlow => StatusCode::REQUEST_TIMEOUT,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(e) if e.is_unique_violation() => StatusCode::CONFLICT,
+            Self::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if matches!(self, Self::Database(_) | Self::Internal(_)) {
-            tracing::error!(error = %self, "request failed");
+        if self.status_code().is_server_error() {
+            tracing::error!(error = %chain(self), "request failed");
+        } else if let Self::Database(e) = self {
+            tracing::warn!(error = %chain(e), "request conflicted");
         }
         let mut res = HttpResponse::build(self.status_code());
         if let Self::TooManyRequests { retry_after_secs } = self {
@@ -89,5 +97,57 @@ impl ResponseError for AppError {
         }
         // Replaced by a localised page in `web::errors`; this text is the fallback.
         res.content_type("text/plain; charset=utf-8").body(self.message_key())
+    }
+}
+
+/// The error and its causes on one line, each cause once (`a: b: c`): a message that already
+/// quotes its source is not repeated.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::DbError;
+
+    #[test]
+    fn database_errors_answer_by_what_went_wrong() {
+        let unavailable = AppError::from(DbError::from(diesel::ConnectionError::BadConnection("refused".into())));
+        assert_eq!(unavailable.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unavailable.message_key(), "error.database");
+        let closed = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ClosedConnection,
+            Box::new("server closed the connection".to_owned()),
+        );
+        assert_eq!(AppError::from(closed).status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let unique = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            Box::new("duplicate key".to_owned()),
+        );
+        let unique = AppError::from(unique);
+        assert_eq!((unique.status_code(), unique.message_key()), (StatusCode::CONFLICT, "error.conflict"));
+        let other = AppError::from(diesel::result::Error::NotFound);
+        assert_eq!((other.status_code(), other.message_key()), (StatusCode::INTERNAL_SERVER_ERROR, "error.internal"));
+    }
+
+    #[test]
+    fn the_log_line_keeps_the_cause() {
+        let e = AppError::from(DbError::from(diesel::ConnectionError::BadConnection("connection refused".into())));
+        let line = chain(&e);
+        assert!(
+            line.starts_with("database error: the database is unavailable") && line.contains("connection refused"),
+            "{line}"
+        );
     }
 }

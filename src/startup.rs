@@ -298,7 +298,7 @@ async fn ensure_admin(state: &AppState) -> Result<(), StartError> {
         Ok(_) => Ok(true),
         // Another instance starting on the same database created it first.
         Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
-        Err(e) => Err(crate::error::AppError::from(e)),
+        Err(e) => Err(e.into()),
     })
     .await
     .map_err(|e| StartError::Database(e.to_string()))?;

@@ -88,7 +88,7 @@ impl AppState {
             let current = crate::db::settings::current(conn)?;
             let prehashed = |clear: &str| hashed.get(clear).cloned().ok_or_else(|| "not hashed beforehand".to_owned());
             match current.apply(&change, prehashed) {
-                Ok(rows) => crate::db::settings::put_many(conn, &rows, now).map(Ok).map_err(AppError::from),
+                Ok(rows) => Ok(crate::db::settings::put_many(conn, &rows, now).map(Ok)?),
                 Err(errors) => Ok(Err(errors)),
             }
         })

@@ -87,10 +87,6 @@ pub fn list(conn: &mut AnyConnection) -> QueryResult<Vec<AccessKey>> {
     access_keys::table.order(access_keys::id.asc()).select(AccessKey::as_select()).load(conn)
 }
 
-pub fn name_exists(conn: &mut AnyConnection, name: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(access_keys::table.filter(access_keys::name.eq(name)))).get_result(conn)
-}
-
 pub fn create(conn: &mut AnyConnection, name: &str, token_hash: &str, token_hint: &str, now: i64) -> QueryResult<i64> {
     diesel::insert_into(access_keys::table)
         .values(&NewAccessKey { name, token_hash, token_hint, created_at: now })
@@ -99,18 +95,21 @@ pub fn create(conn: &mut AnyConnection, name: &str, token_hash: &str, token_hint
 }
 
 /// Mints a token and stores an access key named `name` (already parsed). Returns (name, token), or
-/// a field error when the name is taken. The token exists only in this return value.
+/// a field error when the name is taken: the unique index decides, so of two requests racing for one
+/// name exactly one gets it. The token exists only in this return value.
 pub fn create_named(
     conn: &mut AnyConnection,
     name: &str,
     now: i64,
 ) -> QueryResult<Result<(String, String), FieldError>> {
-    if name_exists(conn, name)? {
-        return Ok(Err(FieldError::new("name", "access_keys.name_taken").with("name", name)));
-    }
     let minted = access_token::mint();
-    create(conn, name, &minted.hash, &minted.hint, now)?;
-    Ok(Ok((name.to_owned(), minted.token)))
+    match create(conn, name, &minted.hash, &minted.hint, now) {
+        Ok(_) => Ok(Ok((name.to_owned(), minted.token))),
+        Err(e) if super::error::is_unique_violation(&e) => {
+            Ok(Err(FieldError::new("name", "access_keys.name_taken").with("name", name)))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Deletes by id; returns whether a row went.

@@ -6,8 +6,9 @@ use diesel::sql_types::{BigInt, Text};
 
 use super::AnyConnection;
 use super::statement::{Statement, Value};
-use crate::domain::checks::CheckOutcome;
+use crate::domain::checks::{Balances, CheckOutcome};
 use crate::domain::key_state::{Evidence, Transition, decide};
+use crate::domain::keys::KeyStatus;
 
 /// Writes a batch of results in one transaction, a few set-based statements per 200 results (not
 /// one per key). What a result does to a key's state is the state machine's decision against the state
@@ -23,74 +24,106 @@ pub fn record(
         for chunk in results.chunks(200) {
             let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
             let current = super::usage::current_states(conn, &ids)?;
-            let mut moves = Vec::new();
-            let mut balances = Vec::new();
-            let mut errors = Vec::new();
-            for (id, outcome) in chunk {
-                let Some((from, _)) = current.get(id).copied() else { continue };
-                let (evidence, reason) = match outcome {
-                    CheckOutcome::Balance(b) => {
-                        balances.push((*id, *b));
-                        let reason = match outcome.transition(min_balance) {
-                            Some((_, reason)) => reason,
-                            None => String::new(),
-                        };
-                        (Evidence::Balance { total: b.total, min_balance }, reason)
-                    }
-                    CheckOutcome::Invalid(message) => {
-                        errors.push((*id, message.as_str(), true));
-                        (Evidence::KeyInvalid, message.clone())
-                    }
-                    CheckOutcome::Transient(message) => {
-                        errors.push((*id, message.as_str(), false));
-                        (Evidence::Transient, message.clone())
-                    }
-                };
-                if let Transition::Move { to, cooling_until } = decide(from, &evidence) {
-                    moves.push(super::usage::Move { key_id: *id, from, to, cooling_until, reason, at: now });
-                }
-            }
-            super::usage::write_moves(conn, &moves)?;
-            if !balances.is_empty() {
-                let mut st = Statement::default();
-                st.sql("WITH v (id, total, charge, gift) AS (VALUES ");
-                for (i, (id, b)) in balances.iter().enumerate() {
-                    st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
-                    st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Float(b.total));
-                    st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.charge));
-                    st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.gift));
-                    st.sql(" AS DOUBLE PRECISION))");
-                }
-                st.sql(") UPDATE keys SET total_balance = v.total, charge_balance = v.charge, gift_balance = v.gift, ");
-                st.sql("checked_at = ").bind(Value::Int(now)).sql(", last_error = NULL FROM v WHERE keys.id = v.id");
-                st.execute(conn)?;
-
-                let mut st = Statement::default();
-                st.sql("INSERT INTO balance_history (key_id, total_balance, charge_balance, gift_balance, checked_at) ");
-                st.sql("SELECT k.id, k.total_balance, k.charge_balance, k.gift_balance, k.checked_at FROM keys k WHERE k.checked_at = ");
-                st.bind(Value::Int(now)).sql(" AND k.id IN (");
-                st.bind_list(balances.iter().map(|(id, _)| Value::Int(*id)));
-                st.sql(")");
-                st.execute(conn)?;
-                let checked: Vec<i64> = balances.iter().map(|(id, _)| *id).collect();
-                super::usage::end_blocks_at_check(conn, &checked)?;
-            }
-            if !errors.is_empty() {
-                let mut st = Statement::default();
-                st.sql("WITH v (id, message, answered) AS (VALUES ");
-                for (i, (id, message, answered)) in errors.iter().enumerate() {
-                    st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
-                    st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Text((*message).to_owned()));
-                    st.sql(" AS TEXT), CAST(").bind(Value::Int(i64::from(*answered))).sql(" AS BIGINT))");
-                }
-                // A key the upstream refused was checked; a transient failure checked nothing.
-                st.sql(") UPDATE keys SET last_error = v.message, checked_at = CASE WHEN v.answered = 1 THEN ");
-                st.bind(Value::Int(now)).sql(" ELSE keys.checked_at END FROM v WHERE keys.id = v.id");
-                st.execute(conn)?;
-            }
+            let writes = ChunkWrites::decide(chunk, &current, min_balance, now);
+            super::usage::write_moves(conn, &writes.moves)?;
+            write_balances(conn, &writes.balances, now)?;
+            write_errors(conn, &writes.errors, now)?;
         }
         Ok(())
     })
+}
+
+/// What one chunk of results writes: state moves, balances, and errors (`true` when the upstream
+/// answered, so the key counts as checked).
+struct ChunkWrites<'a> {
+    moves: Vec<super::usage::Move<String>>,
+    balances: Vec<(i64, &'a Balances)>,
+    errors: Vec<(i64, &'a str, bool)>,
+}
+
+impl<'a> ChunkWrites<'a> {
+    /// Sorts the results of keys that still exist, each state move decided against `current`.
+    fn decide(
+        chunk: &'a [(i64, CheckOutcome)],
+        current: &std::collections::HashMap<i64, (KeyStatus, i64)>,
+        min_balance: f64,
+        now: i64,
+    ) -> Self {
+        let mut writes = Self { moves: Vec::new(), balances: Vec::new(), errors: Vec::new() };
+        for (id, outcome) in chunk {
+            let Some((from, _)) = current.get(id).copied() else { continue };
+            let (evidence, reason) = match outcome {
+                CheckOutcome::Balance(b) => {
+                    writes.balances.push((*id, b));
+                    let reason = outcome.transition(min_balance).map(|(_, reason)| reason).unwrap_or_default();
+                    (Evidence::Balance { total: b.total, min_balance }, reason)
+                }
+                CheckOutcome::Invalid(message) => {
+                    writes.errors.push((*id, message.as_str(), true));
+                    (Evidence::KeyInvalid, message.clone())
+                }
+                CheckOutcome::Transient(message) => {
+                    writes.errors.push((*id, message.as_str(), false));
+                    (Evidence::Transient, message.clone())
+                }
+            };
+            if let Transition::Move { to, cooling_until } = decide(from, &evidence) {
+                writes.moves.push(super::usage::Move { key_id: *id, from, to, cooling_until, reason, at: now });
+            }
+        }
+        writes
+    }
+}
+
+/// Stores the balances read, appends them to the history and ends the keys' blocks that last until
+/// their next check.
+fn write_balances(conn: &mut AnyConnection, balances: &[(i64, &Balances)], now: i64) -> QueryResult<()> {
+    if balances.is_empty() {
+        return Ok(());
+    }
+    // One `VALUES` list updates the whole chunk in a statement (diesel's DSL has no UPDATE … FROM).
+    let mut st = Statement::default();
+    st.sql("WITH v (id, total, charge, gift) AS (VALUES ");
+    for (i, (id, b)) in balances.iter().enumerate() {
+        st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
+        st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Float(b.total));
+        st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.charge));
+        st.sql(" AS DOUBLE PRECISION), CAST(").bind(Value::Float(b.gift));
+        st.sql(" AS DOUBLE PRECISION))");
+    }
+    st.sql(") UPDATE keys SET total_balance = v.total, charge_balance = v.charge, gift_balance = v.gift, ");
+    st.sql("checked_at = ").bind(Value::Int(now)).sql(", last_error = NULL FROM v WHERE keys.id = v.id");
+    st.execute(conn)?;
+
+    let mut st = Statement::default();
+    st.sql("INSERT INTO balance_history (key_id, total_balance, charge_balance, gift_balance, checked_at) ");
+    st.sql("SELECT k.id, k.total_balance, k.charge_balance, k.gift_balance, k.checked_at FROM keys k WHERE k.checked_at = ");
+    st.bind(Value::Int(now)).sql(" AND k.id IN (");
+    st.bind_list(balances.iter().map(|(id, _)| Value::Int(*id)));
+    st.sql(")");
+    st.execute(conn)?;
+    let checked: Vec<i64> = balances.iter().map(|(id, _)| *id).collect();
+    super::usage::end_blocks_at_check(conn, &checked)?;
+    Ok(())
+}
+
+/// Sets the last error of keys whose check failed.
+fn write_errors(conn: &mut AnyConnection, errors: &[(i64, &str, bool)], now: i64) -> QueryResult<()> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let mut st = Statement::default();
+    st.sql("WITH v (id, message, answered) AS (VALUES ");
+    for (i, (id, message, answered)) in errors.iter().enumerate() {
+        st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
+        st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Text((*message).to_owned()));
+        st.sql(" AS TEXT), CAST(").bind(Value::Int(i64::from(*answered))).sql(" AS BIGINT))");
+    }
+    // A key the upstream refused was checked; a transient failure checked nothing.
+    st.sql(") UPDATE keys SET last_error = v.message, checked_at = CASE WHEN v.answered = 1 THEN ");
+    st.bind(Value::Int(now)).sql(" ELSE keys.checked_at END FROM v WHERE keys.id = v.id");
+    st.execute(conn)?;
+    Ok(())
 }
 
 /// Records the pool's usable balance now (after a check job).

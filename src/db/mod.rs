@@ -6,6 +6,7 @@ pub mod access_keys;
 pub mod admins;
 pub mod checks;
 pub mod encryption;
+pub mod error;
 pub mod keys;
 pub mod logs;
 pub mod prices;
@@ -23,7 +24,7 @@ use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::DatabaseUrl;
-use crate::error::AppError;
+pub use error::DbError;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -207,19 +208,31 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Runs blocking database work on actix's blocking thread pool with a pooled connection.
-pub async fn run<T, F>(pool: &DbPool, work: F) -> Result<T, AppError>
+/// Runs blocking database work on actix's blocking thread pool with a pooled connection. The work's
+/// diesel errors convert with `?` (`Ok(db::x::y(conn)?)`); a pool timeout is [`DbError::Unavailable`].
+pub async fn run<T, F>(pool: &DbPool, work: F) -> Result<T, DbError>
 where
-    F: FnOnce(&mut AnyConnection) -> Result<T, AppError> + Send + 'static,
+    F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     T: Send + 'static,
+{
+    run_as(pool, work).await
+}
+
+/// [`run`] for work that can also fail with the caller's own error `E` (a bad request found inside
+/// the transaction, say); the store's errors become `E` through `From<DbError>`.
+pub async fn run_as<T, E, F>(pool: &DbPool, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
 {
     let pool = pool.clone();
     actix_web::web::block(move || {
-        let mut conn = pool.get().map_err(|e| AppError::Database(e.to_string()))?;
+        let mut conn = pool.get().map_err(DbError::from)?;
         work(&mut conn)
     })
     .await
-    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(DbError::from)?
 }
 
 /// Why the store is not fit to serve, in one line; see [`health`].
@@ -318,4 +331,20 @@ pub async fn ping(pool: &DbPool) -> bool {
     })
     .await
     .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn no_connection_within_the_pool_timeout_is_unavailable() {
+        let url = DatabaseUrl::Sqlite("/nonexistent-keypool-dir/keypool.db".into());
+        let pool =
+            r2d2::Pool::builder().connection_timeout(Duration::from_millis(300)).build_unchecked(AnyManager { url });
+        let Err(e) = run(&pool, |_| Ok(())).await else { panic!("no database, yet the work ran") };
+        assert!(e.is_unavailable(), "{e}");
+        let status = actix_web::ResponseError::status_code(&crate::error::AppError::from(e));
+        assert_eq!(status, actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

@@ -90,7 +90,7 @@ pub async fn sync_quotas(pool: &KeyPool, db: &DbPool, now: i64) -> Result<(), Ap
         }
         Err(e) => {
             pool.quotas.unsend();
-            Err(e)
+            Err(e.into())
         }
     }
 }
@@ -131,7 +131,7 @@ pub async fn prune(pool: &KeyPool, db: &DbPool, instance: &str, now: i64) -> Res
     let before = now - i64::from(proxy.request_log_retention_days) * 86_400_000;
     let hours_before = now - i64::from(proxy.rollup_retention_days) * 86_400_000;
     let holder = instance.to_owned();
-    db::run(db, move |conn| {
+    Ok(db::run(db, move |conn| {
         if !db::checks::claim_period(conn, PRUNE_LEASE, &holder, now, PRUNE_PERIOD_MS)? {
             return Ok(None);
         }
@@ -145,7 +145,7 @@ pub async fn prune(pool: &KeyPool, db: &DbPool, instance: &str, now: i64) -> Res
         db::access_keys::prune_quota(conn, now - 3_600_000, now - 400 * 86_400_000)?;
         Ok(Some(log))
     })
-    .await
+    .await?)
 }
 
 /// Keys whose cooling ended are also looked for in the database this often, whatever the pool knows.

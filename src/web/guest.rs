@@ -260,7 +260,7 @@ pub async fn get_guest_export(
     let request = ExportRequest::parse("valid", None, None, sep)
         .map_err(|e| AppError::BadRequest(crate::views::components::field_message(lang, &e)))?;
     debug_assert_eq!(request.scope, ExportScope::Valid);
-    Ok(super::keys::export_response(&state, request, 0))
+    super::keys::export_response(&state, request, 0).await
 }
 
 /// `GET /docs`: visible in every mode; the base URL is the public base URL setting, or this request's

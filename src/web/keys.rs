@@ -24,7 +24,7 @@ async fn load_table(
     flash: Option<(FlashKind, String)>,
 ) -> Result<KeyTable, AppError> {
     let codec = state.codec.clone();
-    db::run(&state.db, move |conn| {
+    Ok(db::run(&state.db, move |conn| {
         let mut query = query;
         let per_status = db::keys::count_by_status(conn)?;
         let total = per_status.iter().map(|(_, n)| n).sum();
@@ -53,7 +53,7 @@ async fn load_table(
         let selected = db::keys::count_selected(conn, admin_id)?;
         Ok(KeyTable { query, rows, matching, total, per_status, selected, flash })
     })
-    .await
+    .await?)
 }
 
 fn table_response(lang: Lang, table: &KeyTable) -> HttpResponse {
@@ -103,7 +103,7 @@ pub async fn post_selection(
     let filter = query.filter.clone();
     let action = form.action;
     let codec = state.codec.clone();
-    db::run(&state.db, move |conn| {
+    db::run_as(&state.db, move |conn| {
         match action.as_str() {
             "select" | "select_page" => db::keys::set_selected(conn, admin_id, &ids, true)?,
             "unselect" | "unselect_page" => db::keys::set_selected(conn, admin_id, &ids, false)?,
@@ -136,7 +136,7 @@ pub async fn post_bulk(
     let admin_id = admin.id;
     let now = state.now_ms();
     let action = form.action.clone();
-    let (count, message) = db::run(&state.db, move |conn| {
+    let (count, message) = db::run_as(&state.db, move |conn| {
         use db::keys::KeyTarget::SelectionOf;
         Ok(match action.as_str() {
             "delete" => (db::keys::delete_selected(conn, admin_id)?, "keys.bulk.deleted"),
@@ -171,7 +171,7 @@ pub async fn post_key_action(
     let query = KeyListQuery::parse(&view);
     let now = state.now_ms();
     let act = action.clone();
-    let (count, message) = db::run(&state.db, move |conn| {
+    let (count, message) = db::run_as(&state.db, move |conn| {
         use db::keys::KeyTarget::One;
         Ok(match act.as_str() {
             "delete" => (db::keys::delete_one(conn, id)?, "keys.bulk.deleted"),
@@ -210,8 +210,8 @@ pub struct ImportForm {
 async fn import_text(state: &AppState, text: String, source: Option<String>) -> Result<ImportOutcome, AppError> {
     let now = state.now_ms();
     let codec = state.codec.clone();
-    db::run(&state.db, move |conn| Ok(db::keys::import(conn, &codec, parse_import(&text), source.as_deref(), now)?))
-        .await
+    Ok(db::run(&state.db, move |conn| Ok(db::keys::import(conn, &codec, parse_import(&text), source.as_deref(), now)?))
+        .await?)
 }
 
 /// `POST /admin/keys/import`: form field `keys` (the page's file picker loads a `.txt` into it), or a
@@ -286,31 +286,55 @@ pub async fn get_export(
     let sep = crate::domain::export::pick_separator(q.sep.as_deref(), q.custom_sep.as_deref());
     let request = ExportRequest::parse(&q.scope, q.min_balance.as_deref(), q.with_balance.as_deref(), sep)
         .map_err(|e| AppError::BadRequest(field_message(lang, &e)))?;
-    Ok(export_response(&state, request, admin.id))
+    export_response(&state, request, admin.id).await
 }
 
 /// Streams an export as a `.txt` download, read in slices on a blocking thread; shared with the
-/// guest page's export.
-pub fn export_response(state: &AppState, request: ExportRequest, admin_id: i64) -> HttpResponse {
+/// guest page's export. The first slice is read before answering, so a database failure then is an
+/// error status; a later one cuts the download off (no final chunk), so it shows as failed.
+pub async fn export_response(
+    state: &AppState,
+    request: ExportRequest,
+    admin_id: i64,
+) -> Result<HttpResponse, AppError> {
     let file_name = request.file_name(state.now_ms());
-    let (tx, rx) = tokio::sync::mpsc::channel::<web::Bytes>(8);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, String>>(8);
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Result<(), AppError>>();
     let pool = state.db.clone();
     let codec = state.codec.clone();
     tokio::task::spawn_blocking(move || {
-        let Ok(mut conn) = pool.get() else { return };
+        let mut conn = match pool.get() {
+            Ok(conn) => conn,
+            Err(e) => {
+                let _ = started_tx.send(Err(db::DbError::from(e).into()));
+                return;
+            }
+        };
+        let mut started = Some(started_tx);
         let result = db::keys::export_each(&mut conn, &codec, &request, admin_id, |piece| {
-            tx.blocking_send(web::Bytes::from(piece)).is_ok()
+            if let Some(started) = started.take() {
+                let _ = started.send(Ok(()));
+            }
+            tx.blocking_send(Ok(web::Bytes::from(piece))).is_ok()
         });
-        if let Err(e) = result {
-            tracing::error!(error = %e, "export failed mid-way");
+        match (result, started) {
+            (Ok(_), Some(started)) => drop(started.send(Ok(()))),
+            (Err(e), Some(started)) => drop(started.send(Err(e.into()))),
+            (Err(e), None) => {
+                let e = db::DbError::from(e);
+                tracing::error!(error = %crate::error::chain(&e), "export failed mid-way");
+                let _ = tx.blocking_send(Err(e.to_string()));
+            }
+            (Ok(_), None) => {}
         }
     });
+    started_rx.await.map_err(|e| AppError::Internal(e.to_string()))??;
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (Ok::<_, actix_web::Error>(chunk), rx))
+        rx.recv().await.map(|chunk| (chunk.map_err(actix_web::error::ErrorInternalServerError), rx))
     });
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .streaming(stream)
+        .streaming(stream))
 }

@@ -79,7 +79,7 @@ pub async fn get_logs_export(
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<Result<(), AppError>>();
     let pool = state.db.clone();
     tokio::task::spawn_blocking(move || {
-        let opened = pool.get().map_err(|e| AppError::Database(e.to_string())).and_then(|mut conn| {
+        let opened = pool.get().map_err(|e| AppError::from(db::DbError::from(e))).and_then(|mut conn| {
             let plan = db::logs::plan(&mut conn, &query.filter, now)?;
             let first = db::logs::page(&mut conn, &plan, None, EXPORT_SLICE)?;
             Ok((conn, plan, first))
@@ -111,7 +111,8 @@ pub async fn get_logs_export(
         });
         if let Err(e) = result {
             // The answer has begun: it is cut off (no final chunk, so not mistaken for a whole file).
-            tracing::error!(error = %e, "request log export failed mid-way");
+            let e = db::DbError::from(e);
+            tracing::error!(error = %crate::error::chain(&e), "request log export failed mid-way");
             let _ = tx.blocking_send(Err(e.to_string()));
         }
     });

@@ -236,7 +236,7 @@ async fn change_credentials(
     .await
     .map_err(|e| AppError::Internal(e.to_string()))??;
     let Some(hash) = new_hash else { return wrong() };
-    let written = db::run(&state.db, move |conn| {
+    let written = db::run_as(&state.db, move |conn| {
         let Some(now_stored) = db::admins::find(conn, admin_id)? else {
             return Err(AppError::NotFound);
         };
@@ -246,11 +246,14 @@ async fn change_credentials(
             // Changed by another request since the password was checked.
             return Ok(Err(FieldError::new("current_password", "settings.account.current_wrong")));
         }
-        if change.username != stored.username && db::admins::find_by_username(conn, &change.username)?.is_some() {
-            return Ok(Err(FieldError::new("username", "settings.account.username_taken")));
+        // The unique index decides a name taken by another admin, also one taken a moment ago.
+        match db::admins::update_credentials(conn, admin_id, &change.username, &hash, now) {
+            Ok(_) => Ok(Ok((change.username, stored.credentials_version + 1))),
+            Err(e) if db::error::is_unique_violation(&e) => {
+                Ok(Err(FieldError::new("username", "settings.account.username_taken")))
+            }
+            Err(e) => Err(e.into()),
         }
-        db::admins::update_credentials(conn, admin_id, &change.username, &hash, now)?;
-        Ok(Ok((change.username, stored.credentials_version + 1)))
     })
     .await?;
     Ok(written.map_err(|e| FieldErrors(vec![e])))

@@ -199,6 +199,15 @@ fn prices_cli_lists_sets_and_removes_and_refuses_bad_prices() {
     assert!(!text(&cli(&["list"]).stdout).contains("acme/model"));
     let out = cli(&["remove", "acme/model"]);
     assert!(!out.status.success() && text(&out.stderr).contains("has no price"));
+
+    // A failure says what the command was doing and why, down to the database's own words.
+    let mut side = keypool::db::connect(&url).unwrap();
+    diesel::RunQueryDsl::execute(diesel::sql_query("ALTER TABLE request_log RENAME TO log_gone"), &mut side).unwrap();
+    let out = run(keypool(dir.path(), Some(&env_url)).arg("logs"), None);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("reading the log: "), "{stderr}");
+    assert!(stderr.contains("request_log"), "the driver's message names the table: {stderr}");
     drop(db);
 }
 

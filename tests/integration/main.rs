@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod dashboard;
 mod encryption;
+mod errors;
 mod faults;
 mod framing;
 mod guest;
