@@ -4,8 +4,6 @@ use diesel::prelude::*;
 
 use std::collections::HashMap;
 
-use diesel::sql_types::BigInt;
-
 use super::AnyConnection;
 use super::schema::{access_key_quota, access_keys};
 use super::statement::{Statement, Value};
@@ -258,13 +256,9 @@ pub fn reset_quota_day(conn: &mut AnyConnection, id: i64, minute_start: i64, day
 /// Deletes quota windows that ended before `before` (minutes after an hour, days and months after
 /// the retention).
 pub fn prune_quota(conn: &mut AnyConnection, minutes_before: i64, before: i64) -> QueryResult<usize> {
-    let minutes = diesel::sql_query("DELETE FROM access_key_quota WHERE period = $1 AND window_start < $2")
-        .bind::<BigInt, _>(Period::Minute.code())
-        .bind::<BigInt, _>(minutes_before)
-        .execute(conn)?;
-    let older = diesel::sql_query("DELETE FROM access_key_quota WHERE period <> $1 AND window_start < $2")
-        .bind::<BigInt, _>(Period::Minute.code())
-        .bind::<BigInt, _>(before)
-        .execute(conn)?;
-    Ok(minutes + older)
+    use access_key_quota::{period, table, window_start};
+    let minute = Period::Minute.code();
+    let minutes = diesel::delete(table.filter(period.eq(minute)).filter(window_start.lt(minutes_before)));
+    let older = diesel::delete(table.filter(period.ne(minute)).filter(window_start.lt(before)));
+    Ok(minutes.execute(conn)? + older.execute(conn)?)
 }

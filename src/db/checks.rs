@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use super::AnyConnection;
+use super::schema::{balance_history, leases};
 use super::statement::{Statement, Value};
 use crate::domain::checks::{Balances, CheckOutcome};
 use crate::domain::key_state::{Evidence, Transition, decide};
@@ -82,6 +83,7 @@ fn write_balances(conn: &mut AnyConnection, balances: &[(i64, &Balances)], now: 
         return Ok(());
     }
     // One `VALUES` list updates the whole chunk in a statement (diesel's DSL has no UPDATE … FROM).
+    // Raw SQL: one batch UPDATE from a VALUES list per chunk (a statement per key would be thousands of round trips).
     let mut st = Statement::default();
     st.sql("WITH v (id, total, charge, gift) AS (VALUES ");
     for (i, (id, b)) in balances.iter().enumerate() {
@@ -112,6 +114,7 @@ fn write_errors(conn: &mut AnyConnection, errors: &[(i64, &str, bool)], now: i64
     if errors.is_empty() {
         return Ok(());
     }
+    // Raw SQL: one batch UPDATE from a VALUES list per chunk.
     let mut st = Statement::default();
     st.sql("WITH v (id, message, answered) AS (VALUES ");
     for (i, (id, message, answered)) in errors.iter().enumerate() {
@@ -128,6 +131,7 @@ fn write_errors(conn: &mut AnyConnection, errors: &[(i64, &str, bool)], now: i64
 
 /// Records the pool's usable balance now (after a check job).
 pub fn snapshot_pool(conn: &mut AnyConnection, now: i64) -> QueryResult<usize> {
+    // Raw SQL: an INSERT … SELECT with aggregates, one statement on both backends.
     diesel::sql_query(
         "INSERT INTO pool_snapshots (taken_at, active_keys, total_balance) \
          SELECT $1, COUNT(*), COALESCE(SUM(total_balance), 0) FROM keys WHERE status = 'active'",
@@ -138,7 +142,7 @@ pub fn snapshot_pool(conn: &mut AnyConnection, now: i64) -> QueryResult<usize> {
 
 /// Deletes balance history older than `before`; returns how many rows went.
 pub fn prune_history(conn: &mut AnyConnection, before: i64) -> QueryResult<usize> {
-    diesel::sql_query("DELETE FROM balance_history WHERE checked_at < $1").bind::<BigInt, _>(before).execute(conn)
+    diesel::delete(balance_history::table.filter(balance_history::checked_at.lt(before))).execute(conn)
 }
 
 pub fn history_count(conn: &mut AnyConnection) -> QueryResult<i64> {
@@ -150,6 +154,7 @@ pub fn history_count(conn: &mut AnyConnection) -> QueryResult<i64> {
 /// it now. The first call anywhere only starts the clock (the first run is one period later). Atomic
 /// on both backends: of several instances ticking at once, one wins; a dead holder needs no takeover.
 pub fn claim_period(conn: &mut AnyConnection, name: &str, holder: &str, now: i64, period: i64) -> QueryResult<bool> {
+    // Raw SQL: diesel's upsert DSL is not available on the multi-backend connection.
     let created = diesel::sql_query(
         "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
     )
@@ -160,22 +165,15 @@ pub fn claim_period(conn: &mut AnyConnection, name: &str, holder: &str, now: i64
     if created > 0 {
         return Ok(false);
     }
+    let expired = leases::table.filter(leases::name.eq(name)).filter(leases::expires_at.le(now));
     let claimed =
-        diesel::sql_query("UPDATE leases SET holder = $1, expires_at = $2 WHERE name = $3 AND expires_at <= $4")
-            .bind::<Text, _>(holder)
-            .bind::<BigInt, _>(now + period)
-            .bind::<Text, _>(name)
-            .bind::<BigInt, _>(now)
-            .execute(conn)?;
+        diesel::update(expired).set((leases::holder.eq(holder), leases::expires_at.eq(now + period))).execute(conn)?;
     Ok(claimed > 0)
 }
 
 /// Gives back a period `holder` claimed but could not run: the lease expires now, so the next tick of
 /// any instance takes it.
 pub fn release_period(conn: &mut AnyConnection, name: &str, holder: &str, now: i64) -> QueryResult<usize> {
-    diesel::sql_query("UPDATE leases SET expires_at = $1 WHERE name = $2 AND holder = $3")
-        .bind::<BigInt, _>(now)
-        .bind::<Text, _>(name)
-        .bind::<Text, _>(holder)
-        .execute(conn)
+    let held = leases::table.filter(leases::name.eq(name)).filter(leases::holder.eq(holder));
+    diesel::update(held).set(leases::expires_at.eq(now)).execute(conn)
 }

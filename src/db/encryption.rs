@@ -10,6 +10,7 @@ use diesel::sql_types::{BigInt, Text};
 
 use super::AnyConnection;
 use super::keys::crypto_error;
+use super::schema::keys;
 use super::statement::{Statement, Value};
 use crate::domain::key_crypto::{KeyCipher, KeyCodec, is_sealed};
 
@@ -28,22 +29,20 @@ pub struct AtRest {
 /// A row's new (id, key, key_hash, key_hint).
 struct Update(i64, String, Option<String>, Option<String>);
 
-#[derive(QueryableByName)]
+#[derive(Queryable)]
 struct Stored {
-    #[diesel(sql_type = BigInt)]
     id: i64,
-    #[diesel(sql_type = Text)]
     key: String,
 }
 
+/// Keys stored encrypted (`true`) or in clear, from id `after` on, in id order.
+fn stored(encrypted: bool, after: i64) -> keys::BoxedQuery<'static, super::statement::AnyBackend, (BigInt, Text)> {
+    let q = keys::table.select((keys::id, keys::key)).filter(keys::id.gt(after)).order(keys::id).into_boxed();
+    if encrypted { q.filter(keys::key_hash.is_not_null()) } else { q.filter(keys::key_hash.is_null()) }
+}
+
 fn first(conn: &mut AnyConnection, encrypted: bool) -> QueryResult<Option<Stored>> {
-    diesel::sql_query(if encrypted {
-        "SELECT id, key FROM keys WHERE key_hash IS NOT NULL LIMIT 1"
-    } else {
-        "SELECT id, key FROM keys WHERE key_hash IS NULL LIMIT 1"
-    })
-    .get_result(conn)
-    .optional()
+    stored(encrypted, i64::MIN).first(conn).optional()
 }
 
 /// Whether `codec` can read this database: `Ok(Err(message))` when it cannot (encrypted keys and no
@@ -78,16 +77,9 @@ pub fn check_key(conn: &mut AnyConnection, codec: &KeyCodec, now: i64) -> QueryR
 
 /// How many keys are stored encrypted, and how many in clear.
 pub fn counts(conn: &mut AnyConnection) -> QueryResult<(i64, i64)> {
-    #[derive(QueryableByName)]
-    struct Counts {
-        #[diesel(sql_type = BigInt)]
-        encrypted: i64,
-        #[diesel(sql_type = BigInt)]
-        total: i64,
-    }
-    let c: Counts =
-        diesel::sql_query("SELECT COUNT(key_hash) AS encrypted, COUNT(*) AS total FROM keys").get_result(conn)?;
-    Ok((c.encrypted, c.total - c.encrypted))
+    let (encrypted, total): (i64, i64) =
+        keys::table.select((diesel::dsl::count(keys::key_hash), diesel::dsl::count_star())).get_result(conn)?;
+    Ok((encrypted, total - encrypted))
 }
 
 /// One batch of `encrypt-keys`: encrypts up to `limit` keys stored in clear with an id above `after`,
@@ -99,11 +91,7 @@ pub fn encrypt_batch(
     limit: i64,
 ) -> QueryResult<(usize, Option<i64>)> {
     conn.transaction(|conn| {
-        let rows: Vec<Stored> =
-            diesel::sql_query("SELECT id, key FROM keys WHERE key_hash IS NULL AND id > $1 ORDER BY id LIMIT $2")
-                .bind::<BigInt, _>(after)
-                .bind::<BigInt, _>(limit)
-                .load(conn)?;
+        let rows: Vec<Stored> = stored(false, after).limit(limit).load(conn)?;
         let mut updates = Vec::with_capacity(rows.len());
         for r in &rows {
             // A value already sealed (but without its hash) is only completed.
@@ -125,11 +113,7 @@ pub fn decrypt_batch(
     limit: i64,
 ) -> QueryResult<(usize, Option<i64>)> {
     conn.transaction(|conn| {
-        let rows: Vec<Stored> =
-            diesel::sql_query("SELECT id, key FROM keys WHERE key_hash IS NOT NULL AND id > $1 ORDER BY id LIMIT $2")
-                .bind::<BigInt, _>(after)
-                .bind::<BigInt, _>(limit)
-                .load(conn)?;
+        let rows: Vec<Stored> = stored(true, after).limit(limit).load(conn)?;
         let mut updates = Vec::with_capacity(rows.len());
         for r in &rows {
             let plain = if is_sealed(&r.key) { cipher.open(&r.key).map_err(crypto_error)? } else { r.key.clone() };
@@ -146,6 +130,7 @@ fn update_rows(conn: &mut AnyConnection, rows: Vec<Update>) -> QueryResult<()> {
     if rows.is_empty() {
         return Ok(());
     }
+    // Raw SQL: one batch UPDATE from a VALUES list per batch of keys.
     let mut st = Statement::default();
     st.sql("UPDATE keys SET key = v.column2, key_hash = v.column3, key_hint = v.column4 FROM (VALUES ");
     for (i, Update(id, key, hash, hint)) in rows.into_iter().enumerate() {

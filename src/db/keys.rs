@@ -139,6 +139,7 @@ pub fn list_page(
     };
     // Deferred join: the page's ids come from the sort index alone (index-only where the backend can),
     // and only those rows are read in full.
+    // Raw SQL: filters, sort and keyset pagination assembled per request, with the backend's NULL ordering.
     let mut st = Statement::default();
     st.sql(ROW_COLUMNS).sql(", CAST(NULL AS BIGINT) AS matching FROM keys k JOIN (SELECT k.id FROM keys k");
     where_filter(&mut st, backend, codec, &q.filter);
@@ -164,6 +165,7 @@ pub fn search_page(
     q: &KeyListQuery,
 ) -> QueryResult<(Vec<KeyRow>, i64)> {
     let backend = backend_of(conn);
+    // Raw SQL: a windowed count (COUNT(*) OVER ()) with the page, and the backend's substring function.
     let mut st = Statement::default();
     st.sql(ROW_COLUMNS).sql(", COUNT(*) OVER () AS matching");
     st.sql(" FROM keys k LEFT JOIN key_selections s ON s.key_id = k.id AND s.admin_id = ");
@@ -185,6 +187,7 @@ struct Count {
 /// How many keys match a filter.
 pub fn count_matching(conn: &mut AnyConnection, codec: &KeyCodec, filter: &KeyFilter) -> QueryResult<i64> {
     let backend = backend_of(conn);
+    // Raw SQL: the same dynamic filter as the page.
     let mut st = Statement::default();
     st.sql("SELECT COUNT(*) AS n FROM keys k");
     where_filter(&mut st, backend, codec, filter);
@@ -201,6 +204,7 @@ struct StatusCount {
 
 /// Keys per status (every status present, zero when none), from the trigger-kept counts.
 pub fn count_by_status(conn: &mut AnyConnection) -> QueryResult<Vec<(KeyStatus, i64)>> {
+    // Raw SQL: reads the key_status_counts view (kept by triggers), which diesel's schema does not declare.
     let rows: Vec<StatusCount> = diesel::sql_query("SELECT status, n FROM key_status_counts").load(conn)?;
     Ok(KeyStatus::ALL.into_iter().map(|s| (s, rows.iter().find(|r| r.status == s).map_or(0, |r| r.n))).collect())
 }
@@ -229,6 +233,8 @@ pub fn insert_new(
         let mut added = Vec::new();
         for chunk in keys.chunks(500) {
             let chunk: Vec<&String> = if codec.is_encrypted() {
+                // Raw SQL: a batch INSERT … ON CONFLICT DO NOTHING returning what was new (upsert is not in the
+                // multi-backend DSL).
                 let mut st = Statement::default();
                 st.sql("SELECT key FROM keys WHERE key IN (");
                 st.bind_list(chunk.iter().map(|k| Value::Text(k.clone()))).sql(")");
@@ -289,6 +295,7 @@ pub fn set_selected(conn: &mut AnyConnection, admin_id: i64, ids: &[i64], select
     if ids.is_empty() {
         return Ok(0);
     }
+    // Raw SQL: a batch INSERT … ON CONFLICT DO NOTHING of the ids given.
     let mut st = Statement::default();
     if selected {
         st.sql("INSERT INTO key_selections (admin_id, key_id) SELECT ").bind(Value::Int(admin_id));
@@ -317,6 +324,7 @@ pub fn select_matching(
     filter: &KeyFilter,
 ) -> QueryResult<usize> {
     let backend = backend_of(conn);
+    // Raw SQL: INSERT … SELECT of every key the dynamic filter matches, in one statement.
     let mut st = Statement::default();
     st.sql("INSERT INTO key_selections (admin_id, key_id) SELECT ")
         .bind(Value::Int(admin_id))
@@ -362,6 +370,7 @@ pub fn set_disabled(
 ) -> QueryResult<usize> {
     conn.transaction(|conn| {
         let new_status = |st: &mut Statement| new_status(st, disabled);
+        // Raw SQL: the state machine's moves carried into one UPDATE … FROM (VALUES …) with its events.
         let mut ev = Statement::default();
         ev.sql("INSERT INTO key_events (key_id, at, from_status, to_status, reason) SELECT id, ").bind(Value::Int(now));
         ev.sql(", status, ");
@@ -452,6 +461,7 @@ pub fn export_chunk(
         #[diesel(sql_type = Nullable<Double>)]
         total_balance: Option<f64>,
     }
+    // Raw SQL: keyset slices over the dynamic export scope.
     let mut st = Statement::default();
     st.sql("SELECT k.id, k.key, k.total_balance FROM keys k WHERE k.id > ").bind(Value::Int(after_id));
     match scope {
@@ -529,6 +539,7 @@ fn guest_slice(
     limit: i64,
 ) -> QueryResult<Vec<GuestCard>> {
     let backend = backend_of(conn);
+    // Raw SQL: keyset slices ordered by balance with the backend's NULL ordering.
     let mut st = Statement::default();
     st.sql("SELECT k.key, k.status, k.total_balance, k.checked_at FROM keys k WHERE k.status ");
     st.sql(if usable { "= 'active'" } else { "IN " });
@@ -563,15 +574,9 @@ pub fn guest_cards(
 
 /// Sum of the total balances of active keys.
 pub fn usable_balance(conn: &mut AnyConnection) -> QueryResult<f64> {
-    #[derive(QueryableByName)]
-    struct Sum {
-        #[diesel(sql_type = Nullable<Double>)]
-        total: Option<f64>,
-    }
-    Ok(diesel::sql_query("SELECT SUM(total_balance) AS total FROM keys WHERE status = 'active'")
-        .get_result::<Sum>(conn)?
-        .total
-        .unwrap_or(0.0))
+    let active = keys::table.filter(keys::status.eq(KeyStatus::Active.as_str()));
+    let total: Option<f64> = active.select(diesel::dsl::sum(keys::total_balance)).get_result(conn)?;
+    Ok(total.unwrap_or(0.0))
 }
 
 /// Which keys a check job covers.
@@ -605,6 +610,7 @@ pub fn ids_for_check(
         _ => vec![Vec::new()],
     };
     for chunk in chunks {
+        // Raw SQL: the dynamic check scope (all, selection, filter) in one SELECT.
         let mut st = Statement::default();
         st.sql("SELECT k.id, k.key FROM keys k");
         match scope {

@@ -117,6 +117,7 @@ pub fn plan(conn: &mut AnyConnection, filter: &LogFilter, now: i64) -> QueryResu
         None => None,
         Some(AccessKeyRef::Id(id)) => Some(Some(*id)),
         Some(AccessKeyRef::Name(name)) => {
+            // Raw SQL: the request log's dynamic filters, planned once for keyset pages.
             let mut st = Statement::default();
             st.sql("SELECT MIN(id) AS id FROM access_keys WHERE name = ").bind(Value::Text(name.clone()));
             Some(st.load::<OptId>(conn)?.into_iter().next().and_then(|r| r.id))
@@ -168,6 +169,7 @@ pub fn bounded_page(
     let ceiling = match before {
         Some(b) => b,
         None => {
+            // Raw SQL: keyset pagination with a bounded scan (a LIMIT inside the window).
             let mut st = Statement::default();
             st.sql("SELECT MAX(id) AS id FROM request_log");
             match st.load::<OptId>(conn)?.into_iter().next().and_then(|r| r.id) {
@@ -199,6 +201,7 @@ fn query_page(
     }
     let backend = backend_of(conn);
     let f = &plan.filter;
+    // Raw SQL: keyset pagination over the dynamic filters.
     let mut st = Statement::default();
     st.sql(COLUMNS);
     if plan.by_time && backend == Backend::Sqlite {
@@ -271,6 +274,7 @@ pub fn models(conn: &mut AnyConnection, limit: i64) -> QueryResult<Vec<String>> 
         #[diesel(sql_type = Nullable<Text>)]
         v: Option<String>,
     }
+    // Raw SQL: SELECT DISTINCT over a bounded recent window.
     let mut st = Statement::default();
     st.sql(
         "WITH RECURSIVE m(v) AS (SELECT MIN(model) FROM request_log \
@@ -290,6 +294,7 @@ pub fn access_keys(conn: &mut AnyConnection) -> QueryResult<Vec<(i64, String)>> 
         #[diesel(sql_type = Text)]
         name: String,
     }
+    // Raw SQL: SELECT DISTINCT over a bounded recent window.
     let mut st = Statement::default();
     st.sql("SELECT id, name FROM access_keys ORDER BY name");
     Ok(st.load::<Named>(conn)?.into_iter().map(|n| (n.id, n.name)).collect())

@@ -289,6 +289,8 @@ pub fn check_health(conn: &mut AnyConnection, holder: &str, now: i64) -> Result<
     }
     let newest = newest_migration(backend_of(conn))
         .ok_or_else(|| Unhealthy::Schema("this build embeds no migrations".to_owned()))?;
+    // Raw SQL: reads diesel's own migrations table and writes the health lease with an upsert (not in the
+    // multi-backend DSL).
     let applied = diesel::sql_query("SELECT COUNT(*) AS n FROM __diesel_schema_migrations WHERE version = $1")
         .bind::<Text, _>(&newest)
         .get_result::<Count>(conn)

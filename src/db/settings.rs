@@ -28,6 +28,7 @@ pub fn get(conn: &mut AnyConnection, name: &str) -> QueryResult<Option<String>> 
 pub fn put_many(conn: &mut AnyConnection, values: &[(String, String)], now: i64) -> QueryResult<()> {
     conn.transaction(|conn| {
         for (name, value) in values {
+            // Raw SQL: diesel's upsert DSL is not available on the multi-backend connection.
             diesel::sql_query(
                 "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
@@ -44,6 +45,7 @@ pub fn put_many(conn: &mut AnyConnection, values: &[(String, String)], now: i64)
 /// Stores `value` unless the name already has one; returns the value that is stored afterwards.
 /// Safe when several instances start at once on one database.
 pub fn get_or_insert(conn: &mut AnyConnection, name: &str, value: &str, now: i64) -> QueryResult<String> {
+    // Raw SQL: INSERT … ON CONFLICT DO NOTHING (upsert is not in the multi-backend DSL).
     diesel::sql_query(
         "INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
     )

@@ -1,5 +1,11 @@
 //! Statements built from fixed SQL fragments with every value bound: `$n` placeholders are numbered
 //! in order of appearance, as SQLite needs, and the same text runs on PostgreSQL.
+//!
+//! The rule of `db`: a query that diesel's DSL can say on the multi-backend connection is written in
+//! the DSL (checked against `schema.rs`, which a test keeps equal to the migrations). Raw SQL stays
+//! where it earns its place (batch `VALUES` lists, upserts, which the multi-backend DSL lacks, keyset
+//! pages over dynamic filters, one-pass aggregates), each with a `// Raw SQL:` comment saying why.
+//! [`Statement::sql`] takes `&'static str` only, so no run-time string ever becomes SQL.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};

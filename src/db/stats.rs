@@ -25,13 +25,8 @@ pub struct ActiveBalances {
     pub lowest: Option<f64>,
 }
 
-#[derive(QueryableByName)]
-struct One {
-    #[diesel(sql_type = Nullable<Double>)]
-    v: Option<f64>,
-}
-
 pub fn active_balances(conn: &mut AnyConnection) -> QueryResult<ActiveBalances> {
+    // Raw SQL: five aggregates in one pass, read by name.
     diesel::sql_query(
         "SELECT COUNT(*) AS count, SUM(total_balance) AS total, AVG(total_balance) AS average, \
          MAX(total_balance) AS highest, MIN(total_balance) AS lowest FROM keys WHERE status = 'active'",
@@ -44,13 +39,10 @@ pub fn active_median(conn: &mut AnyConnection, count: i64) -> QueryResult<Option
     if count == 0 {
         return Ok(None);
     }
-    let at = |conn: &mut AnyConnection, offset: i64| -> QueryResult<Option<f64>> {
-        Ok(diesel::sql_query(
-            "SELECT total_balance AS v FROM keys WHERE status = 'active' ORDER BY total_balance LIMIT 1 OFFSET $1",
-        )
-        .bind::<BigInt, _>(offset)
-        .get_result::<One>(conn)?
-        .v)
+    let at = |conn: &mut AnyConnection, skip: i64| -> QueryResult<Option<f64>> {
+        use super::schema::keys as k;
+        let active = k::table.filter(k::status.eq(KeyStatus::Active.as_str()));
+        active.select(k::total_balance).order(k::total_balance).limit(1).offset(skip).get_result(conn)
     };
     let lower = at(conn, (count - 1) / 2)?;
     if count % 2 == 1 {
@@ -62,19 +54,13 @@ pub fn active_median(conn: &mut AnyConnection, count: i64) -> QueryResult<Option
 
 /// Lowest and highest balance of checked keys that are not invalid or disabled.
 pub fn balance_range(conn: &mut AnyConnection) -> QueryResult<(Option<f64>, Option<f64>)> {
-    #[derive(QueryableByName)]
-    struct Range {
-        #[diesel(sql_type = Nullable<Double>)]
-        lo: Option<f64>,
-        #[diesel(sql_type = Nullable<Double>)]
-        hi: Option<f64>,
-    }
-    let r: Range = diesel::sql_query(
-        "SELECT MIN(total_balance) AS lo, MAX(total_balance) AS hi FROM keys \
-         WHERE status IN ('active', 'depleted', 'cooling') AND total_balance IS NOT NULL",
-    )
-    .get_result(conn)?;
-    Ok((r.lo, r.hi))
+    use super::schema::keys as k;
+    let shown = [KeyStatus::Active, KeyStatus::Depleted, KeyStatus::Cooling].map(KeyStatus::as_str);
+    k::table
+        .select((diesel::dsl::min(k::total_balance), diesel::dsl::max(k::total_balance)))
+        .filter(k::status.eq_any(shown))
+        .filter(k::total_balance.is_not_null())
+        .get_result(conn)
 }
 
 /// Key counts per bucket, in one pass over the balances (a CASE names each key's bucket).
@@ -90,6 +76,7 @@ pub fn bucket_counts(conn: &mut AnyConnection, buckets: &[Bucket]) -> QueryResul
     if buckets.is_empty() {
         return Ok(counts);
     }
+    // Raw SQL: one pass with a CASE naming each key's bucket, built from the bucket bounds.
     let mut st = Statement::default();
     st.sql("SELECT bucket, COUNT(*) AS n FROM (SELECT CASE");
     for (i, b) in buckets.iter().enumerate() {
@@ -113,19 +100,13 @@ pub fn bucket_counts(conn: &mut AnyConnection, buckets: &[Bucket]) -> QueryResul
 
 /// The pool's usable balance over time since `since` (ms), from the snapshots.
 pub fn trend(conn: &mut AnyConnection, since: i64) -> QueryResult<Vec<(i64, f64)>> {
-    #[derive(QueryableByName)]
-    struct Point {
-        #[diesel(sql_type = BigInt)]
-        taken_at: i64,
-        #[diesel(sql_type = Double)]
-        total_balance: f64,
-    }
-    let rows: Vec<Point> = diesel::sql_query(
-        "SELECT taken_at, total_balance FROM pool_snapshots WHERE taken_at >= $1 ORDER BY taken_at LIMIT 5000",
-    )
-    .bind::<BigInt, _>(since)
-    .load(conn)?;
-    Ok(rows.into_iter().map(|p| (p.taken_at, p.total_balance)).collect())
+    use super::schema::pool_snapshots as p;
+    p::table
+        .select((p::taken_at, p::total_balance))
+        .filter(p::taken_at.ge(since))
+        .order(p::taken_at)
+        .limit(5000)
+        .load(conn)
 }
 
 /// A key by its id with what the dashboard shows of it.
@@ -150,6 +131,7 @@ pub fn top_keys(conn: &mut AnyConnection, codec: &KeyCodec, limit: i64) -> Query
         super::Backend::Sqlite => "total_balance DESC, id DESC",
         super::Backend::Postgres => "total_balance DESC NULLS LAST, id DESC",
     };
+    // Raw SQL: the index order read backwards needs NULLS LAST on PostgreSQL only.
     diesel::sql_query(format!(
         "SELECT id, key, status, total_balance, added_at FROM keys WHERE status = 'active' ORDER BY {order} LIMIT $1"
     ))
@@ -160,6 +142,7 @@ pub fn top_keys(conn: &mut AnyConnection, codec: &KeyCodec, limit: i64) -> Query
 
 /// The most recently added keys.
 pub fn recent_keys(conn: &mut AnyConnection, codec: &KeyCodec, limit: i64) -> QueryResult<Vec<KeyLine>> {
+    // Raw SQL: shares KeyLine (read by name) with top_keys.
     diesel::sql_query(
         "SELECT id, key, status, total_balance, added_at FROM keys ORDER BY added_at DESC, id DESC LIMIT $1",
     )
@@ -206,6 +189,7 @@ struct KeyDetailRow {
 
 /// One key in full, for its detail page.
 pub fn key_detail(conn: &mut AnyConnection, codec: &KeyCodec, id: i64) -> QueryResult<Option<KeyDetail>> {
+    // Raw SQL: fourteen columns read by name into KeyDetailRow, shared with the keys page's shape.
     let row: Option<KeyDetailRow> = diesel::sql_query(
         "SELECT id, key, status, status_reason, total_balance, charge_balance, gift_balance, added_at, checked_at,          last_error, source, request_count, failure_count, last_used_at FROM keys WHERE id = $1",
     )
@@ -233,23 +217,18 @@ pub fn key_detail(conn: &mut AnyConnection, codec: &KeyCodec, id: i64) -> QueryR
 
 /// A key's balance history, oldest first (the latest 1,000 points).
 pub fn key_history(conn: &mut AnyConnection, id: i64) -> QueryResult<Vec<(i64, f64)>> {
-    #[derive(QueryableByName)]
-    struct Point {
-        #[diesel(sql_type = BigInt)]
-        checked_at: i64,
-        #[diesel(sql_type = Double)]
-        total_balance: f64,
-    }
-    let mut rows: Vec<Point> = diesel::sql_query(
-        "SELECT checked_at, total_balance FROM balance_history WHERE key_id = $1 ORDER BY checked_at DESC LIMIT 1000",
-    )
-    .bind::<BigInt, _>(id)
-    .load(conn)?;
+    use super::schema::balance_history as h;
+    let mut rows: Vec<(i64, f64)> = h::table
+        .select((h::checked_at, h::total_balance))
+        .filter(h::key_id.eq(id))
+        .order(h::checked_at.desc())
+        .limit(1000)
+        .load(conn)?;
     rows.reverse();
-    Ok(rows.into_iter().map(|p| (p.checked_at, p.total_balance)).collect())
+    Ok(rows)
 }
 
-#[derive(QueryableByName)]
+#[derive(Queryable)]
 struct KeyEventRow {
     #[diesel(sql_type = BigInt)]
     pub at: i64,
@@ -263,11 +242,13 @@ struct KeyEventRow {
 
 /// A key's state changes, newest first (the latest 100).
 pub fn key_events(conn: &mut AnyConnection, id: i64) -> QueryResult<Vec<KeyEvent>> {
-    let rows: Vec<KeyEventRow> = diesel::sql_query(
-        "SELECT at, from_status, to_status, reason FROM key_events WHERE key_id = $1 ORDER BY at DESC, id DESC LIMIT 100",
-    )
-    .bind::<BigInt, _>(id)
-    .load(conn)?;
+    use super::schema::key_events as e;
+    let rows: Vec<KeyEventRow> = e::table
+        .select((e::at, e::from_status, e::to_status, e::reason))
+        .filter(e::key_id.eq(id))
+        .order((e::at.desc(), e::id.desc()))
+        .limit(100)
+        .load(conn)?;
     Ok(rows
         .into_iter()
         .map(|r| KeyEvent { at: r.at, from_status: r.from_status, to_status: r.to_status, reason: r.reason })

@@ -27,6 +27,7 @@ pub fn series(
         #[diesel(embed)]
         sums: SumsRow,
     }
+    // Raw SQL: roll-up series grouped by a bucket expression computed from the period.
     let mut st = Statement::default();
     st.sql("SELECT bucket_at - (bucket_at % ").bind(Value::Int(step)).sql(") AS step_at, outcome, ").sql(SUMS);
     st.sql(" FROM traffic_rollups WHERE period = ").bind(Value::Int(period));
@@ -53,6 +54,7 @@ const GROUP_COLUMNS: &str = "access_key_id, model, requests, prompt_tokens, comp
 
 /// Totals per model (most tokens first, at most `limit`) or per access key (by cost), since `since`.
 pub fn totals_by(conn: &mut AnyConnection, by: By, since: i64, limit: i64) -> QueryResult<Vec<Total>> {
+    // Raw SQL: grouped sums over the roll-ups with a dynamic grouping column.
     let mut st = Statement::default();
     match by {
         By::Model => {
@@ -108,6 +110,7 @@ pub fn per_access_key(conn: &mut AnyConnection, since: i64) -> QueryResult<Vec<(
         #[diesel(embed)]
         total: Total,
     }
+    // Raw SQL: grouped sums joined to the access keys.
     let mut st = Statement::default();
     st.sql("SELECT u.access_key_id, '' AS name, ").sql(TOTALS).sql(" FROM ");
     window_rows(&mut st, GROUP_COLUMNS, since);
@@ -125,6 +128,7 @@ pub fn hourly_cost(conn: &mut AnyConnection, since: i64) -> QueryResult<Vec<(i64
         #[diesel(sql_type = Double)]
         cost: f64,
     }
+    // Raw SQL: grouped sums of the cost by hour.
     let mut st = Statement::default();
     st.sql("SELECT bucket_at, CAST(SUM(cost) AS DOUBLE PRECISION) AS cost FROM traffic_rollups WHERE period = ");
     st.bind(Value::Int(HOUR)).sql(" AND bucket_at >= ").bind(Value::Int(since));

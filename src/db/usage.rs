@@ -36,7 +36,7 @@ pub struct PoolRow {
 pub type KeyBlocks = std::collections::HashMap<i64, Vec<BlockRow>>;
 
 /// A stored (key, model) block.
-#[derive(Debug, Clone, PartialEq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, QueryableByName, Queryable)]
 pub struct BlockRow {
     #[diesel(sql_type = Text)]
     pub model: String,
@@ -105,6 +105,7 @@ fn routed_states() -> String {
 pub fn routable(conn: &mut AnyConnection, codec: &KeyCodec, now: i64) -> QueryResult<(Vec<PoolRow>, KeyBlocks, i64)> {
     conn.transaction(|conn| {
         let seq = change_seq(conn)?;
+        // Raw SQL: the pool's columns (POOL_COLUMNS) and a JOIN of blocks, read by name.
         let rows = diesel::sql_query(format!("{POOL_COLUMNS} WHERE status IN {}", routed_states())).load(conn)?;
         let rows = open_rows(codec, rows)?;
         let blocks = diesel::sql_query(
@@ -145,6 +146,8 @@ pub fn changed_since(conn: &mut AnyConnection, codec: &KeyCodec, since: i64) -> 
         if seq <= since {
             return Ok(Changes { seq, ..Changes::default() });
         }
+        // Raw SQL: the pool's columns and blocks since a change number, and the tombstones table (not in the DSL
+        // schema).
         let rows = diesel::sql_query(format!("{POOL_COLUMNS} WHERE changed_seq > $1 AND changed_seq <= $2"))
             .bind::<BigInt, _>(since)
             .bind::<BigInt, _>(seq)
@@ -168,6 +171,7 @@ pub fn changed_since(conn: &mut AnyConnection, codec: &KeyCodec, since: i64) -> 
 
 /// Deletes tombstones every reader has long seen (older than `keep` changes).
 pub fn prune_tombstones(conn: &mut AnyConnection, keep: i64) -> QueryResult<usize> {
+    // Raw SQL: a subquery on change_seq in the bound.
     diesel::sql_query("DELETE FROM key_tombstones WHERE seq < (SELECT n FROM change_seq WHERE id = 1) - $1")
         .bind::<BigInt, _>(keep)
         .execute(conn)
@@ -210,6 +214,7 @@ pub(crate) fn write_moves<R: AsRef<str>>(conn: &mut AnyConnection, moves: &[Move
             }
             st.sql(")");
         };
+        // Raw SQL: batch writes from VALUES lists (one statement per kind of change).
         let mut st = Statement::default();
         cte(&mut st);
         st.sql(" INSERT INTO key_events (key_id, at, from_status, to_status, reason) ");
@@ -231,6 +236,7 @@ pub(crate) fn current_states(
 ) -> QueryResult<std::collections::HashMap<i64, (KeyStatus, i64)>> {
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
+        // Raw SQL: batch writes from VALUES lists (one statement per kind of change).
         let mut st = Statement::default();
         st.sql("SELECT id, status, status_changed_at FROM keys WHERE id IN (");
         st.bind_list(chunk.iter().map(|id| Value::Int(*id)));
@@ -304,6 +310,7 @@ fn cooling_ends(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult<std::colle
     }
     let mut out = std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
+        // Raw SQL: one UPDATE … FROM (VALUES …) for the keys whose cooling ended.
         let mut st = Statement::default();
         st.sql("SELECT id, cooling_until FROM keys WHERE cooling_until IS NOT NULL AND id IN (");
         st.bind_list(chunk.iter().map(|id| Value::Int(*id)));
@@ -342,6 +349,7 @@ fn transaction_with_cause<T>(
 fn write_blocks<'a>(conn: &mut AnyConnection, blocks: impl Iterator<Item = &'a PairBlock>) -> QueryResult<()> {
     let blocks: Vec<&PairBlock> = blocks.collect();
     for chunk in blocks.chunks(200) {
+        // Raw SQL: a batch upsert of blocks (upsert is not in the multi-backend DSL).
         let mut st = Statement::default();
         st.sql("WITH v (key_id, model, kind, until_at, at, reason) AS (VALUES ");
         for (i, b) in chunk.iter().enumerate() {
@@ -374,6 +382,7 @@ pub fn end_blocks_at_check(conn: &mut AnyConnection, ids: &[i64]) -> QueryResult
     let kinds: Vec<BlockKind> = BlockKind::ALL.into_iter().filter(|k| k.ends_at_check()).collect();
     let mut n = 0;
     for chunk in ids.chunks(500) {
+        // Raw SQL: a batch DELETE … WHERE (key_id, kind) IN a VALUES list.
         let mut st = Statement::default();
         st.sql("DELETE FROM key_model_blocks WHERE kind IN (");
         st.bind_list(kinds.iter().map(|k| Value::Text(k.as_str().to_owned())));
@@ -392,13 +401,13 @@ pub fn prune_blocks(conn: &mut AnyConnection, before: i64) -> QueryResult<usize>
 
 /// Every block in force on a key (for its detail page).
 pub fn blocks_of(conn: &mut AnyConnection, key_id: i64, now: i64) -> QueryResult<Vec<BlockRow>> {
-    diesel::sql_query(
-        "SELECT model, kind, until_at, at, reason FROM key_model_blocks WHERE key_id = $1 AND until_at > $2 \
-         ORDER BY until_at",
-    )
-    .bind::<BigInt, _>(key_id)
-    .bind::<BigInt, _>(now)
-    .load(conn)
+    use key_model_blocks as b;
+    b::table
+        .select((b::model, b::kind, b::until_at, b::at, b::reason))
+        .filter(b::key_id.eq(key_id))
+        .filter(b::until_at.gt(now))
+        .order(b::until_at)
+        .load(conn)
 }
 
 #[derive(Insertable)]
@@ -472,6 +481,7 @@ fn add_rollups(
 ) -> QueryResult<()> {
     use crate::domain::usage::Scope;
     for (k, v) in rollups {
+        // Raw SQL: a batch upsert that adds to the roll-up counters.
         let mut st = Statement::default();
         match &k.scope {
             Scope::Group { access_key_id, model } => {
@@ -529,6 +539,7 @@ pub fn prune_rollups(conn: &mut AnyConnection, period: i64, before: i64) -> Quer
         "DELETE FROM usage_rollups WHERE period = $1 AND bucket_at < $2",
         "DELETE FROM traffic_rollups WHERE period = $1 AND bucket_at < $2",
     ] {
+        // Raw SQL: the table is chosen by the period (one statement text per table).
         deleted += diesel::sql_query(sql).bind::<BigInt, _>(period).bind::<BigInt, _>(before).execute(conn)?;
     }
     Ok(deleted)
@@ -577,6 +588,7 @@ fn add_usage(conn: &mut AnyConnection, table: &'static str, rows: &[(i64, Usage)
         return Ok(());
     }
     for chunk in rows.chunks(200) {
+        // Raw SQL: one batch UPDATE … FROM (VALUES …) of the keys' counters.
         let mut st = Statement::default();
         st.sql("WITH v (id, n, f, at) AS (VALUES ");
         for (i, (id, u)) in chunk.iter().enumerate() {
@@ -607,6 +619,7 @@ pub fn end_cooling(conn: &mut AnyConnection, now: i64) -> QueryResult<usize> {
             #[diesel(sql_type = BigInt)]
             cooling_until: i64,
         }
+        // Raw SQL: reads due keys and moves them through the state machine in one batch.
         let due: Vec<Due> = diesel::sql_query(
             "SELECT id, status, cooling_until FROM keys WHERE cooling_until IS NOT NULL AND cooling_until <= $1 \
              AND status = $2",
