@@ -121,7 +121,7 @@
 
   function failedText() {
     var tpl = document.getElementById("toast-text");
-    return tpl ? tpl.textContent : "Request failed";
+    return tpl ? (tpl.content ? tpl.content.textContent : tpl.textContent) : "Request failed";
   }
 
   // Copy an export: the server refuses an empty scope (422, with the message) and counts the keys.
