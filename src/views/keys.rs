@@ -402,12 +402,12 @@ fn key_row(lang: Lang, number: i64, r: &KeyRow) -> Markup {
                 button.icon type="button" data-reveal title=(lang.t("keys.reveal")) aria-label=(lang.t("keys.reveal")) { "👁" }
                 button.icon type="button" data-copy-text=(r.key) data-copied="✓" title=(lang.t("common.copy")) aria-label=(lang.t("common.copy")) { "⧉" }
             }
-            td.balance { @match r.total_balance { Some(b) => (format_balance(b)), None => span.muted { "—" } } }
-            td { @match r.checked_at {
+            td.balance data-label=(lang.t("keys.col.balance")) { @match r.total_balance { Some(b) => (format_balance(b)), None => span.muted { "—" } } }
+            td.checked-at data-label=(lang.t("keys.col.checked")) { @match r.checked_at {
                 Some(t) => (time(t)),
                 None => span.muted title=(lang.t("keys.never_checked")) { (lang.t("keys.added_prefix")) " " (time(r.added_at)) },
             } }
-            td { (time(r.added_at)) }
+            td.added-at data-label=(lang.t("keys.col.added")) { (time(r.added_at)) }
             td.state { (state_cell(lang, r)) }
             td.actions {
                 button type="button" hx-post="/admin/checks" hx-vals=(format!(r#"{{"scope":"key","id":{}}}"#, r.id))

@@ -897,6 +897,15 @@ impl Browser<'_> {
     }
 }
 
+/// The whole keys page with every reason open, beside the screenshots command's pictures.
+async fn shoot_keys(b: &Browser<'_>, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    b.find("#keys-table tbody").await;
+    b.script("document.querySelectorAll('details.state-reason').forEach(d => d.open = true); return true;").await;
+    b.full_screenshot(&dir.join(format!("{name}.png"))).await;
+}
+
 /// Sets the last error of a key, as a transient check failure (429, 5xx, timeout) leaves it.
 async fn fail_check(app: &TestApp, key: &str, error: &str) {
     let (key, error) = (key.to_owned(), error.to_owned());
@@ -1006,6 +1015,11 @@ async fn keys_page_ux_at(driver: &Driver, width: u32, height: u32) {
         b.wait_for_text("#toast", "Keys copied: 1").await;
     }
 
+    b.goto(&app.url("/admin/keys")).await;
+    b.wait_for_text("#selected-count", "1 selected").await;
+    assert!(b.no_horizontal_scroll().await, "the keys page scrolls sideways at {width} px");
+    shoot_keys(&b, &format!("keys-ux-en-{width}")).await;
+
     // In Chinese, after clearing the selection: the original's message.
     b.click("#keys-table .bulk button[hx-vals*='clear']").await;
     b.wait_for_text("#selected-count", "0 selected").await;
@@ -1014,6 +1028,7 @@ async fn keys_page_ux_at(driver: &Driver, width: u32, height: u32) {
     empty_exports_are_refused(&b, "请先选择要导出的密钥").await;
     b.wait_for_text("#keys-table .counts a.status-check_failed", "检测失败 1").await;
     assert!(b.no_horizontal_scroll().await, "the keys page scrolls sideways at {width} px (zh-CN)");
+    shoot_keys(&b, &format!("keys-ux-zh-CN-{width}")).await;
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors at {width} px: {errors:?}");
     b.quit().await;
