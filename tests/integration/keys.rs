@@ -449,3 +449,48 @@ async fn keys_whose_check_failed_transiently_have_their_own_state_filter_and_rea
     let zh = get_in(&app, "/admin/keys?status=check_failed", "zh-CN", true).await.text().await.unwrap();
     assert!(zh.contains("检测失败"), "{zh}");
 }
+
+/// Polls until the current check job has finished.
+async fn check_finished(app: &TestApp) -> keypool::checker::Progress {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(p) = app.state.checker.current().map(|j| j.progress())
+            && !p.running
+        {
+            return p;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job did not finish");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_real_transient_check_failure_is_filtered_and_checking_the_filter_retries_only_those_keys() {
+    let upstream = crate::mock::start();
+    let url = upstream.url.clone();
+    let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
+    app.login().await;
+    let (ok, flaky, bad) = ("sk-ok-5-aaaaaaaaaaaaaaaaaa", "sk-err500-bbbbbbbbbbbbbbbbb", "sk-invalid-cccccccccccccccc");
+    import(&app, &format!("{ok}\n{flaky}\n{bad}")).await;
+    let fast = [("interval_secs", "0"), ("retries", "0"), ("concurrency", "8")];
+    let form = |scope: &'static str, status: Option<&'static str>| {
+        let mut form = vec![("scope", scope)];
+        form.extend_from_slice(&fast);
+        form.extend(status.map(|s| ("status", s)));
+        form
+    };
+    app.hx_post("/admin/checks", &form("all", None)).await;
+    assert_eq!(check_finished(&app).await.total, 3);
+
+    // The 500 left the key unchecked with its reason: "check failed", apart from the refused key.
+    let all = page_en(&app, "").await;
+    assert!(all.contains("Check failed 1") && all.contains("Active 1") && all.contains("Invalid 1"), "{all}");
+    assert!(!all.contains("Unchecked "), "no key is merely unchecked now");
+    assert_eq!(row_keys(&page_en(&app, "status=check_failed").await), [flaky]);
+
+    // "Check all matching" on the filter retries only that key.
+    app.hx_post("/admin/checks", &form("matching", Some("check_failed"))).await;
+    assert_eq!(check_finished(&app).await.total, 1);
+    assert_eq!(upstream.hits.of(flaky), 2);
+    assert_eq!(upstream.hits.of(ok), 1);
+}
