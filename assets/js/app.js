@@ -116,7 +116,9 @@
   // The message of a refusal (a fragment or JSON from the server).
   function refusalText(body) {
     try { return JSON.parse(body).message || ""; } catch (e) { /* not JSON: a fragment */ }
-    return new DOMParser().parseFromString(body, "text/html").body.textContent.trim();
+    var doc = new DOMParser().parseFromString(body, "text/html");
+    var message = doc.querySelector(".flash, .error-card p");
+    return (message || doc.body).textContent.trim();
   }
 
   function failedText() {
@@ -129,7 +131,7 @@
     fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } })
       .then(function (res) {
         return res.text().then(function (body) {
-          if (res.status === 422) throw { refusal: refusalText(body) };
+          if (res.status === 422 || res.status === 400) throw { refusal: refusalText(body) };
           if (!res.ok) throw new Error(res.status);
           var count = res.headers.get("X-Export-Count") || String(body ? body.split(/\n/).length : 0);
           return copyText(body).then(function () { return count; });
@@ -141,10 +143,11 @@
 
   // Before a download starts, ask how many keys it holds: none is refused with the server's message.
   function checkExport(countUrl, btn, go) {
-    fetch(countUrl, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+    fetch(countUrl, { credentials: "same-origin", headers: { "Accept": "application/json", "HX-Request": "true" } })
       .then(function (res) {
         return res.text().then(function (body) {
-          if (res.status === 422) throw { refusal: refusalText(body) };
+          // 422: an empty scope; 400: a field the form got wrong (a minimum balance, a separator).
+          if (res.status === 422 || res.status === 400) throw { refusal: refusalText(body) };
           if (!res.ok) throw new Error(res.status);
           return JSON.parse(body).count;
         });
