@@ -972,7 +972,7 @@ async fn check(
         }
         let mut keys = Vec::new();
         for s in statuses {
-            let filter = KeyFilter { status: Some(s), search: None };
+            let filter = KeyFilter { status: Some(s), search: None, check_failed: None };
             keys.extend(db::keys::ids_for_check(conn, &codec, &db::keys::CheckScope::Matching(filter))?);
         }
         Ok(keys)

@@ -90,11 +90,7 @@
         var form = document.querySelector(exportBtn.getAttribute("data-copy-export"));
         url = form.getAttribute("action") + "?" + new URLSearchParams(new FormData(form)).toString();
       }
-      fetch(url, { credentials: "same-origin" })
-        .then(function (res) { if (!res.ok) throw new Error(res.status); return res.text(); })
-        .then(copyText)
-        .then(function () { flashLabel(exportBtn, exportBtn.getAttribute("data-copied")); })
-        .catch(function () { toast(exportBtn.getAttribute("data-failed")); });
+      copyExport(exportBtn, url);
     }
   });
 
@@ -112,6 +108,92 @@
       var custom = sep.form.querySelector(".custom-sep");
       if (custom) custom.hidden = sep.value !== "custom";
     }
+  });
+
+  // Keys page: exports that say how many keys they hold and refuse an empty scope, row clicks that
+  // select, and the import box emptied once an import went through.
+
+  // The message of a refusal (a fragment or JSON from the server).
+  function refusalText(body) {
+    try { return JSON.parse(body).message || ""; } catch (e) { /* not JSON: a fragment */ }
+    var doc = new DOMParser().parseFromString(body, "text/html");
+    var message = doc.querySelector(".flash, .error-card p");
+    return (message || doc.body).textContent.trim();
+  }
+
+  function failedText() {
+    var tpl = document.getElementById("toast-text");
+    return tpl ? (tpl.content ? tpl.content.textContent : tpl.textContent) : "Request failed";
+  }
+
+  // Copy an export: the server refuses an empty scope (422, with the message) and counts the keys.
+  function copyExport(btn, url) {
+    fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } })
+      .then(function (res) {
+        return res.text().then(function (body) {
+          if (res.status === 422 || res.status === 400) throw { refusal: refusalText(body) };
+          if (!res.ok) throw new Error(res.status);
+          var count = res.headers.get("X-Export-Count") || String(body ? body.split(/\n/).length : 0);
+          return copyText(body).then(function () { return count; });
+        });
+      })
+      .then(function (count) { toast((btn.getAttribute("data-copied") || "").replace("{count}", count), true); })
+      .catch(function (e) { toast((e && e.refusal) || btn.getAttribute("data-failed") || failedText()); });
+  }
+
+  // Before a download starts, ask how many keys it holds: none is refused with the server's message.
+  function checkExport(countUrl, btn, go) {
+    fetch(countUrl, { credentials: "same-origin", headers: { "Accept": "application/json", "HX-Request": "true" } })
+      .then(function (res) {
+        return res.text().then(function (body) {
+          // 422: an empty scope; 400: a field the form got wrong (a minimum balance, a separator).
+          if (res.status === 422 || res.status === 400) throw { refusal: refusalText(body) };
+          if (!res.ok) throw new Error(res.status);
+          return JSON.parse(body).count;
+        });
+      })
+      .then(function (count) {
+        toast((btn.getAttribute("data-exporting") || "").replace("{count}", count), true);
+        go();
+      })
+      .catch(function (e) { toast((e && e.refusal) || failedText()); });
+  }
+
+  document.addEventListener("click", function (ev) {
+    var link = ev.target.closest("a[data-export-check]");
+    if (link) {
+      if (link._checked) { link._checked = false; return; }
+      ev.preventDefault();
+      checkExport(link.getAttribute("data-export-check"), link, function () { link._checked = true; link.click(); });
+      return;
+    }
+    // A click on a row, outside its links, buttons, boxes and details, toggles its selection.
+    var row = ev.target.closest("tr[data-select-row]");
+    if (!row || ev.target.closest("a, button, input, label, select, textarea, summary, details")) return;
+    if (window.getSelection && String(window.getSelection()).length > 0) return;
+    var box = row.querySelector("td.check input[type=checkbox]");
+    if (box) box.click();
+  });
+
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target.closest("form[data-export-check]");
+    if (!form) return;
+    ev.preventDefault();
+    var url = form.getAttribute("data-export-check") + "?" + new URLSearchParams(new FormData(form)).toString();
+    checkExport(url, form, function () { form.submit(); });
+  });
+
+  document.addEventListener("htmx:afterSwap", function (ev) {
+    var target = ev.detail.target;
+    var marker = target && target.querySelector && target.querySelector("[data-clear]");
+    if (!marker) return;
+    var box = document.querySelector(marker.getAttribute("data-clear"));
+    if (box) {
+      box.value = "";
+      var file = box.form && box.form.querySelector("input[type=file]");
+      if (file) file.value = "";
+    }
+    marker.parentNode.removeChild(marker);
   });
 
   document.addEventListener("DOMContentLoaded", function () { localTimes(document); });

@@ -79,6 +79,9 @@ fn where_filter(st: &mut Statement, backend: Backend, codec: &KeyCodec, filter: 
     if let Some(status) = filter.status {
         st.sql(" AND k.status = ").bind(Value::Text(status.as_str().to_owned()));
     }
+    if let Some(failed) = filter.check_failed {
+        st.sql(if failed { " AND k.last_error IS NOT NULL" } else { " AND k.last_error IS NULL" });
+    }
     let instr = match backend {
         Backend::Sqlite => "instr(",
         Backend::Postgres => "strpos(",
@@ -192,6 +195,13 @@ pub fn count_matching(conn: &mut AnyConnection, codec: &KeyCodec, filter: &KeyFi
     st.sql("SELECT COUNT(*) AS n FROM keys k");
     where_filter(&mut st, backend, codec, filter);
     Ok(st.query().get_result::<Count>(conn)?.n)
+}
+
+/// Unchecked keys whose last check failed transiently (a `last_error`, the state unchanged).
+pub fn count_check_failed(conn: &mut AnyConnection) -> QueryResult<i64> {
+    let failed =
+        keys::table.filter(keys::status.eq(KeyStatus::Unchecked.as_str())).filter(keys::last_error.is_not_null());
+    failed.count().get_result(conn)
 }
 
 #[derive(QueryableByName)]
@@ -443,6 +453,35 @@ pub enum KeyTarget {
     SelectionOf(i64),
 }
 
+/// ` AND …` for an export scope (after a `WHERE` on table alias `k`).
+fn export_scope(st: &mut Statement, scope: ExportScope, admin_id: i64) {
+    match scope {
+        ExportScope::All => {}
+        ExportScope::Valid => {
+            st.sql(" AND k.status = 'active'");
+        }
+        ExportScope::Selection => {
+            st.sql(" AND k.id IN (SELECT key_id FROM key_selections WHERE admin_id = ")
+                .bind(Value::Int(admin_id))
+                .sql(")");
+        }
+        ExportScope::MinBalance(min) => {
+            st.sql(" AND k.total_balance >= ")
+                .bind(Value::Float(min))
+                .sql(" AND k.status NOT IN ('invalid', 'disabled')");
+        }
+    }
+}
+
+/// How many keys an export scope holds (an empty one is refused before a download starts).
+pub fn count_export(conn: &mut AnyConnection, scope: ExportScope, admin_id: i64) -> QueryResult<i64> {
+    // Raw SQL: the export's dynamic scope.
+    let mut st = Statement::default();
+    st.sql("SELECT COUNT(*) AS n FROM keys k WHERE 1 = 1");
+    export_scope(&mut st, scope, admin_id);
+    Ok(st.query().get_result::<Count>(conn)?.n)
+}
+
 /// One slice of an export, in id order, after `after_id`: (id, key, total balance).
 pub fn export_chunk(
     conn: &mut AnyConnection,
@@ -464,22 +503,7 @@ pub fn export_chunk(
     // Raw SQL: keyset slices over the dynamic export scope.
     let mut st = Statement::default();
     st.sql("SELECT k.id, k.key, k.total_balance FROM keys k WHERE k.id > ").bind(Value::Int(after_id));
-    match scope {
-        ExportScope::All => {}
-        ExportScope::Valid => {
-            st.sql(" AND k.status = 'active'");
-        }
-        ExportScope::Selection => {
-            st.sql(" AND k.id IN (SELECT key_id FROM key_selections WHERE admin_id = ")
-                .bind(Value::Int(admin_id))
-                .sql(")");
-        }
-        ExportScope::MinBalance(min) => {
-            st.sql(" AND k.total_balance >= ")
-                .bind(Value::Float(min))
-                .sql(" AND k.status NOT IN ('invalid', 'disabled')");
-        }
-    }
+    export_scope(&mut st, scope, admin_id);
     st.sql(" ORDER BY k.id ASC LIMIT ").bind(Value::Int(limit));
     let items: Vec<Item> = st.query().load(conn)?;
     items.into_iter().map(|i| Ok((i.id, open_key(codec, i.key)?, i.total_balance))).collect()

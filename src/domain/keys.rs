@@ -183,6 +183,36 @@ pub struct KeyFilter {
     pub status: Option<KeyStatus>,
     /// Part of a key, matched exactly as typed (keys are case-sensitive).
     pub search: Option<String>,
+    /// With `status` unchecked: only keys whose last check failed transiently (`Some(true)`, a 429,
+    /// 5xx or timeout left a `last_error`), or only keys never tried (`Some(false)`). `None` (the
+    /// command line's filters) takes both.
+    pub check_failed: Option<bool>,
+}
+
+/// The keys table's word for unchecked keys whose last check failed transiently.
+pub const CHECK_FAILED: &str = "check_failed";
+
+impl KeyFilter {
+    /// The filter of the table's `status` word: a state, or `check_failed`. The table's `unchecked`
+    /// means never tried, so the two badges never count a key twice.
+    pub fn for_status_word(word: &str, search: Option<String>) -> Self {
+        match word.trim() {
+            CHECK_FAILED => Self { status: Some(KeyStatus::Unchecked), search, check_failed: Some(true) },
+            other => {
+                let status = KeyStatus::parse(other);
+                let check_failed = (status == Some(KeyStatus::Unchecked)).then_some(false);
+                Self { status, search, check_failed }
+            }
+        }
+    }
+
+    /// The `status` word of this filter, as the URL carries it.
+    pub fn status_word(&self) -> Option<&'static str> {
+        match (self.status, self.check_failed) {
+            (Some(KeyStatus::Unchecked), Some(true)) => Some(CHECK_FAILED),
+            (status, _) => status.map(KeyStatus::as_str),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -245,7 +275,7 @@ impl KeyListQuery {
         let search = raw.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| q.chars().take(200).collect());
         let sort = raw.sort.as_deref().and_then(SortField::parse).unwrap_or(d.sort);
         Self {
-            filter: KeyFilter { status: raw.status.as_deref().and_then(KeyStatus::parse), search },
+            filter: KeyFilter::for_status_word(raw.status.as_deref().unwrap_or(""), search),
             sort,
             descending: raw.dir.as_deref().map_or(d.descending, |v| v != "asc"),
             page: raw.page.as_deref().and_then(|p| p.trim().parse().ok()).filter(|p| *p >= 1).unwrap_or(1),
@@ -261,8 +291,8 @@ impl KeyListQuery {
     /// The query string for this state (only what differs from the defaults).
     pub fn to_query_string(&self) -> String {
         let mut pairs: Vec<(&str, String)> = Vec::new();
-        if let Some(s) = self.filter.status {
-            pairs.push(("status", s.as_str().to_owned()));
+        if let Some(s) = self.filter.status_word() {
+            pairs.push(("status", s.to_owned()));
         }
         if let Some(q) = &self.filter.search {
             pairs.push(("q", q.clone()));
@@ -306,6 +336,20 @@ mod tests {
     const A: &str = "sk-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "sk-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
     const C: &str = "sk-cccccccccccccccccccccccccccccccc";
+
+    #[test]
+    fn check_failed_is_a_status_word_of_the_table_apart_from_unchecked() {
+        let raw = |status: &str| RawKeyListQuery { status: Some(status.to_owned()), ..Default::default() };
+        let failed = KeyListQuery::parse(&raw("check_failed"));
+        assert_eq!(failed.filter.status, Some(KeyStatus::Unchecked));
+        assert_eq!(failed.filter.check_failed, Some(true));
+        assert!(failed.to_query_string().starts_with("status=check_failed&"));
+        let never = KeyListQuery::parse(&raw("unchecked"));
+        assert_eq!(never.filter.check_failed, Some(false), "the table's unchecked: never tried");
+        assert!(never.to_query_string().starts_with("status=unchecked&"));
+        assert_eq!(KeyListQuery::parse(&raw("active")).filter.check_failed, None);
+        assert_eq!(KeyListQuery::parse(&raw("bogus")).filter, KeyFilter::default());
+    }
 
     #[test]
     fn splits_on_every_separator_and_keeps_order() {

@@ -6,7 +6,8 @@ use maud::{Markup, html};
 use super::components::{FlashKind, flash, free_only_tag, time};
 use super::layout::{PageContext, page};
 use crate::domain::keys::{
-    ImportOutcome, KeyListQuery, KeyRow, KeyStatus, PAGE_SIZES, SortField, format_balance, mask,
+    CHECK_FAILED, ImportOutcome, KeyFilter, KeyListQuery, KeyRow, KeyStatus, PAGE_SIZES, SortField, format_balance,
+    mask,
 };
 use crate::i18n::Lang;
 
@@ -18,6 +19,8 @@ pub struct KeyTable {
     pub matching: i64,
     pub total: i64,
     pub per_status: Vec<(KeyStatus, i64)>,
+    /// Unchecked keys whose last check failed transiently (counted in `per_status` too).
+    pub check_failed: i64,
     pub selected: i64,
     pub flash: Option<(FlashKind, String)>,
 }
@@ -80,7 +83,10 @@ fn status_select(lang: Lang, q: &KeyListQuery, oob: bool) -> Markup {
         select #filter-status name="status" hx-swap-oob=[oob.then_some("true")] {
             option value="" selected[q.filter.status.is_none()] { (lang.t("keys.filter.any")) }
             @for s in KeyStatus::ALL {
-                option value=(s.as_str()) selected[q.filter.status == Some(s)] { (status_label(lang, s)) }
+                option value=(s.as_str()) selected[q.filter.status_word() == Some(s.as_str())] { (status_label(lang, s)) }
+                @if s == KeyStatus::Unchecked {
+                    option value=(CHECK_FAILED) selected[q.filter.status_word() == Some(CHECK_FAILED)] { (lang.t("keys.ux.check_failed")) }
+                }
             }
         }
     }
@@ -143,6 +149,8 @@ pub fn import_result(lang: Lang, s: &ImportOutcome) -> Markup {
     let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let kind = if s.rejected.is_empty() { FlashKind::Success } else { FlashKind::Error };
     html! {
+        // Nothing refused: the page's script empties the box (a refused line stays there to fix).
+        @if s.rejected.is_empty() { span hidden data-clear="#import-keys" {} }
         (flash(kind, &lang.tf("keys.import.summary", &args)))
         @if !s.rejected.is_empty() {
             details.rejected open {
@@ -173,7 +181,8 @@ fn export_form(lang: Lang) -> Markup {
     html! {
         section.card #export {
             h2 { (lang.t("keys.export.title")) }
-            form #export-form method="get" action="/admin/keys/export" {
+            form #export-form method="get" action="/admin/keys/export" data-export-check="/admin/keys/export/count"
+                data-exporting=(lang.t("keys.ux.exporting")) {
                 label { (lang.t("keys.export.scope"))
                     select name="scope" {
                         option value="selection" { (lang.t("keys.export.scope_selection")) }
@@ -192,7 +201,7 @@ fn export_form(lang: Lang) -> Markup {
                 }
                 div.row {
                     button.primary type="submit" { (lang.t("keys.export.download")) }
-                    button type="button" data-copy-export="#export-form" data-copied=(lang.t("common.copied")) data-failed=(lang.t("error.request_failed")) { (lang.t("keys.export.copy")) }
+                    button type="button" data-copy-export="#export-form" data-copied=(lang.t("keys.ux.copied")) data-failed=(lang.t("error.request_failed")) { (lang.t("keys.export.copy")) }
                 }
             }
         }
@@ -224,7 +233,7 @@ fn sort_header(lang: Lang, q: &KeyListQuery, field: SortField, label_key: &str) 
 fn state_fields(q: &KeyListQuery) -> Markup {
     html! {
         form #keys-state hidden {
-            @if let Some(s) = q.filter.status { input type="hidden" name="status" value=(s.as_str()); }
+            @if let Some(s) = q.filter.status_word() { input type="hidden" name="status" value=(s); }
             @if let Some(search) = &q.filter.search { input type="hidden" name="q" value=(search); }
             input type="hidden" name="sort" value=(q.sort.as_str());
             input type="hidden" name="dir" value=(if q.descending { "desc" } else { "asc" });
@@ -268,14 +277,27 @@ fn status_counts(lang: Lang, t: &KeyTable) -> Markup {
         div.counts {
             span.count-total { (lang.tf("keys.counts.total", &[("count", &t.total.to_string())])) }
             @for (status, count) in &t.per_status {
-                @if *count > 0 {
-                    @let href = format!("/admin/keys?{}", KeyListQuery { filter: crate::domain::keys::KeyFilter { status: Some(*status), search: None }, ..q.with_page(1) }.to_query_string());
-                    a class={ "badge status-" (status.as_str()) } href=(href) hx-get=(href) hx-target="#keys-table" hx-swap="outerHTML" hx-push-url="true" {
-                        (status_label(lang, *status)) " " (count)
-                    }
+                @if *status == KeyStatus::Unchecked {
+                    (status_badge(q, status.as_str(), &status_label(lang, *status), count - t.check_failed))
+                    (status_badge(q, CHECK_FAILED, lang.t("keys.ux.check_failed"), t.check_failed))
+                } @else {
+                    (status_badge(q, status.as_str(), &status_label(lang, *status), *count))
                 }
             }
             span #selected-count.count-selected { (lang.tf("keys.counts.selected", &[("count", &t.selected.to_string())])) }
+        }
+    }
+}
+
+/// A state's filter link with its count (nothing when no key is in it).
+fn status_badge(q: &KeyListQuery, word: &str, label: &str, count: i64) -> Markup {
+    let filter = KeyFilter::for_status_word(word, None);
+    let href = format!("/admin/keys?{}", KeyListQuery { filter, ..q.with_page(1) }.to_query_string());
+    html! {
+        @if count > 0 {
+            a class={ "badge status-" (word) } href=(href) hx-get=(href) hx-target="#keys-table" hx-swap="outerHTML" hx-push-url="true" {
+                (label) " " (count)
+            }
         }
     }
 }
@@ -294,8 +316,9 @@ fn bulk_bar(lang: Lang, t: &KeyTable) -> Markup {
                 Some(&lang.tf("keys.bulk.delete_confirm", &[("count", &n(t.selected))])), t.selected == 0))
             (action_button("/admin/keys/bulk", r#"{"action":"delete_invalid"}"#, &lang.tf("keys.bulk.delete_invalid", &[("count", &n(invalid))]), "danger",
                 Some(&lang.tf("keys.bulk.delete_invalid_confirm", &[("count", &n(invalid))])), invalid == 0))
-            a.button href="/admin/keys/export?scope=selection" download aria-disabled=[(t.selected == 0).then_some("true")] { (lang.t("keys.bulk.export")) }
-            button type="button" data-copy-url="/admin/keys/export?scope=selection" data-copied=(lang.t("common.copied"))
+            a.button href="/admin/keys/export?scope=selection" download data-export-check="/admin/keys/export/count?scope=selection"
+                data-exporting=(lang.t("keys.ux.exporting")) aria-disabled=[(t.selected == 0).then_some("true")] { (lang.t("keys.bulk.export")) }
+            button type="button" data-copy-url="/admin/keys/export?scope=selection" data-copied=(lang.t("keys.ux.copied"))
                 data-failed=(lang.t("error.request_failed")) disabled[t.selected == 0] { (lang.t("keys.bulk.copy")) }
             @for (scope, label, disabled) in [("selection", "keys.bulk.check", t.selected == 0), ("matching", "keys.bulk.check_matching", t.matching == 0), ("all", "keys.bulk.check_all", t.total == 0)] {
                 button type="button" hx-post="/admin/checks" hx-vals=(format!(r#"{{"scope":"{scope}"}}"#))
@@ -365,10 +388,9 @@ fn pager(lang: Lang, t: &KeyTable) -> Markup {
 
 fn key_row(lang: Lang, number: i64, r: &KeyRow) -> Markup {
     let select_action = if r.selected { "unselect" } else { "select" };
-    let reason = r.last_error.as_deref().or(r.status_reason.as_deref());
     let disabled = r.status == KeyStatus::Disabled;
     html! {
-        tr.selected[r.selected] {
+        tr.selected[r.selected] data-select-row {
             td.num { a href={ "/admin/keys/" (r.id) } title=(lang.t("keys.details")) { (number) } }
             td.check {
                 input type="checkbox" aria-label=(lang.t("keys.select.row")) checked[r.selected]
@@ -380,16 +402,13 @@ fn key_row(lang: Lang, number: i64, r: &KeyRow) -> Markup {
                 button.icon type="button" data-reveal title=(lang.t("keys.reveal")) aria-label=(lang.t("keys.reveal")) { "👁" }
                 button.icon type="button" data-copy-text=(r.key) data-copied="✓" title=(lang.t("common.copy")) aria-label=(lang.t("common.copy")) { "⧉" }
             }
-            td.balance { @match r.total_balance { Some(b) => (format_balance(b)), None => span.muted { "—" } } }
-            td { @match r.checked_at {
+            td.balance data-label=(lang.t("keys.col.balance")) { @match r.total_balance { Some(b) => (format_balance(b)), None => span.muted { "—" } } }
+            td.checked-at data-label=(lang.t("keys.col.checked")) { @match r.checked_at {
                 Some(t) => (time(t)),
                 None => span.muted title=(lang.t("keys.never_checked")) { (lang.t("keys.added_prefix")) " " (time(r.added_at)) },
             } }
-            td { (time(r.added_at)) }
-            td {
-                span class={ "badge status-" (r.status.as_str()) } title=[reason] { (status_label(lang, r.status)) }
-                @if r.status == KeyStatus::Depleted { " " (free_only_tag(lang)) }
-            }
+            td.added-at data-label=(lang.t("keys.col.added")) { (time(r.added_at)) }
+            td.state { (state_cell(lang, r)) }
             td.actions {
                 button type="button" hx-post="/admin/checks" hx-vals=(format!(r#"{{"scope":"key","id":{}}}"#, r.id))
                     hx-include="#check-params" hx-target="#check-panel" hx-swap="outerHTML" { (lang.t("keys.row.check")) }
@@ -402,4 +421,45 @@ fn key_row(lang: Lang, number: i64, r: &KeyRow) -> Markup {
             }
         }
     }
+}
+
+/// A row's state: its badge, and the reason (the last error, or why the state changed) in a details
+/// element a tap opens, so a phone reads it too. An unchecked key whose last check failed
+/// transiently (429, 5xx, timeout) reads "check failed", not "unchecked".
+fn state_cell(lang: Lang, r: &KeyRow) -> Markup {
+    let failed = r.status == KeyStatus::Unchecked && r.last_error.is_some();
+    let (word, label) = if failed {
+        (CHECK_FAILED, lang.t("keys.ux.check_failed").to_owned())
+    } else {
+        (r.status.as_str(), status_label(lang, r.status))
+    };
+    let reason = r.last_error.as_deref().or(r.status_reason.as_deref());
+    let badge = html! { span class={ "badge status-" (word) } { (label) } };
+    html! {
+        @match reason {
+            Some(reason) => details.state-reason {
+                summary { (badge) }
+                p.reason { (lang.tf("keys.ux.reason", &[("reason", reason)])) }
+            },
+            None => (badge),
+        }
+        @if r.status == KeyStatus::Depleted { " " (free_only_tag(lang)) }
+    }
+}
+
+/// The answer to an export whose scope holds no key, for a browser without script: the message and
+/// a way back.
+pub fn export_refused(ctx: &PageContext, message: &str) -> Markup {
+    let lang = ctx.lang;
+    page(
+        ctx,
+        lang.t("keys.title"),
+        html! {
+            section.card.narrow #export-refused {
+                h1 { (lang.t("keys.export.title")) }
+                (flash(FlashKind::Error, message))
+                p { a.button href="/admin/keys" { (lang.t("keys.ux.back")) } }
+            }
+        },
+    )
 }

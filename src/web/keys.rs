@@ -9,12 +9,12 @@ use super::lang::RequestLang;
 use super::session::CurrentAdmin;
 use crate::db;
 use crate::domain::export::ExportRequest;
-use crate::domain::keys::{ImportOutcome, KeyListQuery, MAX_IMPORT_BYTES, RawKeyListQuery, parse_import};
+use crate::domain::keys::{ImportOutcome, KeyListQuery, KeyStatus, MAX_IMPORT_BYTES, RawKeyListQuery, parse_import};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
 use crate::views::components::{FlashKind, field_message};
-use crate::views::keys::{KeyTable, import_result, import_too_large, keys_page, keys_table_swap};
+use crate::views::keys::{KeyTable, export_refused, import_result, import_too_large, keys_page, keys_table_swap};
 use crate::views::layout::{Nav, PageContext};
 
 async fn load_table(
@@ -28,11 +28,20 @@ async fn load_table(
         let mut query = query;
         let per_status = db::keys::count_by_status(conn)?;
         let total = per_status.iter().map(|(_, n)| n).sum();
+        let unchecked = per_status.iter().find(|(s, _)| *s == KeyStatus::Unchecked).map_or(0, |(_, n)| *n);
+        let check_failed = if unchecked > 0 { db::keys::count_check_failed(conn)? } else { 0 };
         // Without a search the counts come from the trigger-kept table; a search counts in the same
         // scan that finds its page.
         let known = match query.filter.status {
             _ if query.filter.search.is_some() => None,
-            Some(status) => Some(per_status.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n)),
+            Some(status) => {
+                let all = per_status.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+                Some(match query.filter.check_failed {
+                    Some(true) => check_failed,
+                    Some(false) => all - check_failed,
+                    None => all,
+                })
+            }
             None => Some(total),
         };
         let (rows, matching) = match known {
@@ -51,7 +60,7 @@ async fn load_table(
             },
         };
         let selected = db::keys::count_selected(conn, admin_id)?;
-        Ok(KeyTable { query, rows, matching, total, per_status, selected, flash })
+        Ok(KeyTable { query, rows, matching, total, per_status, check_failed, selected, flash })
     })
     .await?)
 }
@@ -276,17 +285,77 @@ pub struct ExportQuery {
     custom_sep: Option<String>,
 }
 
-/// `GET /admin/keys/export`: a streamed `.txt` download (the page's "copy" reads the same download).
+impl ExportQuery {
+    fn request(&self, lang: Lang) -> Result<ExportRequest, AppError> {
+        let sep = crate::domain::export::pick_separator(self.sep.as_deref(), self.custom_sep.as_deref());
+        ExportRequest::parse(&self.scope, self.min_balance.as_deref(), self.with_balance.as_deref(), sep)
+            .map_err(|e| AppError::BadRequest(field_message(lang, &e)))
+    }
+}
+
+/// How many keys an export would hold, and the message refusing it when none.
+async fn export_count(
+    state: &AppState,
+    lang: Lang,
+    request: &ExportRequest,
+    admin_id: i64,
+) -> Result<(i64, Option<&'static str>), AppError> {
+    let scope = request.scope;
+    let count = db::run(&state.db, move |conn| Ok(db::keys::count_export(conn, scope, admin_id)?)).await?;
+    let refusal = match (count, scope) {
+        (0, crate::domain::export::ExportScope::Selection) => Some(lang.t("keys.ux.export_empty_selection")),
+        (0, _) => Some(lang.t("keys.ux.export_empty")),
+        _ => None,
+    };
+    Ok((count, refusal))
+}
+
+const EXPORT_COUNT_HEADER: &str = "x-export-count";
+
+/// `GET /admin/keys/export`: a streamed `.txt` download (the page's "copy" reads the same download,
+/// its count in `X-Export-Count`). An empty scope is refused (422) with a message: a page for a
+/// browser without script, the message alone for the page's script (`HX-Request`), never an empty
+/// file.
 pub async fn get_export(
+    req: HttpRequest,
     RequestLang(lang): RequestLang,
     state: web::Data<AppState>,
     admin: web::ReqData<CurrentAdmin>,
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let sep = crate::domain::export::pick_separator(q.sep.as_deref(), q.custom_sep.as_deref());
-    let request = ExportRequest::parse(&q.scope, q.min_balance.as_deref(), q.with_balance.as_deref(), sep)
-        .map_err(|e| AppError::BadRequest(field_message(lang, &e)))?;
-    export_response(&state, request, admin.id).await
+    let request = q.request(lang)?;
+    let (count, refusal) = export_count(&state, lang, &request, admin.id).await?;
+    if let Some(message) = refusal {
+        if super::is_htmx(&req) {
+            return Ok(html(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                crate::views::components::flash(FlashKind::Error, message),
+            ));
+        }
+        let path = super::path_and_query(&req);
+        let ctx = PageContext { lang, nav: Nav::Keys, admin: Some(&admin.username), path: &path };
+        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, export_refused(&ctx, message)));
+    }
+    let mut res = export_response(&state, request, admin.id).await?;
+    res.headers_mut().insert(header::HeaderName::from_static(EXPORT_COUNT_HEADER), header::HeaderValue::from(count));
+    Ok(res)
+}
+
+/// `GET /admin/keys/export/count` (the export's parameters): `{"count": n}`, or 422 with the message
+/// refusing an empty scope. The page's script asks before a download starts, so an empty scope says
+/// why instead of saving an empty file, and a full one says how many keys it holds.
+pub async fn get_export_count(
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    admin: web::ReqData<CurrentAdmin>,
+    q: web::Query<ExportQuery>,
+) -> Result<HttpResponse, AppError> {
+    let request = q.request(lang)?;
+    let (count, refusal) = export_count(&state, lang, &request, admin.id).await?;
+    let status = if refusal.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    Ok(HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "count": count, "message": refusal })))
 }
 
 /// Streams an export as a `.txt` download, read in slices on a blocking thread; shared with the

@@ -51,6 +51,7 @@ pub fn table() -> Vec<RouteDef> {
         def(Method::GET, "/admin/keys", Admin, || web::route().to(keys::get_keys)),
         def(Method::POST, "/admin/keys/import", Admin, || web::route().to(keys::post_import)),
         def(Method::GET, "/admin/keys/export", Admin, || web::route().to(keys::get_export)),
+        def(Method::GET, "/admin/keys/export/count", Admin, || web::route().to(keys::get_export_count)),
         def(Method::POST, "/admin/keys/selection", Admin, || web::route().to(keys::post_selection)),
         def(Method::POST, "/admin/keys/bulk", Admin, || web::route().to(keys::post_bulk)),
         def(Method::POST, "/admin/keys/{id}/{action}", Admin, || web::route().to(keys::post_key_action)),

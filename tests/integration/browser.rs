@@ -867,3 +867,181 @@ async fn screenshots_of_every_page() {
     }
     println!("screenshots in {}", dir.display());
 }
+
+// Keys page (issue 13): empty exports refused with a message, counts said, a transient check
+// failure visible and filterable, a row click selecting, the import box cleared.
+
+impl Browser<'_> {
+    /// Empties the toast, so the next message is seen anew.
+    async fn clear_toast(&self) {
+        self.script("const t = document.getElementById('toast'); t.textContent = ''; t.hidden = true; return true;")
+            .await;
+    }
+
+    /// The value of a form control.
+    async fn value(&self, css: &str) -> String {
+        let v = self.script(&format!("return document.querySelector(\"{css}\").value;")).await;
+        v.as_str().unwrap_or("").to_owned()
+    }
+
+    async fn grant_clipboard(&self) {
+        let url = format!("{}/session/{}/permissions", self.driver.base, self.session);
+        for name in ["clipboard-read", "clipboard-write"] {
+            let body = json!({ "descriptor": { "name": name }, "state": "granted" });
+            let _ = self.driver.http.post(&url).json(&body).send().await;
+        }
+    }
+
+    async fn downloads_count(&self) -> usize {
+        std::fs::read_dir(&self.downloads).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+/// The whole keys page with every reason open, beside the screenshots command's pictures.
+async fn shoot_keys(b: &Browser<'_>, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    b.find("#keys-table tbody").await;
+    b.script("document.querySelectorAll('details.state-reason').forEach(d => d.open = true); return true;").await;
+    b.full_screenshot(&dir.join(format!("{name}.png"))).await;
+}
+
+/// Sets the last error of a key, as a transient check failure (429, 5xx, timeout) leaves it.
+async fn fail_check(app: &TestApp, key: &str, error: &str) {
+    let (key, error) = (key.to_owned(), error.to_owned());
+    support::with_db(app, move |c| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("UPDATE keys SET last_error = $1 WHERE key = $2")
+            .bind::<diesel::sql_types::Text, _>(error)
+            .bind::<diesel::sql_types::Text, _>(key)
+            .execute(c)
+            .unwrap();
+    })
+    .await;
+}
+
+/// Imports three keys through the page: the box is emptied; a refused line stays to be fixed.
+async fn import_clears_the_box(b: &Browser<'_>, keys: &[String]) {
+    // No check right away: the failures below are the test's own.
+    b.click("#import input[name=check_now]").await;
+    b.type_into("#import-keys", &keys.join("\n")).await;
+    b.click("#import button[type=submit]").await;
+    b.wait_for_text("#import-result", &format!("{} added", keys.len())).await;
+    b.wait_for_text("#keys-table .counts", &format!("{} keys", keys.len())).await;
+    assert_eq!(b.value("#import-keys").await, "", "the box is cleared after a successful import");
+    b.type_into("#import-keys", "short").await;
+    b.click("#import button[type=submit]").await;
+    b.wait_for_text("#import-result", "1 rejected").await;
+    assert_eq!(b.value("#import-keys").await, "short", "a refused line stays in the box");
+}
+
+/// An empty selection: export, copy and the bulk bar's export say so; nothing is downloaded.
+async fn empty_exports_are_refused(b: &Browser<'_>, message: &str) {
+    let before = b.downloads_count().await;
+    b.script("document.querySelector('#export-form select[name=scope]').value = 'selection'; return true;").await;
+    for button in [
+        "#export-form button[type=submit]",
+        "#export-form button[data-copy-export]",
+        "#keys-table a[data-export-check]",
+    ] {
+        b.clear_toast().await;
+        b.click(button).await;
+        b.wait_for_text("#toast", message).await;
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.downloads_count().await, before, "no empty file was downloaded");
+}
+
+/// A key whose check failed transiently reads "Check failed", its reason opens with a tap, and the
+/// state's badge filters the table.
+async fn transient_failure_is_visible_and_filterable(b: &Browser<'_>, app: &TestApp) {
+    b.goto(&app.url("/admin/keys")).await;
+    b.wait_for_text("#keys-table .counts a.status-check_failed", "Check failed 1").await;
+    let summary = "#keys-table td.state details.state-reason summary .status-check_failed";
+    assert_eq!(b.text(summary).await, "Check failed");
+    b.click("#keys-table td.state details.state-reason summary").await;
+    b.wait_for_text("#keys-table td.state details.state-reason[open] .reason", "upstream answered 503").await;
+    assert!(b.no_horizontal_scroll().await, "the open reason widens the page");
+    b.click("#keys-table .counts a.status-check_failed").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.url().await.contains("status=check_failed") {
+        assert!(Instant::now() < deadline, "the URL did not follow the filter");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = b.script("return document.querySelectorAll('#keys-table tbody tr').length;").await;
+    assert_eq!(rows, 1, "only the key whose check failed");
+    assert_eq!(b.value("#filter-status").await, "check_failed", "the filter's select follows");
+}
+
+/// A click on a row's plain cell toggles its selection (the box, the count).
+async fn row_click_selects(b: &Browser<'_>) {
+    b.click("#keys-table tbody tr[data-select-row] td.balance").await;
+    b.wait_for_text("#selected-count", "1 selected").await;
+    let checked =
+        b.script("return document.querySelector('#keys-table tbody tr.selected td.check input').checked;").await;
+    assert_eq!(checked, true);
+    b.click("#keys-table tbody tr[data-select-row] td.balance").await;
+    b.wait_for_text("#selected-count", "0 selected").await;
+    b.click("#keys-table tbody tr[data-select-row] td.balance").await;
+    b.wait_for_text("#selected-count", "1 selected").await;
+}
+
+async fn keys_page_ux_at(driver: &Driver, width: u32, height: u32) {
+    let app = &support::spawn().await;
+    let b = driver.session(width, height).await;
+    b.login(app).await;
+    b.goto(&app.url("/lang/en?next=/admin/keys")).await;
+    let keys: Vec<String> = (1..=3).map(|i| format!("sk-ux{width}-{i:0>24}")).collect();
+    import_clears_the_box(&b, &keys).await;
+    assert!(b.no_horizontal_scroll().await, "the keys page scrolls sideways at {width} px");
+    empty_exports_are_refused(&b, "Select the keys to export first.").await;
+
+    fail_check(app, &keys[0], "upstream answered 503").await;
+    transient_failure_is_visible_and_filterable(&b, app).await;
+    b.goto(&app.url("/admin/keys?status=check_failed")).await;
+    row_click_selects(&b).await;
+
+    // One selected: the export says how many keys it holds, and downloads them.
+    b.clear_toast().await;
+    b.click("#export-form button[type=submit]").await;
+    b.wait_for_text("#toast", "Keys exported: 1").await;
+    if width > 500 {
+        let (name, contents) = b.downloaded().await;
+        assert!(name.starts_with("keypool-selected-keys-"), "{name}");
+        assert_eq!(contents, keys[0]);
+        b.grant_clipboard().await;
+        b.clear_toast().await;
+        b.click("#export-form button[data-copy-export]").await;
+        b.wait_for_text("#toast", "Keys copied: 1").await;
+    }
+
+    b.goto(&app.url("/admin/keys")).await;
+    b.wait_for_text("#selected-count", "1 selected").await;
+    assert!(b.no_horizontal_scroll().await, "the keys page scrolls sideways at {width} px");
+    shoot_keys(&b, &format!("keys-ux-en-{width}")).await;
+
+    // In Chinese, after clearing the selection: the original's message.
+    b.click("#keys-table .bulk button[hx-vals*='clear']").await;
+    b.wait_for_text("#selected-count", "0 selected").await;
+    b.goto(&app.url("/lang/zh-CN?next=/admin/keys")).await;
+    b.wait_for_text("h1", "密钥管理").await;
+    empty_exports_are_refused(&b, "请先选择要导出的密钥").await;
+    b.wait_for_text("#keys-table .counts a.status-check_failed", "检测失败 1").await;
+    assert!(b.no_horizontal_scroll().await, "the keys page scrolls sideways at {width} px (zh-CN)");
+    shoot_keys(&b, &format!("keys-ux-zh-CN-{width}")).await;
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors at {width} px: {errors:?}");
+    b.quit().await;
+}
+
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
+#[actix_web::test]
+async fn keys_refuse_empty_exports_show_failed_checks_select_rows_and_clear_the_import() {
+    require_browser();
+    let driver = start_driver().await;
+    keys_page_ux_at(&driver, 1366, 768).await;
+    keys_page_ux_at(&driver, 375, 812).await;
+}

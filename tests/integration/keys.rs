@@ -317,9 +317,180 @@ async fn empty_pool_says_so() {
     app.login().await;
     let html = app.get("/admin/keys").await.text().await.unwrap();
     assert!(html.contains("No keys yet"));
-    let (body, _) = {
-        let res = app.client.get(app.url("/admin/keys/export?scope=all")).send().await.unwrap();
-        (res.text().await.unwrap(), ())
+    let res = app.get("/admin/keys/export?scope=all").await;
+    assert_eq!(res.status(), 422, "an empty export is refused, not an empty file");
+    assert!(res.text().await.unwrap().contains("No key matches this export."));
+}
+
+/// `GET path` as the given language, optionally as the page's script asks (`HX-Request`).
+async fn get_in(app: &TestApp, path: &str, lang: &str, hx: bool) -> reqwest::Response {
+    let mut req = app.client.get(app.url(path)).header("accept-language", lang);
+    if hx {
+        req = req.header("hx-request", "true");
+    }
+    req.send().await.unwrap()
+}
+
+#[actix_web::test]
+async fn an_empty_export_scope_is_refused_with_a_message_in_both_languages_and_a_full_one_counted() {
+    let app = support::spawn().await;
+    app.login().await;
+    import(&app, &(1..=3).map(|i| key(i) + "\n").collect::<String>()).await;
+    for (lang, selection, nothing) in [
+        ("en", "Select the keys to export first.", "No key matches this export."),
+        ("zh-CN", "请先选择要导出的密钥", "没有符合条件的密钥可导出"),
+    ] {
+        // Without script: a page with the message and a way back, never a 0-byte download.
+        let res = get_in(&app, "/admin/keys/export?scope=selection", lang, false).await;
+        assert_eq!(res.status(), 422, "{lang}");
+        assert!(res.headers().get("content-disposition").is_none(), "no download");
+        let body = res.text().await.unwrap();
+        assert!(body.contains(selection) && body.contains("href=\"/admin/keys\""), "{lang}: {body}");
+        // The page's script (copy) gets the message alone.
+        let res = get_in(&app, "/admin/keys/export?scope=selection", lang, true).await;
+        assert_eq!(res.status(), 422);
+        let body = res.text().await.unwrap();
+        assert!(body.contains(selection) && !body.contains("<html"), "{lang}: {body}");
+        // Before a download, the count: refused with the message.
+        let res = get_in(&app, "/admin/keys/export/count?scope=selection", lang, false).await;
+        assert_eq!(res.status(), 422);
+        let json: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(json, serde_json::json!({ "count": 0, "message": selection }), "{lang}");
+        // Another empty scope: no active key yet.
+        let res = get_in(&app, "/admin/keys/export/count?scope=valid", lang, false).await;
+        assert_eq!(res.status(), 422);
+        assert_eq!(res.json::<serde_json::Value>().await.unwrap()["message"], nothing, "{lang}");
+        let res = get_in(&app, "/admin/keys/export?scope=valid&sep=comma", lang, true).await;
+        assert_eq!(res.status(), 422);
+        assert!(res.text().await.unwrap().contains(nothing), "{lang}");
+    }
+    // Two selected: the count, and the download with its count in a header.
+    app.hx_post("/admin/keys/selection", &[("action", "select"), ("ids", "1,3")]).await;
+    let res = app.get("/admin/keys/export/count?scope=selection").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap(), serde_json::json!({ "count": 2, "message": null }));
+    let res = app.get("/admin/keys/export?scope=selection&sep=comma").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(header(&res, "x-export-count"), "2");
+    assert_eq!(res.text().await.unwrap(), format!("{},{}", key(1), key(3)));
+    // A malformed request is still a 400, not a count.
+    let res = app.get("/admin/keys/export/count?scope=everything").await;
+    assert_eq!(res.status(), 400);
+}
+
+async fn page_en(app: &TestApp, query: &str) -> String {
+    get_in(app, &format!("/admin/keys?{query}"), "en", true).await.text().await.unwrap()
+}
+
+/// Sets a key's last error, as a check that failed transiently (or a refused one) leaves it.
+async fn set_last_error(app: &TestApp, k: &str, error: &str) {
+    let (k, error) = (k.to_owned(), error.to_owned());
+    support::with_db(app, move |c| {
+        diesel::sql_query("UPDATE keys SET last_error = $1 WHERE key = $2")
+            .bind::<Text, _>(error)
+            .bind::<Text, _>(k)
+            .execute(c)
+            .unwrap()
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn keys_whose_check_failed_transiently_have_their_own_state_filter_and_readable_reason() {
+    let app = support::spawn().await;
+    app.login().await;
+    import(&app, &(1..=4).map(|i| key(i) + "\n").collect::<String>()).await;
+    set_last_error(&app, &key(1), "upstream answered 503").await;
+    set_last_error(&app, &key(2), "timed out after 10 s").await;
+    set_key(&app, &key(3), "active", Some(5.0), Some(1)).await;
+    set_last_error(&app, &key(3), "upstream answered 429").await;
+
+    // Counts: never-checked and failed apart, each a filter link carrying the state in the URL.
+    let all = page_en(&app, "").await;
+    assert!(all.contains("Unchecked 1") && all.contains("Check failed 2") && all.contains("Active 1"), "{all}");
+    assert!(all.contains("status=check_failed"), "the badge links the filter");
+    // Each failed row reads "check failed" with its reason in a details element (a tap opens it).
+    assert!(all.contains("<details class=\"state-reason\">"), "{all}");
+    assert!(all.contains("upstream answered 503") && all.contains("timed out after 10 s"));
+
+    let failed = page_en(&app, "status=check_failed").await;
+    let mut rows = row_keys(&failed);
+    rows.sort();
+    assert_eq!(rows, [key(1), key(2)], "only the unchecked keys whose check failed");
+    assert!(
+        failed.contains("status-check_failed") && !failed.contains("<span class=\"badge status-unchecked\">"),
+        "{failed}"
+    );
+    assert!(failed.contains("value=\"check_failed\" selected"), "the select follows the URL");
+    assert!(failed.contains("name=\"status\" value=\"check_failed\""), "bulk actions keep the filter");
+    assert!(failed.contains("Select all 2 matching"), "{failed}");
+
+    assert_eq!(row_keys(&page_en(&app, "status=unchecked").await), [key(4)], "never checked only");
+    assert_eq!(row_keys(&page_en(&app, "status=active").await), [key(3)], "an active key stays active");
+
+    // Select every matching key under the filter: the two failed ones.
+    let res = app
+        .hx_post("/admin/keys/selection", &[("action", "select_all"), ("status", "check_failed")])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(res.contains("2 selected"), "{res}");
+
+    // A successful check clears the error: the key leaves the filter.
+    support::with_db(&app, |c| {
+        diesel::sql_query("UPDATE keys SET last_error = NULL, status = 'active' WHERE key = $1")
+            .bind::<Text, _>(key(1))
+            .execute(c)
+            .unwrap()
+    })
+    .await;
+    assert_eq!(row_keys(&page_en(&app, "status=check_failed").await), [key(2)]);
+    let zh = get_in(&app, "/admin/keys?status=check_failed", "zh-CN", true).await.text().await.unwrap();
+    assert!(zh.contains("检测失败"), "{zh}");
+}
+
+/// Polls until the current check job has finished.
+async fn check_finished(app: &TestApp) -> keypool::checker::Progress {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(p) = app.state.checker.current().map(|j| j.progress())
+            && !p.running
+        {
+            return p;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job did not finish");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_real_transient_check_failure_is_filtered_and_checking_the_filter_retries_only_those_keys() {
+    let upstream = crate::mock::start();
+    let url = upstream.url.clone();
+    let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
+    app.login().await;
+    let (ok, flaky, bad) = ("sk-ok-5-aaaaaaaaaaaaaaaaaa", "sk-err500-bbbbbbbbbbbbbbbbb", "sk-invalid-cccccccccccccccc");
+    import(&app, &format!("{ok}\n{flaky}\n{bad}")).await;
+    let fast = [("interval_secs", "0"), ("retries", "0"), ("concurrency", "8")];
+    let form = |scope: &'static str, status: Option<&'static str>| {
+        let mut form = vec![("scope", scope)];
+        form.extend_from_slice(&fast);
+        form.extend(status.map(|s| ("status", s)));
+        form
     };
-    assert!(body.is_empty());
+    app.hx_post("/admin/checks", &form("all", None)).await;
+    assert_eq!(check_finished(&app).await.total, 3);
+
+    // The 500 left the key unchecked with its reason: "check failed", apart from the refused key.
+    let all = page_en(&app, "").await;
+    assert!(all.contains("Check failed 1") && all.contains("Active 1") && all.contains("Invalid 1"), "{all}");
+    assert!(!all.contains("Unchecked "), "no key is merely unchecked now");
+    assert_eq!(row_keys(&page_en(&app, "status=check_failed").await), [flaky]);
+
+    // "Check all matching" on the filter retries only that key.
+    app.hx_post("/admin/checks", &form("matching", Some("check_failed"))).await;
+    assert_eq!(check_finished(&app).await.total, 1);
+    assert_eq!(upstream.hits.of(flaky), 2);
+    assert_eq!(upstream.hits.of(ok), 1);
 }
