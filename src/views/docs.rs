@@ -5,7 +5,7 @@ use maud::{Markup, html};
 use super::layout::{PageContext, page};
 
 /// The example model in every snippet.
-const MODEL: &str = "Qwen/Qwen2.5-7B-Instruct";
+pub(crate) const MODEL: &str = "Qwen/Qwen2.5-7B-Instruct";
 
 /// Paths clients use most; every other `/v1` path is forwarded as it is.
 const ENDPOINTS: [(&str, &str); 9] = [
