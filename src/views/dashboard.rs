@@ -162,14 +162,13 @@ pub fn dashboard_page(ctx: &PageContext, d: &Dashboard) -> Markup {
 /// Everything below the heading; swapped on refresh.
 pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
     let f = &d.figures;
-    let refresh = if d.refresh > 0 { format!("/admin?refresh={}", d.refresh) } else { "/admin".to_owned() };
-    // Also refreshed when a check job ends (its panel triggers `keys-changed`): the checklist ticks.
-    let trigger = match d.refresh {
-        0 => "keys-changed from:body".to_owned(),
-        s => format!("keys-changed from:body, every {s}s"),
-    };
+    let refresh = (d.refresh > 0).then(|| format!("/admin?refresh={}", d.refresh));
+    let every = (d.refresh > 0).then(|| format!("every {}s", d.refresh));
     html! {
-        div #dashboard hx-get=(refresh) hx-trigger=(trigger) hx-swap="outerHTML" {
+        div #dashboard hx-get=[refresh.as_deref()] hx-trigger=[every] hx-swap="outerHTML" {
+            // Refreshed when a check job ends (its panel triggers `keys-changed`), so the checklist ticks.
+            div hidden hx-get=(refresh.as_deref().unwrap_or("/admin")) hx-trigger="keys-changed from:body"
+                hx-target="#dashboard" hx-swap="outerHTML" {}
             @if let Some(i) = &d.incident { (incident_banner(lang, i)) }
             (first_run(lang, &d.first_run))
             (check_all(lang, &d.check_all, &d.check_panel))
