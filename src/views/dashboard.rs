@@ -308,7 +308,7 @@ fn check_all(lang: Lang, c: &CheckAll, panel: &Markup) -> Markup {
                 hx-target="#check-panel" hx-swap="outerHTML" hx-confirm=(confirm) disabled[c.keys == 0] {
                 (lang.t("dashboard.check_all.button"))
             }
-            span.muted { (lang.tf("dashboard.check_all.hint", &[("keys", &keys), ("time", &time)])) }
+            @if c.keys > 0 { span.muted { (lang.tf("dashboard.check_all.hint", &[("keys", &keys), ("time", &time)])) } }
         }
         (panel)
     }

@@ -957,3 +957,39 @@ async fn first_run_checklist_ticks_through_on_a_desktop_and_a_phone_in_both_lang
         b.quit().await;
     }
 }
+
+/// The login lockout in a browser: the form again with when to retry, at both widths and in both
+/// languages, no sideways scroll; its pictures go to `target/screenshots/login-lockout-*.png`.
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
+#[actix_web::test]
+async fn login_lockout_shows_the_form_with_when_to_retry_in_a_browser() {
+    require_browser();
+    let app = support::spawn().await;
+    for _ in 0..5 {
+        assert_eq!(app.login_with(&app.client, ADMIN_USER, "nope-nope").await.status(), 401);
+    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let driver = start_driver().await;
+    for (width, height) in [(1366, 768), (375, 812)] {
+        let b = driver.session(width, height).await;
+        for (lang, says) in [("en", "Try again in 300 seconds"), ("zh-CN", "请在 300 秒")] {
+            b.goto(&app.url(&format!("/lang/{lang}?next=/login"))).await;
+            b.type_into("#username", ADMIN_USER).await;
+            b.type_into("#password", ADMIN_PASSWORD).await;
+            b.click("form[action='/login'] button[type=submit]").await;
+            let message = b.wait_for_text(".flash-error", says).await;
+            assert!(!message.is_empty());
+            b.find("form[action='/login'] #password").await;
+            assert!(b.no_horizontal_scroll().await, "no sideways scroll at {width} px in {lang}");
+            b.full_screenshot(&dir.join(format!("login-lockout-{lang}-{width}.png"))).await;
+        }
+        let errors: Vec<String> =
+            b.console_errors().await.into_iter().filter(|m| !m.contains("status of 429")).collect();
+        assert!(errors.is_empty(), "console errors at {width} px: {errors:?}");
+        b.quit().await;
+    }
+}
