@@ -199,4 +199,6 @@ async fn user_info_answers_the_pools_balance_in_siliconflows_shape() {
     assert_eq!(res.status(), 401, "refused without an access key");
     let res = http.get(&url).bearer_auth("kp-not-a-real-access-key").send().await.unwrap();
     assert_eq!(res.status(), 401);
+    let docs = gw.app.get("/docs").await.text().await.unwrap();
+    assert!(docs.contains("/v1/user/info"), "listed among the endpoints on the API docs page");
 }
