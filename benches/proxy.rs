@@ -242,6 +242,7 @@ fn pick_cost(n: usize) -> Vec<(&'static str, f64)> {
             key: format!("sk-pick{i:0>44}"),
             status: KeyStatus::Active,
             total_balance: Some(1.0 + (i * 7919 % 20000) as f64 / 100.0),
+            charge_balance: None,
             cooling_until: None,
             status_changed_at: Some(1),
             checked_at: Some(1),

@@ -295,6 +295,12 @@ async fn ensure_admin(state: &AppState) -> Result<(), StartError> {
     let now = state.now_ms();
     let user = username.clone();
     let created = db::run(&state.db, move |conn| match db::admins::create(conn, &user, &hash, now) {
+        Ok(_) if generated => {
+            // Remembered for the dashboard's nudge to change it (see `GENERATED_PASSWORD_SETTING`).
+            let row = [(db::admins::GENERATED_PASSWORD_SETTING.to_owned(), hash.clone())];
+            db::settings::put_many(conn, &row, now)?;
+            Ok(true)
+        }
         Ok(_) => Ok(true),
         // Another instance starting on the same database created it first.
         Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(false),

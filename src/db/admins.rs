@@ -38,6 +38,21 @@ struct NewAdmin<'a> {
     updated_at: i64,
 }
 
+/// The `settings` row that keeps the hash of the admin password generated at first start (see
+/// `startup::ensure_admin`), for the dashboard's "change the generated password" nudge.
+///
+/// Decision: the row keeps the generated password's hash rather than a flag that every way of
+/// changing a password (the settings page, `keypool admin reset-password`, another instance) would
+/// have to clear. The password is still the generated one exactly while the admin's hash equals it,
+/// so any change ends the nudge, and nothing ever deletes the row.
+pub const GENERATED_PASSWORD_SETTING: &str = "admin.generated_password_hash";
+
+/// Whether admin `id` still signs in with the password generated at first start.
+pub fn uses_generated_password(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
+    let Some(generated) = super::settings::get(conn, GENERATED_PASSWORD_SETTING)? else { return Ok(false) };
+    Ok(find(conn, id)?.is_some_and(|a| a.password_hash == generated))
+}
+
 pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {
     admins::table.count().get_result(conn)
 }

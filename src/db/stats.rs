@@ -254,3 +254,13 @@ pub fn key_events(conn: &mut AnyConnection, id: i64) -> QueryResult<Vec<KeyEvent
         .map(|r| KeyEvent { at: r.at, from_status: r.from_status, to_status: r.to_status, reason: r.reason })
         .collect())
 }
+
+/// What the dashboard's first-run checklist ticks: whether any key exists, whether any was ever
+/// checked, and whether an access key exists (a disabled one too: the step is to create one).
+pub fn first_run_steps(conn: &mut AnyConnection) -> QueryResult<(bool, bool, bool)> {
+    use super::schema::{access_keys, keys};
+    let any = keys::table.select(keys::id).first::<i64>(conn).optional()?;
+    let checked = keys::table.filter(keys::checked_at.is_not_null()).select(keys::id).first::<i64>(conn).optional()?;
+    let access = access_keys::table.select(access_keys::id).first::<i64>(conn).optional()?;
+    Ok((any.is_some(), checked.is_some(), access.is_some()))
+}

@@ -24,6 +24,9 @@ pub struct PoolRow {
     pub status: KeyStatus,
     #[diesel(sql_type = Nullable<Double>)]
     pub total_balance: Option<f64>,
+    /// The charged (paid-in) part of `total_balance`.
+    #[diesel(sql_type = Nullable<Double>)]
+    pub charge_balance: Option<f64>,
     #[diesel(sql_type = Nullable<BigInt>)]
     pub cooling_until: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -73,7 +76,7 @@ struct KeyBlockRow {
 }
 
 const POOL_COLUMNS: &str =
-    "SELECT id, key, status, total_balance, cooling_until, status_changed_at, checked_at FROM keys";
+    "SELECT id, key, status, total_balance, charge_balance, cooling_until, status_changed_at, checked_at FROM keys";
 
 /// The rows with their keys decrypted (a no-op for keys stored in clear).
 fn open_rows(codec: &KeyCodec, rows: Vec<PoolRow>) -> QueryResult<Vec<PoolRow>> {

@@ -50,6 +50,8 @@ pub struct KeySlot {
     pub id: i64,
     pub key: Box<str>,
     balance_bits: AtomicU64,
+    /// The charged part of the balance (for `/v1/user/info`).
+    charge_bits: AtomicU64,
     state: AtomicU8,
     cooling_until: AtomicI64,
     /// When the proxy last changed this key's state (0 = never).
@@ -67,6 +69,7 @@ impl KeySlot {
             id,
             key: key.into(),
             balance_bits: AtomicU64::new(0),
+            charge_bits: AtomicU64::new(0),
             state: AtomicU8::new(DEAD),
             cooling_until: AtomicI64::new(0),
             changed_at: AtomicI64::new(0),
@@ -78,6 +81,16 @@ impl KeySlot {
 
     pub fn balance(&self) -> f64 {
         f64::from_bits(self.balance_bits.load(Ordering::Relaxed))
+    }
+
+    /// The charged (paid-in) part of [`Self::balance`].
+    pub fn charge_balance(&self) -> f64 {
+        f64::from_bits(self.charge_bits.load(Ordering::Relaxed))
+    }
+
+    fn store_balances(&self, row: &PoolRow) {
+        self.balance_bits.store(row.total_balance.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
+        self.charge_bits.store(row.charge_balance.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
     }
 
     /// Whether the key may take a request at `now` (as far as its own state goes).
@@ -173,7 +186,7 @@ fn merge(old: Option<Arc<KeySlot>>, row: &PoolRow, blocks: &KeyBlocks) -> Option
         old.as_ref().is_some_and(|s| s.changed_at.load(Ordering::Relaxed) > row.status_changed_at.unwrap_or(0));
     if local_newer {
         let slot = old?;
-        slot.balance_bits.store(row.total_balance.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
+        slot.store_balances(row);
         merge_blocks(&slot, row, stored);
         return Some(slot);
     }
@@ -187,7 +200,7 @@ fn merge(old: Option<Arc<KeySlot>>, row: &PoolRow, blocks: &KeyBlocks) -> Option
         Some(s) if *s.key == *row.key => s,
         _ => Arc::new(KeySlot::new(row.id, &row.key)),
     };
-    slot.balance_bits.store(row.total_balance.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
+    slot.store_balances(row);
     slot.state.store(state, Ordering::Relaxed);
     slot.cooling_until.store(row.cooling_until.unwrap_or(0), Ordering::Relaxed);
     merge_blocks(&slot, row, stored);
@@ -224,6 +237,8 @@ pub struct Snapshot {
     by_model: HashMap<Box<str>, Candidates>,
     /// Total balance of the keys with money.
     pub total_balance: f64,
+    /// The charged part of `total_balance`.
+    pub charge_balance: f64,
     /// The earliest end of a cooling period or block among loaded keys (i64::MAX: none), when a
     /// rebuild is due.
     next_change: i64,
@@ -451,11 +466,13 @@ impl KeyPool {
             })
             .collect();
         let total_balance = paid.iter().map(|s| s.balance()).sum();
+        let charge_balance = paid.iter().map(|s| s.charge_balance()).sum();
         self.snapshot.store(Arc::new(Snapshot {
             paid: Candidates::weighted(paid),
             free: Candidates::uniform(free),
             by_model,
             total_balance,
+            charge_balance,
             next_change,
         }));
     }

@@ -101,6 +101,7 @@ mod tests {
             key: format!("sk-{id:030}"),
             status,
             total_balance: Some(balance),
+            charge_balance: Some(balance),
             cooling_until: None,
             status_changed_at: Some(1),
             checked_at: Some(1),

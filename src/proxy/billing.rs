@@ -31,6 +31,35 @@ pub fn subscription(pool: &KeyPool) -> HttpResponse {
     }))
 }
 
+/// `GET /v1/user/info` in SiliconFlow's own shape, for the pool rather than one key: the balances of
+/// the keys the proxy can route now, summed. `balance` is the gift part, `chargeBalance` the charged
+/// part and `totalBalance` both, as decimal strings like SiliconFlow's; chat clients that show a
+/// SiliconFlow balance read them.
+pub fn user_info(pool: &KeyPool) -> HttpResponse {
+    let snapshot = pool.snapshot();
+    let total = snapshot.total_balance.max(0.0);
+    let charge = snapshot.charge_balance.clamp(0.0, total);
+    let gift = total - charge;
+    HttpResponse::Ok().json(json!({
+        "code": 20000,
+        "message": "OK",
+        "status": true,
+        "data": {
+            "id": "keypool",
+            "name": "keypool",
+            "image": "",
+            "email": "",
+            "isAdmin": false,
+            "balance": format!("{gift:.4}"),
+            "status": "normal",
+            "introduction": "",
+            "role": "",
+            "chargeBalance": format!("{charge:.4}"),
+            "totalBalance": format!("{total:.4}"),
+        }
+    }))
+}
+
 /// `GET /v1/dashboard/billing/usage`: the balance above is what is left, so the usage is 0.
 pub fn usage() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "object": "list", "total_usage": 0.0, "daily_costs": [] }))

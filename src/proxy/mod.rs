@@ -128,6 +128,11 @@ pub async fn get_billing_subscription(req: HttpRequest, state: web::Data<Gateway
     answer_locally(&req, &state, || billing::subscription(&state.pool))
 }
 
+/// `GET /v1/user/info`: the pool's balance in SiliconFlow's shape, for chat clients that show it.
+pub async fn get_user_info(req: HttpRequest, state: web::Data<Gateway>) -> HttpResponse {
+    answer_locally(&req, &state, || billing::user_info(&state.pool))
+}
+
 /// `GET /v1/dashboard/billing/usage`.
 pub async fn get_billing_usage(req: HttpRequest, state: web::Data<Gateway>) -> HttpResponse {
     answer_locally(&req, &state, billing::usage)

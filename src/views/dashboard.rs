@@ -85,7 +85,38 @@ impl ModelServing {
     }
 }
 
+/// What a new install still lacks, for the first-run checklist (shown while the pool is empty or no
+/// access key exists) and the nudge to change a generated admin password.
+#[derive(Debug, Default)]
+pub struct FirstRun {
+    pub has_keys: bool,
+    /// Some key was checked at least once.
+    pub checked: bool,
+    pub has_access_key: bool,
+    /// The signed-in admin still uses the password generated at first start.
+    pub generated_password: bool,
+    /// The gateway's address as clients reach it, for the snippet.
+    pub base_url: String,
+}
+
+impl FirstRun {
+    pub fn shown(&self) -> bool {
+        !self.has_keys || !self.has_access_key
+    }
+}
+
+/// The "check all keys" button: how many keys it checks and roughly how long that takes.
+#[derive(Debug, Default)]
+pub struct CheckAll {
+    pub keys: i64,
+    pub estimate_s: i64,
+}
+
 pub struct Dashboard {
+    pub first_run: FirstRun,
+    pub check_all: CheckAll,
+    /// The check job's panel (empty when no job ran since the start).
+    pub check_panel: Markup,
     pub figures: Figures,
     /// How long the usable balance lasts at the last 7 days' rate.
     pub lasts: crate::domain::forecast::Forecast,
@@ -134,8 +165,13 @@ pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
     let refresh = (d.refresh > 0).then(|| format!("/admin?refresh={}", d.refresh));
     let every = (d.refresh > 0).then(|| format!("every {}s", d.refresh));
     html! {
-        div #dashboard hx-get=[refresh] hx-trigger=[every] hx-swap="outerHTML" {
+        div #dashboard hx-get=[refresh.as_deref()] hx-trigger=[every] hx-swap="outerHTML" {
+            // Refreshed when a check job ends (its panel triggers `keys-changed`), so the checklist ticks.
+            div hidden hx-get=(refresh.as_deref().unwrap_or("/admin")) hx-trigger="keys-changed from:body"
+                hx-target="#dashboard" hx-swap="outerHTML" {}
             @if let Some(i) = &d.incident { (incident_banner(lang, i)) }
+            (first_run(lang, &d.first_run))
+            (check_all(lang, &d.check_all, &d.check_panel))
             div.metric-cards {
                 div.metric { span.value #metric-total { (f.total) } span.label { (lang.t("dashboard.cards.total")) } }
                 @for (status, n) in &f.per_status {
@@ -166,7 +202,7 @@ pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
             section.card.wide {
                 h2 { (lang.t("dashboard.recent")) }
                 @if d.recent.is_empty() {
-                    p.muted { (lang.t("keys.empty")) }
+                    p.muted { (lang.t("first_run.no_keys")) " " a href="/admin/keys" { (lang.t("first_run.keys.link")) } }
                 } @else {
                     div.table-wrap { table { tbody {
                         @for k in &d.recent {
@@ -181,6 +217,100 @@ pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The nudge to change a generated admin password, and the first-run checklist while it is needed:
+/// add keys → check them → create an access key → point an SDK at the base URL.
+fn first_run(lang: Lang, f: &FirstRun) -> Markup {
+    html! {
+        @if f.generated_password {
+            div.flash.flash-warn #password-nudge role="status" {
+                (lang.t("first_run.password")) " "
+                a href="/admin/settings#account" { (lang.t("first_run.password_link")) }
+            }
+        }
+        @if f.shown() {
+            section.card.wide.first-run #first-run {
+                h2 { (lang.t("first_run.title")) }
+                p.help { (lang.t("first_run.intro")) }
+                ol.checklist {
+                    (step(lang, "keys", f.has_keys, "/admin/keys"))
+                    (step(lang, "check", f.checked, "/admin/keys"))
+                    (step(lang, "access", f.has_access_key, "/admin/settings#access-keys"))
+                    li.step #step-sdk data-done="false" {
+                        span.tick aria-hidden="true" {}
+                        div.step-body {
+                            a href="/docs" { (lang.t("first_run.sdk.link")) }
+                            p.help { (lang.tf("first_run.sdk.help", &[("base", &f.base_url)])) }
+                            pre.snippet { code { (python_snippet(&f.base_url)) } }
+                            pre.snippet { code { (curl_snippet(&f.base_url)) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One step of the checklist: a link, ticked when done.
+fn step(lang: Lang, name: &str, done: bool, href: &str) -> Markup {
+    html! {
+        li.step.done[done] id={ "step-" (name) } data-done=(done) {
+            span.tick aria-hidden="true" { @if done { (tick_icon()) } }
+            div.step-body {
+                a href=(href) { (lang.t(&format!("first_run.{name}.link"))) }
+                " " span.sr-only { (lang.t(if done { "first_run.done" } else { "first_run.todo" })) }
+                p.help { (lang.t(&format!("first_run.{name}.help"))) }
+            }
+        }
+    }
+}
+
+fn tick_icon() -> Markup {
+    html! {
+        svg viewBox="0 0 16 16" width="14" height="14" {
+            path d="M3 8.5l3.2 3L13 4.5" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" stroke-linejoin="round" {}
+        }
+    }
+}
+
+fn python_snippet(base: &str) -> String {
+    let model = super::docs::MODEL;
+    format!(
+        "from openai import OpenAI\n\nclient = OpenAI(base_url=\"{base}/v1\", api_key=\"YOUR_ACCESS_KEY\")\n\
+         reply = client.chat.completions.create(\n    model=\"{model}\",\n    \
+         messages=[{{\"role\": \"user\", \"content\": \"hi\"}}],\n)\nprint(reply.choices[0].message.content)"
+    )
+}
+
+fn curl_snippet(base: &str) -> String {
+    let model = super::docs::MODEL;
+    format!(
+        "curl {base}/v1/chat/completions \\\n  -H \"Authorization: Bearer YOUR_ACCESS_KEY\" \\\n  \
+         -H \"Content-Type: application/json\" \\\n  \
+         -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"hi\"}}]}}'"
+    )
+}
+
+/// The "check all keys" button (confirmed with the count and a time estimate) and the job's panel.
+fn check_all(lang: Lang, c: &CheckAll, panel: &Markup) -> Markup {
+    let keys = c.keys.to_string();
+    let time = if c.estimate_s < 60 {
+        lang.tf("dashboard.check_all.seconds", &[("n", &c.estimate_s.to_string())])
+    } else {
+        lang.tf("dashboard.check_all.minutes", &[("n", &((c.estimate_s + 59) / 60).to_string())])
+    };
+    let confirm = lang.tf("dashboard.check_all.confirm", &[("keys", &keys), ("time", &time)]);
+    html! {
+        div.check-all-bar {
+            button #check-all type="button" hx-post="/admin/checks" hx-vals=r#"{"scope":"all"}"#
+                hx-target="#check-panel" hx-swap="outerHTML" hx-confirm=(confirm) disabled[c.keys == 0] {
+                (lang.t("dashboard.check_all.button"))
+            }
+            @if c.keys > 0 { span.muted { (lang.tf("dashboard.check_all.hint", &[("keys", &keys), ("time", &time)])) } }
+        }
+        (panel)
     }
 }
 

@@ -5,10 +5,10 @@ use maud::{Markup, html};
 use super::layout::{PageContext, page};
 
 /// The example model in every snippet.
-const MODEL: &str = "Qwen/Qwen2.5-7B-Instruct";
+pub(crate) const MODEL: &str = "Qwen/Qwen2.5-7B-Instruct";
 
 /// Paths clients use most; every other `/v1` path is forwarded as it is.
-const ENDPOINTS: [(&str, &str); 9] = [
+const ENDPOINTS: [(&str, &str); 10] = [
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
     ("POST", "/v1/embeddings"),
@@ -18,6 +18,7 @@ const ENDPOINTS: [(&str, &str); 9] = [
     ("GET", "/v1/models"),
     ("GET", "/v1/dashboard/billing/subscription"),
     ("GET", "/v1/dashboard/billing/usage"),
+    ("GET", "/v1/user/info"),
 ];
 
 pub struct DocsView<'a> {

@@ -68,10 +68,10 @@ pub async fn post_login(
     let addr = super::client_addr(&req, &state);
     let now = state.now_ms();
     // Counted before verifying: concurrent guesses past the limit are refused without running argon2.
-    if let Err(retry_after_secs) = state.login_throttle.reserve(&addr, now) {
-        return Err(AppError::TooManyRequests { retry_after_secs });
-    }
     let username = form.username.trim().to_owned();
+    if let Err(retry_after_secs) = state.login_throttle.reserve(&addr, now) {
+        return Ok(locked_out(lang, &username, &next, retry_after_secs));
+    }
     let lookup = username.clone();
     // The connection goes back to the pool before the (slow) verification.
     let found = db::run(&state.db, move |conn| Ok(db::admins::find_by_username(conn, &lookup)?)).await?;
@@ -104,6 +104,20 @@ pub async fn post_login(
             Ok(html(StatusCode::UNAUTHORIZED, login_page(lang, "/login", &view)))
         }
     }
+}
+
+/// Too many wrong passwords from this address: the form again (status 429, `Retry-After` kept) with a
+/// message saying when to try again, rather than a bare error page.
+fn locked_out(lang: crate::i18n::Lang, username: &str, next: &str, retry_after_secs: u64) -> HttpResponse {
+    let secs = retry_after_secs.max(1);
+    let args = [("seconds", secs.to_string()), ("minutes", secs.div_ceil(60).to_string())];
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let view = LoginView { username, next, message: Some(lang.tf("login_lockout.message", &args)), warning: None };
+    let mut res = html(StatusCode::TOO_MANY_REQUESTS, login_page(lang, "/login", &view));
+    if let Ok(value) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    res
 }
 
 #[derive(Deserialize)]

@@ -10,7 +10,9 @@ use super::lang::RequestLang;
 use super::session::CurrentAdmin;
 use crate::charts;
 use crate::db;
+use crate::domain::checks::{CheckParams, Interval};
 use crate::domain::forecast::{self, Forecast};
+use crate::domain::keys::KeyStatus;
 use crate::domain::keys::mask;
 use crate::domain::stats::{auto_buckets, default_buckets, outlier_cap};
 use crate::domain::usage::RollupSums;
@@ -19,8 +21,8 @@ use crate::i18n::Lang;
 use crate::pool::ModelBlock;
 use crate::state::AppState;
 use crate::views::dashboard::{
-    BlockView, Dashboard, Figures, IncidentBanner, KeyView, ModelServing, Panel, RecentKey, dashboard, dashboard_page,
-    key_page, panel,
+    BlockView, CheckAll, Dashboard, Figures, FirstRun, IncidentBanner, KeyView, ModelServing, Panel, RecentKey,
+    dashboard, dashboard_page, key_page, panel,
 };
 use crate::views::layout::{Nav, PageContext};
 
@@ -299,7 +301,11 @@ async fn load(state: &AppState, q: &ChartQuery) -> Result<Dashboard, AppError> {
         })
         .collect();
     let lasts = forecast(state, active.total.unwrap_or(0.0)).await?;
+    let check_all = check_all(&per_status);
     Ok(Dashboard {
+        first_run: FirstRun::default(),
+        check_all,
+        check_panel: maud::html! {},
         lasts,
         figures: Figures {
             per_status,
@@ -326,6 +332,31 @@ async fn load(state: &AppState, q: &ChartQuery) -> Result<Dashboard, AppError> {
     })
 }
 
+/// How many keys "check all" checks (every key not disabled) and roughly how long it takes with the
+/// default check parameters: each of `concurrency` workers takes about a second per key plus the
+/// interval between its requests.
+fn check_all(per_status: &[(KeyStatus, i64)]) -> CheckAll {
+    let keys: i64 = per_status.iter().filter(|(s, _)| *s != KeyStatus::Disabled).map(|(_, n)| n).sum();
+    let p = CheckParams::default();
+    let interval_ms = match p.interval {
+        Interval::Fixed(d) => d.as_millis() as i64,
+        Interval::Random { min, max } => (min.as_millis() + max.as_millis()) as i64 / 2,
+    };
+    let rounds = (keys + p.concurrency as i64 - 1) / p.concurrency.max(1) as i64;
+    CheckAll { keys, estimate_s: (rounds * (1000 + interval_ms) + 999) / 1000 }
+}
+
+/// The first-run checklist's steps and the generated-password nudge, for admin `admin_id`.
+async fn first_run(state: &AppState, req: &HttpRequest, admin_id: i64) -> Result<FirstRun, AppError> {
+    let (has_keys, checked, has_access_key, generated_password) = db::run(&state.db, move |conn| {
+        let (has_keys, checked, access) = db::stats::first_run_steps(conn)?;
+        Ok((has_keys, checked, access, db::admins::uses_generated_password(conn, admin_id)?))
+    })
+    .await?;
+    let base_url = super::guest::base_url(req, &state.settings().settings);
+    Ok(FirstRun { has_keys, checked, has_access_key, generated_password, base_url })
+}
+
 /// `GET /admin`: the page, or the dashboard fragment for htmx refreshes.
 pub async fn get_dashboard(
     req: HttpRequest,
@@ -334,7 +365,9 @@ pub async fn get_dashboard(
     admin: web::ReqData<CurrentAdmin>,
     q: web::Query<ChartQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let d = load(&state, &q).await?;
+    let mut d = load(&state, &q).await?;
+    d.first_run = first_run(&state, &req, admin.id).await?;
+    d.check_panel = super::checks::panel_markup(&state, lang, None, false);
     if super::is_htmx(&req) && !req.headers().contains_key("hx-history-restore-request") {
         return Ok(html(StatusCode::OK, dashboard(lang, &d)));
     }

@@ -155,7 +155,7 @@ async fn shared_key(state: &AppState, settings: &Settings) -> Result<Option<(Str
 
 /// The gateway's address as clients reach it: the public base URL setting, or this request's own
 /// (honouring `X-Forwarded-Proto` / `X-Forwarded-Host`).
-fn base_url(req: &HttpRequest, settings: &Settings) -> String {
+pub(crate) fn base_url(req: &HttpRequest, settings: &Settings) -> String {
     match &settings.public_base_url {
         Some(url) => url.clone(),
         None => {

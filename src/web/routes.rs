@@ -90,6 +90,7 @@ pub fn table() -> Vec<RouteDef> {
             web::route().to(proxy::get_billing_subscription)
         }),
         def(Method::GET, "/v1/dashboard/billing/usage", AccessKey, || web::route().to(proxy::get_billing_usage)),
+        def(Method::GET, "/v1/user/info", AccessKey, || web::route().to(proxy::get_user_info)),
     ]
 }
 

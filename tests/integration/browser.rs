@@ -1045,3 +1045,128 @@ async fn keys_refuse_empty_exports_show_failed_checks_select_rows_and_clear_the_
     keys_page_ux_at(&driver, 1366, 768).await;
     keys_page_ux_at(&driver, 375, 812).await;
 }
+/// Polls until `script` (an expression) is true in the page.
+async fn wait_until(b: &Browser<'_>, script: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while b.script(&format!("return !!({script});")).await != true {
+        assert!(Instant::now() < deadline, "never true: {script} on {}", b.url().await);
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn step_done(b: &Browser<'_>, step: &str) -> Value {
+    b.script(&format!("const s = document.getElementById('step-{step}'); return s && s.dataset.done;")).await
+}
+
+/// The first-run checklist ticking through in a browser, at a desktop and a phone width, in both
+/// languages: add keys from its link, "check all keys" through its confirmation, an access key from
+/// its link; then the checklist is gone. Its pictures go to `target/screenshots/first-run-*.png`.
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
+#[actix_web::test]
+async fn first_run_checklist_ticks_through_on_a_desktop_and_a_phone_in_both_languages() {
+    require_browser();
+    let upstream = crate::mock::start();
+    let url = upstream.url.clone();
+    let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let driver = start_driver().await;
+    for (width, height) in [(1366, 768), (375, 812)] {
+        let b = driver.session(width, height).await;
+        b.login(&app).await;
+        for lang in ["en", "zh-CN"] {
+            // A fresh install again.
+            support::with_db(&app, |c| {
+                use diesel::RunQueryDsl;
+                diesel::sql_query("DELETE FROM keys").execute(c).unwrap();
+                diesel::sql_query("DELETE FROM access_keys").execute(c).unwrap();
+            })
+            .await;
+            b.goto(&app.url(&format!("/lang/{lang}?next=/admin"))).await;
+            b.find("#first-run").await;
+            for step in ["keys", "check", "access", "sdk"] {
+                assert_eq!(step_done(&b, step).await, "false", "{step} at {width} px in {lang}");
+            }
+            assert!(b.text("#first-run pre.snippet").await.contains(&format!("{}/v1", app.base)));
+            assert!(b.no_horizontal_scroll().await, "no sideways scroll at {width} px in {lang}");
+            b.full_screenshot(&dir.join(format!("first-run-{lang}-{width}.png"))).await;
+
+            // 1. Keys, from the step's link.
+            b.click("#step-keys a").await;
+            b.wait_for_url("/admin/keys").await;
+            b.type_into("#import-keys", "sk-ok-12-aaaaaaaaaaaaaaaaaaaa\nsk-ok-3-bbbbbbbbbbbbbbbbbbbbb").await;
+            // Not checked on import: the checklist's own step does it.
+            b.click("#import input[name=check_now]").await;
+            b.click("#import button[type=submit]").await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let count = || support::with_db(&app, |c| keypool::db::keys::count_by_status(c).unwrap());
+            while count().await.iter().map(|(_, n)| n).sum::<i64>() < 2 {
+                assert!(Instant::now() < deadline, "the import never landed");
+                actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            }
+            b.goto(&app.url("/admin")).await;
+            wait_until(&b, "document.querySelector('#step-keys[data-done=true]')").await;
+            assert_eq!(step_done(&b, "check").await, "false");
+
+            // 2. "Check all keys", confirmed; the dashboard refreshes when the job ends.
+            b.click("#check-all").await;
+            b.accept_alert().await;
+            wait_until(&b, "document.querySelector('#step-check[data-done=true]')").await;
+            assert_eq!(step_done(&b, "access").await, "false");
+            assert!(b.no_horizontal_scroll().await, "no sideways scroll with the check panel at {width} px");
+
+            // 3. An access key, from the step's link to the settings' access-key section.
+            b.click("#step-access a").await;
+            b.wait_for_url("/admin/settings#access-keys").await;
+            b.type_into("#access-key-name", "laptop").await;
+            b.click("#access-keys form.inline button[type=submit]").await;
+            b.find("#new-token").await;
+            b.goto(&app.url("/admin")).await;
+            b.find("#check-all").await;
+            assert_eq!(b.script("return document.getElementById('first-run') === null;").await, true);
+            assert!(b.no_horizontal_scroll().await, "no sideways scroll at {width} px in {lang}");
+        }
+        let errors = b.console_errors().await;
+        assert!(errors.is_empty(), "console errors at {width} px: {errors:?}");
+        b.quit().await;
+    }
+}
+
+/// The login lockout in a browser: the form again with when to retry, at both widths and in both
+/// languages, no sideways scroll; its pictures go to `target/screenshots/login-lockout-*.png`.
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
+#[actix_web::test]
+async fn login_lockout_shows_the_form_with_when_to_retry_in_a_browser() {
+    require_browser();
+    let app = support::spawn().await;
+    for _ in 0..5 {
+        assert_eq!(app.login_with(&app.client, ADMIN_USER, "nope-nope").await.status(), 401);
+    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let driver = start_driver().await;
+    for (width, height) in [(1366, 768), (375, 812)] {
+        let b = driver.session(width, height).await;
+        for (lang, says) in [("en", "Try again in 300 seconds"), ("zh-CN", "请在 300 秒")] {
+            b.goto(&app.url(&format!("/lang/{lang}?next=/login"))).await;
+            b.type_into("#username", ADMIN_USER).await;
+            b.type_into("#password", ADMIN_PASSWORD).await;
+            b.click("form[action='/login'] button[type=submit]").await;
+            let message = b.wait_for_text(".flash-error", says).await;
+            assert!(!message.is_empty());
+            b.find("form[action='/login'] #password").await;
+            assert!(b.no_horizontal_scroll().await, "no sideways scroll at {width} px in {lang}");
+            b.full_screenshot(&dir.join(format!("login-lockout-{lang}-{width}.png"))).await;
+        }
+        let errors: Vec<String> =
+            b.console_errors().await.into_iter().filter(|m| !m.contains("status of 429")).collect();
+        assert!(errors.is_empty(), "console errors at {width} px: {errors:?}");
+        b.quit().await;
+    }
+}

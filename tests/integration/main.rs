@@ -12,6 +12,7 @@ mod dashboard;
 mod encryption;
 mod errors;
 mod faults;
+mod first_run;
 mod framing;
 mod guest;
 mod hardening;
