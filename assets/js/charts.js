@@ -18,6 +18,21 @@
     });
   }
 
+  // The dashboard's own requests (refresh button, auto-refresh, "keys-changed") carry the chart choices
+  // of the address bar, which a chart's choice updates (hx-push-url): a refresh keeps them.
+  var KEPT = ["period", "outliers", "buckets", "top", "window", "refresh"];
+  document.addEventListener("htmx:configRequest", function (ev) {
+    var d = ev.detail, parts = d.path.split("?");
+    if (parts[0] !== "/admin" || d.verb !== "get" || window.location.pathname !== "/admin") return;
+    var here = new URLSearchParams(window.location.search), asked = new URLSearchParams(parts[1] || "");
+    KEPT.forEach(function (k) {
+      if (d.formData && d.formData.has(k)) asked.delete(k);
+      else if (here.has(k)) asked.set(k, here.get(k));
+    });
+    var q = asked.toString();
+    d.path = "/admin" + (q ? "?" + q : "");
+  });
+
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
   document.addEventListener("htmx:afterSettle", function (ev) { draw(ev.detail.elt.parentNode || document); });
   window.addEventListener("resize", function () {
