@@ -45,9 +45,20 @@ pub struct Panel {
     pub chart: Chart,
     /// Links by data index (top keys open their detail).
     pub links: Option<Vec<String>>,
-    /// Choices shown above the chart: (label key, query, active).
-    pub choices: Vec<(String, String, bool)>,
+    /// Choices shown above the chart.
+    pub choices: Vec<Choice>,
     pub note: Option<String>,
+}
+
+/// A choice above a chart (a period, how many top keys…).
+pub struct Choice {
+    /// Its catalogue key.
+    pub label: String,
+    /// Every chart choice of the dashboard with this one applied, as a query string.
+    pub query: String,
+    /// This choice alone (`top=20`): the page's script applies it to the address's current choices.
+    pub own: String,
+    pub active: bool,
 }
 
 /// The chart panels, each loaded as its own fragment once the page is there.
@@ -400,13 +411,13 @@ pub fn panel(lang: Lang, p: &Panel) -> Markup {
                 h2 { (lang.t(&format!("dashboard.chart.{}", p.name))) }
                 @if !p.choices.is_empty() {
                     div.choices {
-                        @for (label, query, active) in &p.choices {
-                            @let fragment = format!("/admin/charts/{}?{query}", p.name);
-                            @let page = format!("/admin?{query}");
-                            @if *active {
-                                strong aria-current="true" { (lang.t(label)) }
+                        @for c in &p.choices {
+                            @let fragment = format!("/admin/charts/{}?{}", p.name, c.query);
+                            @if c.active {
+                                strong aria-current="true" { (lang.t(&c.label)) }
                             } @else {
-                                a href=(page) hx-get=(fragment) hx-push-url=(page) hx-target={ "#chart-" (p.name) } hx-swap="outerHTML" { (lang.t(label)) }
+                                a href={ "/admin?" (c.query) } hx-get=(fragment) data-choice=(c.own)
+                                    hx-headers=r#"{"X-Chart-Choice":"1"}"# hx-target={ "#chart-" (p.name) } hx-swap="outerHTML" { (lang.t(&c.label)) }
                             }
                         }
                     }

@@ -21,7 +21,7 @@ use crate::i18n::Lang;
 use crate::pool::ModelBlock;
 use crate::state::AppState;
 use crate::views::dashboard::{
-    BlockView, CheckAll, Dashboard, Figures, FirstRun, IncidentBanner, KeyView, ModelServing, Panel, RecentKey,
+    BlockView, CheckAll, Choice, Dashboard, Figures, FirstRun, IncidentBanner, KeyView, ModelServing, Panel, RecentKey,
     dashboard, dashboard_page, key_page, panel,
 };
 use crate::views::layout::{Nav, PageContext};
@@ -93,10 +93,10 @@ impl Window {
         Self { name, since: since - since.rem_euclid(step), period, step }
     }
 
-    fn choices(&self, q: &ChartQuery) -> Vec<(String, String, bool)> {
+    fn choices(&self, q: &ChartQuery) -> Vec<Choice> {
         ["24h", "7d", "30d"]
             .into_iter()
-            .map(|w| choice(&format!("dashboard.window.{w}"), q.query(&[("window", w)]), w == self.name))
+            .map(|w| choice(&format!("dashboard.window.{w}"), q, &[("window", w)], w == self.name))
             .collect()
     }
 }
@@ -203,8 +203,10 @@ pub async fn forecast(state: &AppState, balance: f64) -> Result<Forecast, AppErr
 
 const DAY_MS: i64 = 86_400_000;
 
-fn choice(label: &str, query: String, active: bool) -> (String, String, bool) {
-    (label.to_owned(), query, active)
+/// A choice above a chart: `set` applied to the dashboard's current choices `q`.
+fn choice(label: &str, q: &ChartQuery, set: &[(&str, &str)], active: bool) -> Choice {
+    let own = set.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    Choice { label: label.to_owned(), query: q.query(set), own, active }
 }
 
 async fn distribution(state: &AppState, q: &ChartQuery) -> Result<Panel, AppError> {
@@ -228,8 +230,8 @@ async fn distribution(state: &AppState, q: &ChartQuery) -> Result<Panel, AppErro
         chart: charts::distribution(&labels, &counts.1),
         links: None,
         choices: vec![
-            choice("dashboard.buckets.fixed", q.query(&[("buckets", "fixed")]), !auto),
-            choice("dashboard.buckets.auto", q.query(&[("buckets", "auto")]), auto),
+            choice("dashboard.buckets.fixed", q, &[("buckets", "fixed")], !auto),
+            choice("dashboard.buckets.auto", q, &[("buckets", "auto")], auto),
         ],
         note: None,
     })
@@ -261,11 +263,11 @@ async fn trend(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, Ap
     let mut choices: Vec<_> =
         [("all", "dashboard.period.all"), ("7d", "dashboard.period.7d"), ("30d", "dashboard.period.30d")]
             .into_iter()
-            .map(|(p, label)| choice(label, q.query(&[("period", p), ("outliers", outliers)]), p == period))
+            .map(|(p, label)| choice(label, q, &[("period", p), ("outliers", outliers)], p == period))
             .collect();
     let toggle = if capping { "show" } else { "cap" };
     let toggle_label = if capping { "dashboard.outliers.show" } else { "dashboard.outliers.cap" };
-    choices.push(choice(toggle_label, q.query(&[("period", period), ("outliers", toggle)]), false));
+    choices.push(choice(toggle_label, q, &[("period", period), ("outliers", toggle)], false));
     Ok(Panel {
         name: "trend",
         chart: charts::trend(&points, cap, note.as_deref().unwrap_or_default()),
@@ -290,7 +292,7 @@ async fn top(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppE
     let links: Vec<String> = keys.iter().rev().map(|k| format!("/admin/keys/{}", k.id)).collect();
     let choices = ["10", "20", "50", "all"]
         .into_iter()
-        .map(|n| choice(&format!("dashboard.top.{n}"), q.query(&[("top", n)]), n == which))
+        .map(|n| choice(&format!("dashboard.top.{n}"), q, &[("top", n)], n == which))
         .collect();
     let note = (which == "all").then(|| lang.t("dashboard.top.all_note").to_owned());
     Ok(Panel { name: "top", chart: charts::top_keys(&labels, &balances), links: Some(links), choices, note })
@@ -406,8 +408,10 @@ pub async fn get_dashboard(
     Ok(html(StatusCode::OK, dashboard_page(&ctx, &d)))
 }
 
-/// `GET /admin/charts/{name}`: one chart panel.
+/// `GET /admin/charts/{name}`: one chart panel. A choice's click (header `X-Chart-Choice`) also puts
+/// the dashboard's choices in the address bar (`HX-Push-Url`), so a reload keeps them.
 pub async fn get_chart(
+    req: HttpRequest,
     RequestLang(lang): RequestLang,
     state: web::Data<AppState>,
     name: web::Path<String>,
@@ -424,7 +428,15 @@ pub async fn get_chart(
         "spend" => spend(&state, lang, &q).await?,
         _ => return Err(AppError::NotFound),
     };
-    Ok(html(StatusCode::OK, panel(lang, &p)))
+    let mut res = html(StatusCode::OK, panel(lang, &p));
+    if req.headers().contains_key("x-chart-choice") {
+        let query = q.query(&[]);
+        let url = if query.is_empty() { "/admin".to_owned() } else { format!("/admin?{query}") };
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&url) {
+            res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("hx-push-url"), value);
+        }
+    }
+    Ok(res)
 }
 
 /// `GET /admin/keys/{id}`: a key's detail.

@@ -229,7 +229,13 @@ async fn chart_choices_in_the_address_render_selected_and_stay_in_every_link() {
     // A choice's link keeps the other panels' choices, in the page's address too (a reload keeps them).
     let fifty = "period=7d&amp;outliers=cap&amp;buckets=auto&amp;top=50&amp;window=7d";
     assert!(top.contains(&format!(r#"href="/admin?{fifty}""#)), "{top}");
-    assert!(top.contains(&format!(r#"hx-push-url="/admin?{fifty}""#)), "{top}");
+    assert!(top.contains(r#"data-choice="top=50""#), "{top}");
+    let res = app.client.get(app.url(&format!("/admin/charts/top?{query}"))).header("hx-request", "true");
+    let res = res.header("x-chart-choice", "1").send().await.unwrap();
+    let pushed = res.headers().get("hx-push-url").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(pushed.as_deref(), Some(format!("/admin?{query}").as_str()), "a choice puts them in the address");
+    let lazy = app.client.get(app.url("/admin/charts/top")).header("hx-request", "true").send().await.unwrap();
+    assert!(lazy.headers().get("hx-push-url").is_none(), "loading a panel leaves the address alone");
     assert!(top.contains(&format!(r#"hx-get="/admin/charts/top?{fifty}""#)), "{top}");
     let dist = app.get(&format!("/admin/charts/distribution?{query}")).await.text().await.unwrap();
     assert!(selected(&dist, "Automatic buckets"), "{dist}");
