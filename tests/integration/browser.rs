@@ -1202,6 +1202,8 @@ async fn chart_choices_at(driver: &Driver, app: &TestApp, width: u32, height: u3
         charts_drawn(&b).await;
         let fixed = bucket_labels(&b).await;
         assert_eq!(fixed.len(), 7, "all seven fixed buckets labelled at {width} px in {lang}: {fixed:?}");
+        assert!(b.no_horizontal_scroll().await, "no sideways scroll at {width} px in {lang}");
+        b.full_screenshot(&dir.join(format!("dashboard-charts-fixed-{lang}-{width}.png"))).await;
 
         b.click("#chart-trend .choices a[href*='period=7d']").await;
         b.wait_for_url("period=7d&outliers=show").await;
