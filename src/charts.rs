@@ -2,8 +2,8 @@
 //! Pure functions: data in, chart out; unit-tested on their JSON.
 
 use charming::Chart;
-use charming::component::{Axis, Grid, Legend, Title};
-use charming::element::{AxisType, Label, Tooltip, Trigger};
+use charming::component::{Axis, Grid, Legend, LegendType, Title};
+use charming::element::{AxisLabel, AxisType, Label, LabelPosition, Tooltip, Trigger};
 use charming::series::{Bar, Line, Pie};
 
 /// The chart as JSON safe to put in an HTML attribute or a `<script>`.
@@ -11,23 +11,37 @@ pub fn to_json(chart: &Chart) -> String {
     serde_json::to_string(chart).unwrap_or_else(|_| "{}".to_owned()).replace('<', "\\u003c").replace('>', "\\u003e")
 }
 
-/// Key counts per balance bucket.
+/// Key counts per balance bucket. Every bucket is labelled (interval 0: ECharts would otherwise drop
+/// labels that collide), rotated when there are more than a few so they fit a phone's width.
 pub fn distribution(labels: &[String], counts: &[i64]) -> Chart {
+    let rotate = if labels.len() > 4 { 45 } else { 0 };
     Chart::new()
         .tooltip(Tooltip::new().trigger(Trigger::Axis))
         .grid(Grid::new().left("3%").right("3%").bottom("3%").contain_label(true))
-        .x_axis(Axis::new().type_(AxisType::Category).data(labels.to_vec()))
+        .x_axis(
+            Axis::new()
+                .type_(AxisType::Category)
+                .data(labels.to_vec())
+                .axis_label(AxisLabel::new().interval(0).rotate(rotate)),
+        )
         .y_axis(Axis::new().type_(AxisType::Value).min_interval(1))
         .series(Bar::new().name("keys").data(counts.to_vec()))
 }
 
-/// Keys per state as a doughnut, with percentages.
+/// Keys per state as a doughnut: percentages inside the ring, the states' names in the legend below,
+/// so nothing sticks out of a phone-wide chart.
 pub fn status_doughnut(slices: &[(String, i64)]) -> Chart {
     let data: Vec<(i64, &str)> = slices.iter().filter(|(_, n)| *n > 0).map(|(name, n)| (*n, name.as_str())).collect();
     Chart::new()
         .tooltip(Tooltip::new().trigger(Trigger::Item).formatter("{b}: {c} ({d}%)"))
-        .legend(Legend::new().bottom("0"))
-        .series(Pie::new().radius(vec!["40%", "70%"]).label(Label::new().formatter("{b}\n{d}%")).data(data))
+        .legend(Legend::new().type_(LegendType::Scroll).bottom("0"))
+        .series(
+            Pie::new()
+                .radius(vec!["38%", "68%"])
+                .center(vec!["50%", "45%"])
+                .label(Label::new().position(LabelPosition::Inside).formatter("{d}%"))
+                .data(data),
+        )
 }
 
 /// The pool's usable balance over time; with `cap`, the axis stops at the outlier bound and the
@@ -168,7 +182,27 @@ mod tests {
     #[test]
     fn doughnut_shows_percentages() {
         let text = to_json(&status_doughnut(&[("active".into(), 3), ("invalid".into(), 1)]));
-        assert!(text.contains("40%") && text.contains("{d}%") && text.contains("\"active\""), "{text}");
+        assert!(text.contains("38%") && text.contains("{d}%") && text.contains("\"active\""), "{text}");
+    }
+
+    #[test]
+    fn doughnut_labels_stay_inside_the_ring_with_the_legend_below() {
+        let v = json(&status_doughnut(&[("active".into(), 3), ("invalid".into(), 1)]));
+        assert_eq!(v["series"][0]["label"]["position"], "inside", "{v}");
+        assert_eq!(v["legend"]["bottom"], "0", "{v}");
+    }
+
+    #[test]
+    fn distribution_labels_every_bucket() {
+        let labels: Vec<String> = (0..7).map(|i| format!("({i}, {}]", i + 1)).collect();
+        let v = json(&distribution(&labels, &[1; 7]));
+        let label = &v["xAxis"]["axisLabel"];
+        assert_eq!(label["interval"], 0.0, "{v}");
+        assert_eq!(label["rotate"], 45.0, "{v}");
+        assert_eq!(v["grid"][0]["containLabel"], true, "{v}");
+        let few = json(&distribution(&["a".into(), "b".into()], &[1, 2]));
+        assert_eq!(few["xAxis"]["axisLabel"]["interval"], 0.0, "{few}");
+        assert_eq!(few["xAxis"]["axisLabel"]["rotate"], 0.0, "{few}");
     }
 
     #[test]

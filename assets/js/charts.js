@@ -18,6 +18,27 @@
     });
   }
 
+  // The dashboard's own requests (refresh button, auto-refresh, "keys-changed") carry the chart choices
+  // of the address bar, which a chart's choice updates (hx-push-url): a refresh keeps them.
+  var KEPT = ["period", "outliers", "buckets", "top", "window", "refresh"];
+  // A chart's choice ([data-choice]) applies to the address's current choices, which other panels may
+  // have changed since this one loaded.
+  document.addEventListener("htmx:configRequest", function (ev) {
+    var d = ev.detail, parts = d.path.split("?");
+    if (d.verb !== "get" || window.location.pathname !== "/admin") return;
+    var choice = d.elt && d.elt.getAttribute && d.elt.getAttribute("data-choice");
+    if (parts[0] !== "/admin" && choice === null) return;
+    var here = new URLSearchParams(window.location.search), asked = new URLSearchParams(parts[1] || "");
+    var own = new URLSearchParams(choice || "");
+    KEPT.forEach(function (k) {
+      if ((d.formData && d.formData.has(k)) || own.has(k)) asked.delete(k);
+      else if (here.has(k)) asked.set(k, here.get(k));
+    });
+    own.forEach(function (v, k) { asked.set(k, v); });
+    var q = asked.toString();
+    d.path = parts[0] + (q ? "?" + q : "");
+  });
+
   document.addEventListener("DOMContentLoaded", function () { draw(document); });
   document.addEventListener("htmx:afterSettle", function (ev) { draw(ev.detail.elt.parentNode || document); });
   window.addEventListener("resize", function () {

@@ -45,9 +45,20 @@ pub struct Panel {
     pub chart: Chart,
     /// Links by data index (top keys open their detail).
     pub links: Option<Vec<String>>,
-    /// Choices shown above the chart: (label key, query, active).
-    pub choices: Vec<(String, String, bool)>,
+    /// Choices shown above the chart.
+    pub choices: Vec<Choice>,
     pub note: Option<String>,
+}
+
+/// A choice above a chart (a period, how many top keys…).
+pub struct Choice {
+    /// Its catalogue key.
+    pub label: String,
+    /// Every chart choice of the dashboard with this one applied, as a query string.
+    pub query: String,
+    /// This choice alone (`top=20`): the page's script applies it to the address's current choices.
+    pub own: String,
+    pub active: bool,
 }
 
 /// The chart panels, each loaded as its own fragment once the page is there.
@@ -123,6 +134,8 @@ pub struct Dashboard {
     pub recent: Vec<RecentKey>,
     /// Seconds between automatic refreshes (0 = off).
     pub refresh: u32,
+    /// The chart choices (and refresh) as a query string, from the address: the panels load with them.
+    pub chart_query: String,
     pub incident: Option<IncidentBanner>,
     /// The models asked for in the last 24 hours (none: no card).
     pub models: Vec<ModelServing>,
@@ -162,12 +175,14 @@ pub fn dashboard_page(ctx: &PageContext, d: &Dashboard) -> Markup {
 /// Everything below the heading; swapped on refresh.
 pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
     let f = &d.figures;
-    let refresh = (d.refresh > 0).then(|| format!("/admin?refresh={}", d.refresh));
+    let here = if d.chart_query.is_empty() { "/admin".to_owned() } else { format!("/admin?{}", d.chart_query) };
+    let refresh = (d.refresh > 0).then_some(here.as_str());
     let every = (d.refresh > 0).then(|| format!("every {}s", d.refresh));
+    let sep = if d.chart_query.is_empty() { "" } else { "?" };
     html! {
-        div #dashboard hx-get=[refresh.as_deref()] hx-trigger=[every] hx-swap="outerHTML" {
+        div #dashboard hx-get=[refresh] hx-trigger=[every] hx-swap="outerHTML" {
             // Refreshed when a check job ends (its panel triggers `keys-changed`), so the checklist ticks.
-            div hidden hx-get=(refresh.as_deref().unwrap_or("/admin")) hx-trigger="keys-changed from:body"
+            div hidden hx-get=(here) hx-trigger="keys-changed from:body"
                 hx-target="#dashboard" hx-swap="outerHTML" {}
             @if let Some(i) = &d.incident { (incident_banner(lang, i)) }
             (first_run(lang, &d.first_run))
@@ -193,7 +208,7 @@ pub fn dashboard(lang: Lang, d: &Dashboard) -> Markup {
             @if !d.models.is_empty() { (models_card(lang, &d.models)) }
             div.chart-grid {
                 @for name in PANELS {
-                    section.card.chart-panel id={ "chart-" (name) } hx-get={ "/admin/charts/" (name) } hx-trigger="load" hx-swap="outerHTML" {
+                    section.card.chart-panel id={ "chart-" (name) } hx-get={ "/admin/charts/" (name) (sep) (d.chart_query) } hx-trigger="load" hx-swap="outerHTML" {
                         h2 { (lang.t(&format!("dashboard.chart.{name}"))) }
                         p.muted { (lang.t("dashboard.loading")) }
                     }
@@ -396,12 +411,13 @@ pub fn panel(lang: Lang, p: &Panel) -> Markup {
                 h2 { (lang.t(&format!("dashboard.chart.{}", p.name))) }
                 @if !p.choices.is_empty() {
                     div.choices {
-                        @for (label, query, active) in &p.choices {
-                            @let href = format!("/admin/charts/{}?{query}", p.name);
-                            @if *active {
-                                strong { (lang.t(label)) }
+                        @for c in &p.choices {
+                            @let fragment = format!("/admin/charts/{}?{}", p.name, c.query);
+                            @if c.active {
+                                strong aria-current="true" { (lang.t(&c.label)) }
                             } @else {
-                                a href=(href) hx-get=(href) hx-target={ "#chart-" (p.name) } hx-swap="outerHTML" { (lang.t(label)) }
+                                a href={ "/admin?" (c.query) } hx-get=(fragment) data-choice=(c.own)
+                                    hx-headers=r#"{"X-Chart-Choice":"1"}"# hx-target={ "#chart-" (p.name) } hx-swap="outerHTML" { (lang.t(&c.label)) }
                             }
                         }
                     }

@@ -21,7 +21,7 @@ use crate::i18n::Lang;
 use crate::pool::ModelBlock;
 use crate::state::AppState;
 use crate::views::dashboard::{
-    BlockView, CheckAll, Dashboard, Figures, FirstRun, IncidentBanner, KeyView, ModelServing, Panel, RecentKey,
+    BlockView, CheckAll, Choice, Dashboard, Figures, FirstRun, IncidentBanner, KeyView, ModelServing, Panel, RecentKey,
     dashboard, dashboard_page, key_page, panel,
 };
 use crate::views::layout::{Nav, PageContext};
@@ -40,6 +40,35 @@ pub struct ChartQuery {
     top: Option<String>,
     /// The traffic panels' window: `24h`, `7d` or `30d`.
     window: Option<String>,
+}
+
+/// `value` when it is one of `allowed`.
+fn pick(value: Option<&str>, allowed: &[&'static str]) -> Option<&'static str> {
+    allowed.iter().find(|a| value == Some(**a)).copied()
+}
+
+impl ChartQuery {
+    /// The dashboard's choices as a query string (only known values, in a fixed order), with `set`
+    /// replacing some: what a choice's link and the address bar carry, so a reload keeps them.
+    pub fn query(&self, set: &[(&str, &str)]) -> String {
+        let refresh = self.refresh.filter(|s| [30, 60, 300].contains(s)).map(|s| s.to_string());
+        let current: [(&str, Option<&str>); 6] = [
+            ("period", pick(self.period.as_deref(), &["all", "7d", "30d"])),
+            ("outliers", pick(self.outliers.as_deref(), &["cap", "show"])),
+            ("buckets", pick(self.buckets.as_deref(), &["fixed", "auto"])),
+            ("top", pick(self.top.as_deref(), &["10", "20", "50", "all"])),
+            ("window", pick(self.window.as_deref(), &["24h", "7d", "30d"])),
+            ("refresh", refresh.as_deref()),
+        ];
+        current
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = set.iter().find(|(n, _)| n == name).map(|(_, v)| *v).or(*value)?;
+                Some(format!("{name}={value}"))
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
 }
 
 /// A traffic panel's window: 24 h of per-minute roll-ups in 15-minute steps, 7 days of hourly ones,
@@ -64,10 +93,10 @@ impl Window {
         Self { name, since: since - since.rem_euclid(step), period, step }
     }
 
-    fn choices(&self) -> Vec<(String, String, bool)> {
+    fn choices(&self, q: &ChartQuery) -> Vec<Choice> {
         ["24h", "7d", "30d"]
             .into_iter()
-            .map(|w| choice(&format!("dashboard.window.{w}"), format!("window={w}"), w == self.name))
+            .map(|w| choice(&format!("dashboard.window.{w}"), q, &[("window", w)], w == self.name))
             .collect()
     }
 }
@@ -102,7 +131,7 @@ async fn traffic(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, 
         .collect();
     let chart = charts::traffic(&points, lang.t("dashboard.traffic.requests"), lang.t("dashboard.traffic.error_rate"));
     let note = points.is_empty().then(|| lang.t("dashboard.traffic.empty").to_owned());
-    Ok(Panel { name: "traffic", chart, links: None, choices: w.choices(), note })
+    Ok(Panel { name: "traffic", chart, links: None, choices: w.choices(q), note })
 }
 
 async fn latency(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppError> {
@@ -118,7 +147,7 @@ async fn latency(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, 
     } else {
         Some(lang.t("dashboard.latency.note").to_owned())
     };
-    Ok(Panel { name: "latency", chart, links: None, choices: w.choices(), note })
+    Ok(Panel { name: "latency", chart, links: None, choices: w.choices(q), note })
 }
 
 async fn tokens(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppError> {
@@ -135,7 +164,7 @@ async fn tokens(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, A
         name: "tokens",
         chart: charts::tokens_by_model(&labels, &input, &output, names),
         links: None,
-        choices: w.choices(),
+        choices: w.choices(q),
         note,
     })
 }
@@ -156,7 +185,7 @@ async fn spend(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, Ap
         name: "spend",
         chart: charts::bars(&labels, &cost, lang.t("dashboard.spend.cost")),
         links: None,
-        choices: w.choices(),
+        choices: w.choices(q),
         note,
     })
 }
@@ -174,8 +203,10 @@ pub async fn forecast(state: &AppState, balance: f64) -> Result<Forecast, AppErr
 
 const DAY_MS: i64 = 86_400_000;
 
-fn choice(label: &str, query: String, active: bool) -> (String, String, bool) {
-    (label.to_owned(), query, active)
+/// A choice above a chart: `set` applied to the dashboard's current choices `q`.
+fn choice(label: &str, q: &ChartQuery, set: &[(&str, &str)], active: bool) -> Choice {
+    let own = set.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    Choice { label: label.to_owned(), query: q.query(set), own, active }
 }
 
 async fn distribution(state: &AppState, q: &ChartQuery) -> Result<Panel, AppError> {
@@ -199,8 +230,8 @@ async fn distribution(state: &AppState, q: &ChartQuery) -> Result<Panel, AppErro
         chart: charts::distribution(&labels, &counts.1),
         links: None,
         choices: vec![
-            choice("dashboard.buckets.fixed", "buckets=fixed".into(), !auto),
-            choice("dashboard.buckets.auto", "buckets=auto".into(), auto),
+            choice("dashboard.buckets.fixed", q, &[("buckets", "fixed")], !auto),
+            choice("dashboard.buckets.auto", q, &[("buckets", "auto")], auto),
         ],
         note: None,
     })
@@ -232,11 +263,11 @@ async fn trend(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, Ap
     let mut choices: Vec<_> =
         [("all", "dashboard.period.all"), ("7d", "dashboard.period.7d"), ("30d", "dashboard.period.30d")]
             .into_iter()
-            .map(|(p, label)| choice(label, format!("period={p}&outliers={outliers}"), p == period))
+            .map(|(p, label)| choice(label, q, &[("period", p), ("outliers", outliers)], p == period))
             .collect();
     let toggle = if capping { "show" } else { "cap" };
     let toggle_label = if capping { "dashboard.outliers.show" } else { "dashboard.outliers.cap" };
-    choices.push(choice(toggle_label, format!("period={period}&outliers={toggle}"), false));
+    choices.push(choice(toggle_label, q, &[("period", period), ("outliers", toggle)], false));
     Ok(Panel {
         name: "trend",
         chart: charts::trend(&points, cap, note.as_deref().unwrap_or_default()),
@@ -261,7 +292,7 @@ async fn top(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppE
     let links: Vec<String> = keys.iter().rev().map(|k| format!("/admin/keys/{}", k.id)).collect();
     let choices = ["10", "20", "50", "all"]
         .into_iter()
-        .map(|n| choice(&format!("dashboard.top.{n}"), format!("top={n}"), n == which))
+        .map(|n| choice(&format!("dashboard.top.{n}"), q, &[("top", n)], n == which))
         .collect();
     let note = (which == "all").then(|| lang.t("dashboard.top.all_note").to_owned());
     Ok(Panel { name: "top", chart: charts::top_keys(&labels, &balances), links: Some(links), choices, note })
@@ -327,6 +358,7 @@ async fn load(state: &AppState, q: &ChartQuery) -> Result<Dashboard, AppError> {
             })
             .collect(),
         refresh: q.refresh.filter(|s| [30, 60, 300].contains(s)).unwrap_or(0),
+        chart_query: q.query(&[]),
         incident,
         models,
     })
@@ -376,8 +408,10 @@ pub async fn get_dashboard(
     Ok(html(StatusCode::OK, dashboard_page(&ctx, &d)))
 }
 
-/// `GET /admin/charts/{name}`: one chart panel.
+/// `GET /admin/charts/{name}`: one chart panel. A choice's click (header `X-Chart-Choice`) also puts
+/// the dashboard's choices in the address bar (`HX-Push-Url`), so a reload keeps them.
 pub async fn get_chart(
+    req: HttpRequest,
     RequestLang(lang): RequestLang,
     state: web::Data<AppState>,
     name: web::Path<String>,
@@ -394,7 +428,15 @@ pub async fn get_chart(
         "spend" => spend(&state, lang, &q).await?,
         _ => return Err(AppError::NotFound),
     };
-    Ok(html(StatusCode::OK, panel(lang, &p)))
+    let mut res = html(StatusCode::OK, panel(lang, &p));
+    if req.headers().contains_key("x-chart-choice") {
+        let query = q.query(&[]);
+        let url = if query.is_empty() { "/admin".to_owned() } else { format!("/admin?{query}") };
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&url) {
+            res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("hx-push-url"), value);
+        }
+    }
+    Ok(res)
 }
 
 /// `GET /admin/keys/{id}`: a key's detail.
@@ -442,6 +484,20 @@ mod tests {
 
     fn block(model: &str, kind: BlockKind, until: i64) -> ModelBlock {
         ModelBlock { model: model.into(), kind, until, at: 0, hinted: false, reason: kind.as_str().to_owned() }
+    }
+
+    #[test]
+    fn the_query_keeps_known_choices_and_replaces_some() {
+        let q = ChartQuery {
+            period: Some("7d".into()),
+            top: Some("20".into()),
+            buckets: Some("<script>".into()),
+            refresh: Some(30),
+            ..ChartQuery::default()
+        };
+        assert_eq!(q.query(&[]), "period=7d&top=20&refresh=30");
+        assert_eq!(q.query(&[("top", "50"), ("buckets", "auto")]), "period=7d&buckets=auto&top=50&refresh=30");
+        assert_eq!(ChartQuery::default().query(&[]), "");
     }
 
     #[test]

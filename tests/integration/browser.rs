@@ -1170,3 +1170,84 @@ async fn login_lockout_shows_the_form_with_when_to_retry_in_a_browser() {
         b.quit().await;
     }
 }
+
+// Dashboard charts (issue 13): every bucket labelled, choices kept in the address through a reload,
+// readable at a phone's width.
+
+/// Waits until every chart panel has drawn its SVG.
+async fn charts_drawn(b: &Browser<'_>) {
+    for panel in ["distribution", "status", "trend", "top"] {
+        b.find(&format!("#chart-{panel} .chart svg")).await;
+    }
+}
+
+/// The distribution's axis labels as drawn (the bucket labels read `(a, b]` or `> a`).
+async fn bucket_labels(b: &Browser<'_>) -> Vec<String> {
+    let labels = b
+        .script(
+            "return [...document.querySelectorAll('#chart-distribution svg text')].map(t => t.textContent)\
+             .filter(t => /^\\(.*\\]$|^> /.test(t));",
+        )
+        .await;
+    labels.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+async fn chart_choices_at(driver: &Driver, app: &TestApp, width: u32, height: u32) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let b = driver.session(width, height).await;
+    b.login(app).await;
+    for lang in ["en", "zh-CN"] {
+        b.goto(&app.url(&format!("/lang/{lang}?next=/admin"))).await;
+        charts_drawn(&b).await;
+        let fixed = bucket_labels(&b).await;
+        assert_eq!(fixed.len(), 7, "all seven fixed buckets labelled at {width} px in {lang}: {fixed:?}");
+        assert!(b.no_horizontal_scroll().await, "no sideways scroll at {width} px in {lang}");
+        b.full_screenshot(&dir.join(format!("dashboard-charts-fixed-{lang}-{width}.png"))).await;
+
+        b.click("#chart-trend .choices a[href*='period=7d']").await;
+        b.wait_for_url("period=7d&outliers=show").await;
+        b.click("#chart-trend .choices a[href*='outliers=cap']").await;
+        b.wait_for_url("period=7d&outliers=cap").await;
+        b.click("#chart-distribution .choices a[href*='buckets=auto']").await;
+        b.wait_for_url("buckets=auto").await;
+        b.click("#chart-top .choices a[href*='top=20']").await;
+        b.wait_for_url("top=20").await;
+        let url = b.url().await;
+        assert!(url.ends_with("/admin?period=7d&outliers=cap&buckets=auto&top=20"), "{url}");
+
+        // A reload renders the same choices.
+        b.goto(&url).await;
+        charts_drawn(&b).await;
+        assert!(b.text("#chart-trend .choices strong").await.contains('7'), "7 days kept in {lang}");
+        b.find("#chart-trend .choices a[href*='outliers=show']").await;
+        b.find("#chart-distribution .choices a[href*='buckets=fixed']").await;
+        assert!(b.text("#chart-top .choices strong").await.contains("20"), "top 20 kept in {lang}");
+        let auto = bucket_labels(&b).await;
+        assert!(!auto.is_empty() && auto.iter().all(|l| !l.contains("0000")), "round bounds: {auto:?}");
+        // So does the dashboard's own refresh.
+        b.click(".page-head .refresh button").await;
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        charts_drawn(&b).await;
+        assert!(b.text("#chart-top .choices strong").await.contains("20"), "the refresh keeps top 20");
+        assert!(b.no_horizontal_scroll().await, "no sideways scroll at {width} px in {lang}");
+        b.full_screenshot(&dir.join(format!("dashboard-charts-{lang}-{width}.png"))).await;
+    }
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors at {width} px: {errors:?}");
+    b.quit().await;
+}
+
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
+#[actix_web::test]
+async fn chart_choices_survive_a_reload_and_charts_fit_a_phone_in_both_languages() {
+    require_browser();
+    let app = support::spawn().await;
+    seed_keys(&app).await;
+    let driver = start_driver().await;
+    chart_choices_at(&driver, &app, 1366, 768).await;
+    chart_choices_at(&driver, &app, 375, 812).await;
+}

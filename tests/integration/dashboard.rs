@@ -85,7 +85,7 @@ async fn figures_are_aggregates_of_the_pool() {
     let top = app.get("/admin/charts/top?top=20").await.text().await.unwrap();
     assert!(top.contains("sk-dash…aaaa") && !top.contains("sk-dash-f"), "active keys only, masked");
     assert!(top.contains("/admin/keys/3"), "a bar opens its key");
-    assert!(top.contains("<strong>Top 20</strong>"));
+    assert!(top.contains(r#"<strong aria-current="true">Top 20</strong>"#));
 
     // One recent key link per key, newest first.
     assert!(html.contains(r#"href="/admin/keys/7""#));
@@ -208,4 +208,43 @@ async fn an_incident_shows_a_banner_until_it_clears() {
 
     app.clock.advance(std::time::Duration::from_secs(31));
     assert!(!app.get("/admin").await.text().await.unwrap().contains("incident-banner"), "cleared after the back-off");
+}
+
+#[actix_web::test]
+async fn chart_choices_in_the_address_render_selected_and_stay_in_every_link() {
+    let app = support::spawn().await;
+    app.login().await;
+    let query = "period=7d&outliers=cap&buckets=auto&top=20&window=7d";
+    let html = app.get(&format!("/admin?{query}&bogus=1")).await.text().await.unwrap();
+    for panel in ["distribution", "trend", "top", "traffic"] {
+        let src = format!(r#"hx-get="/admin/charts/{panel}?{}""#, query.replace('&', "&amp;"));
+        assert!(html.contains(&src), "{panel} loads with the address's choices");
+    }
+    let selected = |html: &str, label: &str| html.contains(&format!(r#"<strong aria-current="true">{label}</strong>"#));
+    let trend = app.get(&format!("/admin/charts/trend?{query}")).await.text().await.unwrap();
+    assert!(selected(&trend, "7 days"), "{trend}");
+    assert!(trend.contains("Show outliers"), "outliers are capped, so the toggle shows them");
+    let top = app.get(&format!("/admin/charts/top?{query}")).await.text().await.unwrap();
+    assert!(selected(&top, "Top 20"), "{top}");
+    // A choice's link keeps the other panels' choices, in the page's address too (a reload keeps them).
+    let fifty = "period=7d&amp;outliers=cap&amp;buckets=auto&amp;top=50&amp;window=7d";
+    assert!(top.contains(&format!(r#"href="/admin?{fifty}""#)), "{top}");
+    assert!(top.contains(r#"data-choice="top=50""#), "{top}");
+    let res = app.client.get(app.url(&format!("/admin/charts/top?{query}"))).header("hx-request", "true");
+    let res = res.header("x-chart-choice", "1").send().await.unwrap();
+    let pushed = res.headers().get("hx-push-url").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(pushed.as_deref(), Some(format!("/admin?{query}").as_str()), "a choice puts them in the address");
+    let lazy = app.client.get(app.url("/admin/charts/top")).header("hx-request", "true").send().await.unwrap();
+    assert!(lazy.headers().get("hx-push-url").is_none(), "loading a panel leaves the address alone");
+    assert!(top.contains(&format!(r#"hx-get="/admin/charts/top?{fifty}""#)), "{top}");
+    let dist = app.get(&format!("/admin/charts/distribution?{query}")).await.text().await.unwrap();
+    assert!(selected(&dist, "Automatic buckets"), "{dist}");
+    let traffic = app.get(&format!("/admin/charts/traffic?{query}")).await.text().await.unwrap();
+    assert!(selected(&traffic, "7 days"), "{traffic}");
+    // The refreshed fragment keeps them as well.
+    let res = app.client.get(app.url(&format!("/admin?{query}&refresh=60"))).header("hx-request", "true").send();
+    let fragment = res.await.unwrap().text().await.unwrap();
+    assert!(fragment.contains(&format!(r#"hx-get="/admin?{}&amp;refresh=60""#, query.replace('&', "&amp;"))));
+    let zh = app.client.get(app.url(&format!("/admin/charts/top?{query}"))).header("accept-language", "zh-CN");
+    assert!(zh.send().await.unwrap().text().await.unwrap().contains(r#"<strong aria-current="true">"#));
 }
