@@ -812,8 +812,8 @@ async fn an_access_key_limited_in_the_browser_fills_its_bar_and_shows_when_it_re
     phone.quit().await;
 }
 
-/// Screenshots of every page, whole (beyond the viewport), at 1366×768 and 375×812, in both languages,
-/// into `target/screenshots/PAGE-LANG-WIDTH.png`, for a reviewer to look at. Not a check: run it with
+/// Screenshots of every page, whole (beyond the viewport), at 1366×768 and 375×812, in both languages and
+/// both themes, into `target/screenshots/PAGE-LANG-WIDTH[-dark].png`, for a reviewer to look at. Not a check: run it with
 /// `cargo test --test integration screenshots -- --ignored`.
 #[ignore = "writes screenshots for a reviewer: cargo test --test integration screenshots -- --ignored"]
 #[actix_web::test]
@@ -854,13 +854,15 @@ async fn screenshots_of_every_page() {
     for (width, height) in [(1366, 768), (375, 812)] {
         let b = driver.session(width, height).await;
         b.login(&app).await;
-        for lang in ["en", "zh-CN"] {
+        for (lang, theme) in [("en", "light"), ("zh-CN", "light"), ("en", "dark"), ("zh-CN", "dark")] {
             b.goto(&app.url(&format!("/lang/{lang}?next=/admin"))).await;
+            b.script(&format!("localStorage.setItem('theme', '{theme}');")).await;
+            let suffix = if theme == "dark" { "-dark" } else { "" };
             for (name, path) in &pages {
                 b.goto(&app.url(path)).await;
                 b.find("body").await;
                 actix_web::rt::time::sleep(Duration::from_millis(500)).await; // charts draw
-                b.full_screenshot(&dir.join(format!("{name}-{lang}-{width}.png"))).await;
+                b.full_screenshot(&dir.join(format!("{name}-{lang}-{width}{suffix}.png"))).await;
             }
         }
         b.quit().await;
@@ -1169,4 +1171,96 @@ async fn login_lockout_shows_the_form_with_when_to_retry_in_a_browser() {
         assert!(errors.is_empty(), "console errors at {width} px: {errors:?}");
         b.quit().await;
     }
+}
+
+/// Emoji that need an emoji font (empty boxes on a Linux desktop): icons are inline SVG instead.
+const EMOJI_ICONS: [&str; 3] = ["👁", "⧉", "📋"];
+
+async fn assert_no_emoji_icons(b: &Browser<'_>, page: &str) {
+    let text = b.script("return document.body.innerText + ' ' + document.body.innerHTML;").await;
+    let text = text.as_str().unwrap_or("");
+    for e in EMOJI_ICONS {
+        assert!(!text.contains(e), "{page} still shows the emoji {e}");
+    }
+}
+
+/// The theme `<html>` is drawn in: the page background's colour.
+async fn page_background(b: &Browser<'_>) -> String {
+    b.script("return getComputedStyle(document.body).backgroundColor;").await.as_str().unwrap_or("").to_owned()
+}
+
+async fn design_at(driver: &Driver, app: &TestApp, width: u32, height: u32) {
+    let b = driver.session(width, height).await;
+    b.login(app).await;
+    for lang in ["en", "zh-CN"] {
+        b.goto(&app.url(&format!("/lang/{lang}?next=/admin/keys"))).await;
+        b.find("#keys-table tbody").await;
+        assert_no_emoji_icons(&b, "the keys page").await;
+        let icons = b.script("return document.querySelectorAll('button.icon svg').length;").await;
+        assert!(icons.as_u64().unwrap_or(0) >= 2, "the keys' reveal and copy buttons draw SVG icons");
+        let unlabelled = b.script("return [...document.querySelectorAll('button.icon')].filter(x => !x.getAttribute('aria-label')).length;").await;
+        assert_eq!(unlabelled, 0, "every icon button has an aria-label");
+
+        // The toggle flips the theme, and the choice survives a reload.
+        b.script("localStorage.removeItem('theme'); document.documentElement.removeAttribute('data-theme');").await;
+        let light = page_background(&b).await;
+        b.click("[data-theme-toggle]").await;
+        let dark = page_background(&b).await;
+        assert_ne!(light, dark, "the toggle changes the colours");
+        assert_eq!(b.script("return document.documentElement.dataset.theme;").await, "dark");
+        b.goto(&app.url("/admin")).await;
+        b.find("main h1").await;
+        assert_eq!(b.script("return document.documentElement.dataset.theme;").await, "dark", "kept after a reload");
+        assert_eq!(page_background(&b).await, dark);
+        assert_eq!(
+            b.script("return document.querySelector('[data-theme-toggle]').getAttribute('aria-pressed');").await,
+            "true"
+        );
+        assert!(b.no_horizontal_scroll().await, "the dashboard scrolls sideways at {width} px");
+        b.click("[data-theme-toggle]").await;
+        assert_eq!(page_background(&b).await, light, "and back to light");
+
+        // The guest page: stat cards, a one-line total, keys never broken, no emoji.
+        b.goto(&app.url("/")).await;
+        b.find("#count-balance").await;
+        assert_no_emoji_icons(&b, "the guest page").await;
+        let lines = b.script("const e = document.getElementById('count-balance'); const lh = parseFloat(getComputedStyle(e).lineHeight); return Math.round(e.getBoundingClientRect().height / lh);").await;
+        assert_eq!(lines, 1, "the total is one line at {width} px");
+        let fits = b
+            .script("const e = document.getElementById('count-balance'); return e.scrollWidth <= e.clientWidth;")
+            .await;
+        assert_eq!(fits, true, "the total is whole at {width} px");
+        let broken = b.script("return [...document.querySelectorAll('.card-key')].filter(e => e.getClientRects().length > 1 || e.getBoundingClientRect().height > 2 * parseFloat(getComputedStyle(e).fontSize)).length;").await;
+        assert_eq!(broken, 0, "no key breaks over two lines at {width} px");
+        let tiers = b.script("return new Set([...document.querySelectorAll('.key-card')].map(e => getComputedStyle(e).borderLeftColor)).size;").await;
+        assert!(tiers.as_u64().unwrap_or(0) >= 2, "balance tiers are told apart by colour");
+        assert!(b.no_horizontal_scroll().await, "the guest page scrolls sideways at {width} px");
+    }
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    b.quit().await;
+}
+
+/// The design system: a theme toggle that survives a reload, SVG icons instead of emoji, a guest total on
+/// one line and whole keys at 1366×768 and 375×812, in both languages.
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
+#[actix_web::test]
+async fn theme_toggle_icons_and_guest_stat_cards_on_a_desktop_and_a_phone() {
+    require_browser();
+    let app = support::spawn().await;
+    seed_keys(&app).await;
+    set_mode(&app, &[("access_mode", "open")]).await;
+    support::with_db(&app, |c| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("UPDATE keys SET total_balance = 8829.24 WHERE id = (SELECT MIN(id) FROM keys)")
+            .execute(c)
+            .unwrap();
+    })
+    .await;
+    let driver = start_driver().await;
+    design_at(&driver, &app, 1366, 768).await;
+    design_at(&driver, &app, 375, 812).await;
 }
