@@ -1200,6 +1200,10 @@ async fn design_at(driver: &Driver, app: &TestApp, width: u32, height: u32) {
         assert!(icons.as_u64().unwrap_or(0) >= 2, "the keys' reveal and copy buttons draw SVG icons");
         let unlabelled = b.script("return [...document.querySelectorAll('button.icon')].filter(x => !x.getAttribute('aria-label')).length;").await;
         assert_eq!(unlabelled, 0, "every icon button has an aria-label");
+        let faded = b
+            .script("const d = [...document.querySelectorAll('button:disabled')]; return d.length > 0 && d.every(x => parseFloat(getComputedStyle(x).opacity) < 0.6 && getComputedStyle(x).cursor === 'not-allowed');")
+            .await;
+        assert_eq!(faded, true, "disabled buttons look disabled");
 
         // The toggle flips the theme, and the choice survives a reload.
         b.script("localStorage.removeItem('theme'); document.documentElement.removeAttribute('data-theme');").await;
