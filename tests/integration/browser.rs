@@ -1204,6 +1204,15 @@ async fn design_at(driver: &Driver, app: &TestApp, width: u32, height: u32) {
             .script("const d = [...document.querySelectorAll('button:disabled')]; return d.length > 0 && d.every(x => parseFloat(getComputedStyle(x).opacity) < 0.6 && getComputedStyle(x).cursor === 'not-allowed');")
             .await;
         assert_eq!(faded, true, "disabled buttons look disabled");
+        // The copy icon flashes a tick, then gets its icon back.
+        b.grant_clipboard().await;
+        b.click("button.icon[data-copy-text]").await;
+        actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+        let tick = b.script("return document.querySelector('button.icon[data-copy-text]').textContent;").await;
+        assert_eq!(tick, "✓", "a copy flashes a tick");
+        actix_web::rt::time::sleep(Duration::from_millis(1800)).await;
+        let svg = b.script("return !!document.querySelector('button.icon[data-copy-text] svg');").await;
+        assert_eq!(svg, true, "the copy button shows its icon again after a copy");
 
         // The toggle flips the theme, and the choice survives a reload.
         b.script("localStorage.removeItem('theme'); document.documentElement.removeAttribute('data-theme');").await;
