@@ -78,3 +78,32 @@ pub fn forecast_text(lang: Lang, f: &crate::domain::forecast::Forecast) -> Strin
         Forecast::Days { low, high } => lang.tf("forecast.range", &[("low", &days(*low)), ("high", &days(*high))]),
     }
 }
+
+/// An inline SVG icon (no emoji font needed). Decorative: the button around it carries the aria-label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Icon {
+    Eye,
+    Copy,
+    Moon,
+    Sun,
+}
+
+/// The icon's SVG, drawn in `currentColor` at the text's size.
+pub fn icon(which: Icon) -> Markup {
+    let paths: &[&str] = match which {
+        Icon::Eye => &["M1 12s4-7 11-7 11 7 11 7-4 7-11 7S1 12 1 12z", "M12 9a3 3 0 1 0 0 6 3 3 0 0 0 0-6z"],
+        Icon::Copy => &["M9 9h11v11H9z", "M5 15H4V4h11v1"],
+        Icon::Moon => &["M21 12.8A9 9 0 1 1 11.2 3a7 7 0 0 0 9.8 9.8z"],
+        Icon::Sun => &[
+            "M12 8a4 4 0 1 0 0 8 4 4 0 0 0 0-8z",
+            "M12 2v2M12 20v2M4.9 4.9l1.4 1.4M17.7 17.7l1.4 1.4M2 12h2M20 12h2M4.9 19.1l1.4-1.4M17.7 6.3l1.4-1.4",
+        ],
+    };
+    html! {
+        svg.icon-svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16" height="16" fill="none"
+            stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"
+            aria-hidden="true" focusable="false" {
+            @for d in paths { path d=(d) {} }
+        }
+    }
+}

@@ -95,12 +95,12 @@ pub fn cards(lang: Lang, v: &GuestView) -> Markup {
                         @let (tier_class, tier_text) = tier(lang, c.status, c.balance);
                         @let badges = Badges { tier_class, tier_text: &tier_text, free_only: c.status == KeyStatus::Depleted };
                         @if v.full_keys {
-                            button.key-card type="button" title=(lang.t("guest.copy_hint")) data-copy-text=(c.key)
+                            button.key-card type="button" title=(lang.t("guest.copy_hint")) data-copy-text=(c.key) data-tier=(tier_class)
                                 data-copied-toast=(lang.t("guest.copied")) {
                                 (card_body(lang, &c.key, &badges, c.checked_at))
                             }
                         } @else {
-                            div.key-card { (card_body(lang, &mask(&c.key), &badges, c.checked_at)) }
+                            div.key-card data-tier=(tier_class) { (card_body(lang, &mask(&c.key), &badges, c.checked_at)) }
                         }
                     }
                 }

@@ -399,8 +399,8 @@ fn key_row(lang: Lang, number: i64, r: &KeyRow) -> Markup {
             }
             td.key {
                 code data-key=(r.key) data-masked=(mask(&r.key)) { (mask(&r.key)) }
-                button.icon type="button" data-reveal title=(lang.t("keys.reveal")) aria-label=(lang.t("keys.reveal")) { "👁" }
-                button.icon type="button" data-copy-text=(r.key) data-copied="✓" title=(lang.t("common.copy")) aria-label=(lang.t("common.copy")) { "⧉" }
+                button.icon type="button" data-reveal title=(lang.t("keys.reveal")) aria-label=(lang.t("keys.reveal")) { (super::components::icon(super::components::Icon::Eye)) }
+                button.icon type="button" data-copy-text=(r.key) data-copied="✓" title=(lang.t("common.copy")) aria-label=(lang.t("common.copy")) { (super::components::icon(super::components::Icon::Copy)) }
             }
             td.balance data-label=(lang.t("keys.col.balance")) { @match r.total_balance { Some(b) => (format_balance(b)), None => span.muted { "—" } } }
             td.checked-at data-label=(lang.t("keys.col.checked")) { @match r.checked_at {

@@ -52,6 +52,8 @@ pub fn page(ctx: &PageContext, title: &str, body: Markup) -> Markup {
                 title { (title) " · " "keypool" }
                 link rel="icon" href="/assets/favicon.svg" type="image/svg+xml";
                 link rel="stylesheet" href="/assets/css/app.css";
+                // Not deferred: it sets the chosen theme before the first paint (no inline script).
+                script src="/assets/js/theme.js" {}
                 script src=(HTMX_PATH) defer {}
                 script src="/assets/js/app.js" defer {}
                 script src="/assets/js/checks.js" defer {}
@@ -70,6 +72,7 @@ pub fn page(ctx: &PageContext, title: &str, body: Markup) -> Markup {
                         }
                     }
                     div.tools {
+                        (theme_toggle(lang))
                         (language_switch(ctx))
                         @if let Some(name) = ctx.admin {
                             form.signout method="post" action="/logout" {
@@ -85,6 +88,18 @@ pub fn page(ctx: &PageContext, title: &str, body: Markup) -> Markup {
                 div #toast role="alert" aria-live="assertive" hidden {}
                 template #toast-text { (lang.t("error.request_failed")) }
             }
+        }
+    }
+}
+
+/// The light/dark switch: `theme.js` flips `data-theme` on `<html>` and keeps the choice.
+fn theme_toggle(lang: Lang) -> Markup {
+    use super::components::{Icon, icon};
+    html! {
+        button.icon.theme-toggle type="button" data-theme-toggle aria-pressed="false"
+            title=(lang.t("theme.toggle")) aria-label=(lang.t("theme.toggle")) {
+            span.when-light { (icon(Icon::Moon)) }
+            span.when-dark { (icon(Icon::Sun)) }
         }
     }
 }

@@ -812,8 +812,8 @@ async fn an_access_key_limited_in_the_browser_fills_its_bar_and_shows_when_it_re
     phone.quit().await;
 }
 
-/// Screenshots of every page, whole (beyond the viewport), at 1366×768 and 375×812, in both languages,
-/// into `target/screenshots/PAGE-LANG-WIDTH.png`, for a reviewer to look at. Not a check: run it with
+/// Screenshots of every page, whole (beyond the viewport), at 1366×768 and 375×812, in both languages and
+/// both themes, into `target/screenshots/PAGE-LANG-WIDTH[-dark].png`, for a reviewer to look at. Not a check: run it with
 /// `cargo test --test integration screenshots -- --ignored`.
 #[ignore = "writes screenshots for a reviewer: cargo test --test integration screenshots -- --ignored"]
 #[actix_web::test]
@@ -854,13 +854,15 @@ async fn screenshots_of_every_page() {
     for (width, height) in [(1366, 768), (375, 812)] {
         let b = driver.session(width, height).await;
         b.login(&app).await;
-        for lang in ["en", "zh-CN"] {
+        for (lang, theme) in [("en", "light"), ("zh-CN", "light"), ("en", "dark"), ("zh-CN", "dark")] {
             b.goto(&app.url(&format!("/lang/{lang}?next=/admin"))).await;
+            b.script(&format!("localStorage.setItem('theme', '{theme}');")).await;
+            let suffix = if theme == "dark" { "-dark" } else { "" };
             for (name, path) in &pages {
                 b.goto(&app.url(path)).await;
                 b.find("body").await;
                 actix_web::rt::time::sleep(Duration::from_millis(500)).await; // charts draw
-                b.full_screenshot(&dir.join(format!("{name}-{lang}-{width}.png"))).await;
+                b.full_screenshot(&dir.join(format!("{name}-{lang}-{width}{suffix}.png"))).await;
             }
         }
         b.quit().await;
@@ -1250,4 +1252,412 @@ async fn chart_choices_survive_a_reload_and_charts_fit_a_phone_in_both_languages
     let driver = start_driver().await;
     chart_choices_at(&driver, &app, 1366, 768).await;
     chart_choices_at(&driver, &app, 375, 812).await;
+}
+
+// Keys page (issue 13): empty exports refused with a message, counts said, a transient check
+// failure visible and filterable, a row click selecting, the import box cleared.
+
+impl Browser<'_> {
+    /// Empties the toast, so the next message is seen anew.
+    async fn clear_toast(&self) {
+        self.script("const t = document.getElementById('toast'); t.textContent = ''; t.hidden = true; return true;")
+            .await;
+    }
+
+    /// The value of a form control.
+    async fn value(&self, css: &str) -> String {
+        let v = self.script(&format!("return document.querySelector(\"{css}\").value;")).await;
+        v.as_str().unwrap_or("").to_owned()
+    }
+
+    async fn grant_clipboard(&self) {
+        let url = format!("{}/session/{}/permissions", self.driver.base, self.session);
+        for name in ["clipboard-read", "clipboard-write"] {
+            let body = json!({ "descriptor": { "name": name }, "state": "granted" });
+            let _ = self.driver.http.post(&url).json(&body).send().await;
+        }
+    }
+
+    async fn downloads_count(&self) -> usize {
+        std::fs::read_dir(&self.downloads).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+/// The whole keys page with every reason open, beside the screenshots command's pictures.
+async fn shoot_keys(b: &Browser<'_>, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    b.find("#keys-table tbody").await;
+    b.script("document.querySelectorAll('details.state-reason').forEach(d => d.open = true); return true;").await;
+    b.full_screenshot(&dir.join(format!("{name}.png"))).await;
+}
+
+/// Sets the last error of a key, as a transient check failure (429, 5xx, timeout) leaves it.
+async fn fail_check(app: &TestApp, key: &str, error: &str) {
+    let (key, error) = (key.to_owned(), error.to_owned());
+    support::with_db(app, move |c| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("UPDATE keys SET last_error = $1 WHERE key = $2")
+            .bind::<diesel::sql_types::Text, _>(error)
+            .bind::<diesel::sql_types::Text, _>(key)
+            .execute(c)
+            .unwrap();
+    })
+    .await;
+}
+
+/// Imports three keys through the page: the box is emptied; a refused line stays to be fixed.
+async fn import_clears_the_box(b: &Browser<'_>, keys: &[String]) {
+    // No check right away: the failures below are the test's own.
+    b.click("#import input[name=check_now]").await;
+    b.type_into("#import-keys", &keys.join("\n")).await;
+    b.click("#import button[type=submit]").await;
+    b.wait_for_text("#import-result", &format!("{} added", keys.len())).await;
+    b.wait_for_text("#keys-table .counts", &format!("{} keys", keys.len())).await;
+    assert_eq!(b.value("#import-keys").await, "", "the box is cleared after a successful import");
+    b.type_into("#import-keys", "short").await;
+    b.click("#import button[type=submit]").await;
+    b.wait_for_text("#import-result", "1 rejected").await;
+    assert_eq!(b.value("#import-keys").await, "short", "a refused line stays in the box");
+}
+
+/// An empty selection: export, copy and the bulk bar's export say so; nothing is downloaded.
+async fn empty_exports_are_refused(b: &Browser<'_>, message: &str) {
+    let before = b.downloads_count().await;
+    b.script("document.querySelector('#export-form select[name=scope]').value = 'selection'; return true;").await;
+    for button in [
+        "#export-form button[type=submit]",
+        "#export-form button[data-copy-export]",
+        "#keys-table a[data-export-check]",
+    ] {
+        b.clear_toast().await;
+        b.click(button).await;
+        b.wait_for_text("#toast", message).await;
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.downloads_count().await, before, "no empty file was downloaded");
+}
+
+/// A key whose check failed transiently reads "Check failed", its reason opens with a tap, and the
+/// state's badge filters the table.
+async fn transient_failure_is_visible_and_filterable(b: &Browser<'_>, app: &TestApp) {
+    b.goto(&app.url("/admin/keys")).await;
+    b.wait_for_text("#keys-table .counts a.status-check_failed", "Check failed 1").await;
+    let summary = "#keys-table td.state details.state-reason summary .status-check_failed";
+    assert_eq!(b.text(summary).await, "Check failed");
+    b.click("#keys-table td.state details.state-reason summary").await;
+    b.wait_for_text("#keys-table td.state details.state-reason[open] .reason", "upstream answered 503").await;
+    assert!(b.no_horizontal_scroll().await, "the open reason widens the page");
+    b.click("#keys-table .counts a.status-check_failed").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.url().await.contains("status=check_failed") {
+        assert!(Instant::now() < deadline, "the URL did not follow the filter");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = b.script("return document.querySelectorAll('#keys-table tbody tr').length;").await;
+    assert_eq!(rows, 1, "only the key whose check failed");
+    assert_eq!(b.value("#filter-status").await, "check_failed", "the filter's select follows");
+}
+
+/// A click on a row's plain cell toggles its selection (the box, the count).
+async fn row_click_selects(b: &Browser<'_>) {
+    b.click("#keys-table tbody tr[data-select-row] td.balance").await;
+    b.wait_for_text("#selected-count", "1 selected").await;
+    let checked =
+        b.script("return document.querySelector('#keys-table tbody tr.selected td.check input').checked;").await;
+    assert_eq!(checked, true);
+    b.click("#keys-table tbody tr[data-select-row] td.balance").await;
+    b.wait_for_text("#selected-count", "0 selected").await;
+    b.click("#keys-table tbody tr[data-select-row] td.balance").await;
+    b.wait_for_text("#selected-count", "1 selected").await;
+}
+
+async fn keys_page_ux_at(driver: &Driver, width: u32, height: u32) {
+    let app = &support::spawn().await;
+    let b = driver.session(width, height).await;
+    b.login(app).await;
+    b.goto(&app.url("/lang/en?next=/admin/keys")).await;
+    let keys: Vec<String> = (1..=3).map(|i| format!("sk-ux{width}-{i:0>24}")).collect();
+    import_clears_the_box(&b, &keys).await;
+    assert!(b.no_horizontal_scroll().await, "the keys page scrolls sideways at {width} px");
+    empty_exports_are_refused(&b, "Select the keys to export first.").await;
+
+    fail_check(app, &keys[0], "upstream answered 503").await;
+    transient_failure_is_visible_and_filterable(&b, app).await;
+    b.goto(&app.url("/admin/keys?status=check_failed")).await;
+    row_click_selects(&b).await;
+
+    // One selected: the export says how many keys it holds, and downloads them.
+    b.clear_toast().await;
+    b.click("#export-form button[type=submit]").await;
+    b.wait_for_text("#toast", "Keys exported: 1").await;
+    if width > 500 {
+        let (name, contents) = b.downloaded().await;
+        assert!(name.starts_with("keypool-selected-keys-"), "{name}");
+        assert_eq!(contents, keys[0]);
+        b.grant_clipboard().await;
+        b.clear_toast().await;
+        b.click("#export-form button[data-copy-export]").await;
+        b.wait_for_text("#toast", "Keys copied: 1").await;
+    }
+
+    b.goto(&app.url("/admin/keys")).await;
+    b.wait_for_text("#selected-count", "1 selected").await;
+    assert!(b.no_horizontal_scroll().await, "the keys page scrolls sideways at {width} px");
+    shoot_keys(&b, &format!("keys-ux-en-{width}")).await;
+
+    // In Chinese, after clearing the selection: the original's message.
+    b.click("#keys-table .bulk button[hx-vals*='clear']").await;
+    b.wait_for_text("#selected-count", "0 selected").await;
+    b.goto(&app.url("/lang/zh-CN?next=/admin/keys")).await;
+    b.wait_for_text("h1", "密钥管理").await;
+    empty_exports_are_refused(&b, "请先选择要导出的密钥").await;
+    b.wait_for_text("#keys-table .counts a.status-check_failed", "检测失败 1").await;
+    assert!(b.no_horizontal_scroll().await, "the keys page scrolls sideways at {width} px (zh-CN)");
+    shoot_keys(&b, &format!("keys-ux-zh-CN-{width}")).await;
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors at {width} px: {errors:?}");
+    b.quit().await;
+}
+
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
+#[actix_web::test]
+async fn keys_refuse_empty_exports_show_failed_checks_select_rows_and_clear_the_import() {
+    require_browser();
+    let driver = start_driver().await;
+    keys_page_ux_at(&driver, 1366, 768).await;
+    keys_page_ux_at(&driver, 375, 812).await;
+}
+/// Polls until `script` (an expression) is true in the page.
+async fn wait_until(b: &Browser<'_>, script: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while b.script(&format!("return !!({script});")).await != true {
+        assert!(Instant::now() < deadline, "never true: {script} on {}", b.url().await);
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn step_done(b: &Browser<'_>, step: &str) -> Value {
+    b.script(&format!("const s = document.getElementById('step-{step}'); return s && s.dataset.done;")).await
+}
+
+/// The first-run checklist ticking through in a browser, at a desktop and a phone width, in both
+/// languages: add keys from its link, "check all keys" through its confirmation, an access key from
+/// its link; then the checklist is gone. Its pictures go to `target/screenshots/first-run-*.png`.
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
+#[actix_web::test]
+async fn first_run_checklist_ticks_through_on_a_desktop_and_a_phone_in_both_languages() {
+    require_browser();
+    let upstream = crate::mock::start();
+    let url = upstream.url.clone();
+    let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let driver = start_driver().await;
+    for (width, height) in [(1366, 768), (375, 812)] {
+        let b = driver.session(width, height).await;
+        b.login(&app).await;
+        for lang in ["en", "zh-CN"] {
+            // A fresh install again.
+            support::with_db(&app, |c| {
+                use diesel::RunQueryDsl;
+                diesel::sql_query("DELETE FROM keys").execute(c).unwrap();
+                diesel::sql_query("DELETE FROM access_keys").execute(c).unwrap();
+            })
+            .await;
+            b.goto(&app.url(&format!("/lang/{lang}?next=/admin"))).await;
+            b.find("#first-run").await;
+            for step in ["keys", "check", "access", "sdk"] {
+                assert_eq!(step_done(&b, step).await, "false", "{step} at {width} px in {lang}");
+            }
+            assert!(b.text("#first-run pre.snippet").await.contains(&format!("{}/v1", app.base)));
+            assert!(b.no_horizontal_scroll().await, "no sideways scroll at {width} px in {lang}");
+            b.full_screenshot(&dir.join(format!("first-run-{lang}-{width}.png"))).await;
+
+            // 1. Keys, from the step's link.
+            b.click("#step-keys a").await;
+            b.wait_for_url("/admin/keys").await;
+            b.type_into("#import-keys", "sk-ok-12-aaaaaaaaaaaaaaaaaaaa\nsk-ok-3-bbbbbbbbbbbbbbbbbbbbb").await;
+            // Not checked on import: the checklist's own step does it.
+            b.click("#import input[name=check_now]").await;
+            b.click("#import button[type=submit]").await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let count = || support::with_db(&app, |c| keypool::db::keys::count_by_status(c).unwrap());
+            while count().await.iter().map(|(_, n)| n).sum::<i64>() < 2 {
+                assert!(Instant::now() < deadline, "the import never landed");
+                actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            }
+            b.goto(&app.url("/admin")).await;
+            wait_until(&b, "document.querySelector('#step-keys[data-done=true]')").await;
+            assert_eq!(step_done(&b, "check").await, "false");
+
+            // 2. "Check all keys", confirmed; the dashboard refreshes when the job ends.
+            b.click("#check-all").await;
+            b.accept_alert().await;
+            wait_until(&b, "document.querySelector('#step-check[data-done=true]')").await;
+            assert_eq!(step_done(&b, "access").await, "false");
+            assert!(b.no_horizontal_scroll().await, "no sideways scroll with the check panel at {width} px");
+
+            // 3. An access key, from the step's link to the settings' access-key section.
+            b.click("#step-access a").await;
+            b.wait_for_url("/admin/settings#access-keys").await;
+            b.type_into("#access-key-name", "laptop").await;
+            b.click("#access-keys form.inline button[type=submit]").await;
+            b.find("#new-token").await;
+            b.goto(&app.url("/admin")).await;
+            b.find("#check-all").await;
+            assert_eq!(b.script("return document.getElementById('first-run') === null;").await, true);
+            assert!(b.no_horizontal_scroll().await, "no sideways scroll at {width} px in {lang}");
+        }
+        let errors = b.console_errors().await;
+        assert!(errors.is_empty(), "console errors at {width} px: {errors:?}");
+        b.quit().await;
+    }
+}
+
+/// The login lockout in a browser: the form again with when to retry, at both widths and in both
+/// languages, no sideways scroll; its pictures go to `target/screenshots/login-lockout-*.png`.
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
+#[actix_web::test]
+async fn login_lockout_shows_the_form_with_when_to_retry_in_a_browser() {
+    require_browser();
+    let app = support::spawn().await;
+    for _ in 0..5 {
+        assert_eq!(app.login_with(&app.client, ADMIN_USER, "nope-nope").await.status(), 401);
+    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let driver = start_driver().await;
+    for (width, height) in [(1366, 768), (375, 812)] {
+        let b = driver.session(width, height).await;
+        for (lang, says) in [("en", "Try again in 300 seconds"), ("zh-CN", "请在 300 秒")] {
+            b.goto(&app.url(&format!("/lang/{lang}?next=/login"))).await;
+            b.type_into("#username", ADMIN_USER).await;
+            b.type_into("#password", ADMIN_PASSWORD).await;
+            b.click("form[action='/login'] button[type=submit]").await;
+            let message = b.wait_for_text(".flash-error", says).await;
+            assert!(!message.is_empty());
+            b.find("form[action='/login'] #password").await;
+            assert!(b.no_horizontal_scroll().await, "no sideways scroll at {width} px in {lang}");
+            b.full_screenshot(&dir.join(format!("login-lockout-{lang}-{width}.png"))).await;
+        }
+        let errors: Vec<String> =
+            b.console_errors().await.into_iter().filter(|m| !m.contains("status of 429")).collect();
+        assert!(errors.is_empty(), "console errors at {width} px: {errors:?}");
+        b.quit().await;
+    }
+}
+
+/// Emoji that need an emoji font (empty boxes on a Linux desktop): icons are inline SVG instead.
+const EMOJI_ICONS: [&str; 3] = ["👁", "⧉", "📋"];
+
+async fn assert_no_emoji_icons(b: &Browser<'_>, page: &str) {
+    let text = b.script("return document.body.innerText + ' ' + document.body.innerHTML;").await;
+    let text = text.as_str().unwrap_or("");
+    for e in EMOJI_ICONS {
+        assert!(!text.contains(e), "{page} still shows the emoji {e}");
+    }
+}
+
+/// The theme `<html>` is drawn in: the page background's colour.
+async fn page_background(b: &Browser<'_>) -> String {
+    b.script("return getComputedStyle(document.body).backgroundColor;").await.as_str().unwrap_or("").to_owned()
+}
+
+async fn design_at(driver: &Driver, app: &TestApp, width: u32, height: u32) {
+    let b = driver.session(width, height).await;
+    b.login(app).await;
+    for lang in ["en", "zh-CN"] {
+        b.goto(&app.url(&format!("/lang/{lang}?next=/admin/keys"))).await;
+        b.find("#keys-table tbody").await;
+        assert_no_emoji_icons(&b, "the keys page").await;
+        let icons = b.script("return document.querySelectorAll('button.icon svg').length;").await;
+        assert!(icons.as_u64().unwrap_or(0) >= 2, "the keys' reveal and copy buttons draw SVG icons");
+        let unlabelled = b.script("return [...document.querySelectorAll('button.icon')].filter(x => !x.getAttribute('aria-label')).length;").await;
+        assert_eq!(unlabelled, 0, "every icon button has an aria-label");
+        let faded = b
+            .script("const d = [...document.querySelectorAll('button:disabled')]; return d.length > 0 && d.every(x => parseFloat(getComputedStyle(x).opacity) < 0.6 && getComputedStyle(x).cursor === 'not-allowed');")
+            .await;
+        assert_eq!(faded, true, "disabled buttons look disabled");
+        // The copy icon flashes a tick, then gets its icon back.
+        b.grant_clipboard().await;
+        b.click("button.icon[data-copy-text]").await;
+        actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+        let tick = b.script("return document.querySelector('button.icon[data-copy-text]').textContent;").await;
+        assert_eq!(tick, "✓", "a copy flashes a tick");
+        actix_web::rt::time::sleep(Duration::from_millis(1800)).await;
+        let svg = b.script("return !!document.querySelector('button.icon[data-copy-text] svg');").await;
+        assert_eq!(svg, true, "the copy button shows its icon again after a copy");
+
+        // The toggle flips the theme, and the choice survives a reload.
+        b.script("localStorage.removeItem('theme'); document.documentElement.removeAttribute('data-theme');").await;
+        let light = page_background(&b).await;
+        b.click("[data-theme-toggle]").await;
+        let dark = page_background(&b).await;
+        assert_ne!(light, dark, "the toggle changes the colours");
+        assert_eq!(b.script("return document.documentElement.dataset.theme;").await, "dark");
+        b.goto(&app.url("/admin")).await;
+        b.find("main h1").await;
+        assert_eq!(b.script("return document.documentElement.dataset.theme;").await, "dark", "kept after a reload");
+        assert_eq!(page_background(&b).await, dark);
+        assert_eq!(
+            b.script("return document.querySelector('[data-theme-toggle]').getAttribute('aria-pressed');").await,
+            "true"
+        );
+        assert!(b.no_horizontal_scroll().await, "the dashboard scrolls sideways at {width} px");
+        b.click("[data-theme-toggle]").await;
+        assert_eq!(page_background(&b).await, light, "and back to light");
+
+        // The guest page: stat cards, a one-line total, keys never broken, no emoji.
+        b.goto(&app.url("/")).await;
+        b.find("#count-balance").await;
+        assert_no_emoji_icons(&b, "the guest page").await;
+        let lines = b.script("const e = document.getElementById('count-balance'); const lh = parseFloat(getComputedStyle(e).lineHeight); return Math.round(e.getBoundingClientRect().height / lh);").await;
+        assert_eq!(lines, 1, "the total is one line at {width} px");
+        let fits = b
+            .script("const e = document.getElementById('count-balance'); return e.scrollWidth <= e.clientWidth;")
+            .await;
+        assert_eq!(fits, true, "the total is whole at {width} px");
+        let broken = b.script("return [...document.querySelectorAll('.card-key')].filter(e => e.getClientRects().length > 1 || e.getBoundingClientRect().height > 2 * parseFloat(getComputedStyle(e).fontSize)).length;").await;
+        assert_eq!(broken, 0, "no key breaks over two lines at {width} px");
+        let tiers = b.script("return new Set([...document.querySelectorAll('.key-card')].map(e => getComputedStyle(e).borderLeftColor)).size;").await;
+        assert!(tiers.as_u64().unwrap_or(0) >= 2, "balance tiers are told apart by colour");
+        assert!(b.no_horizontal_scroll().await, "the guest page scrolls sideways at {width} px");
+    }
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    b.quit().await;
+}
+
+/// The design system: a theme toggle that survives a reload, SVG icons instead of emoji, a guest total on
+/// one line and whole keys at 1366×768 and 375×812, in both languages.
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
+#[actix_web::test]
+async fn theme_toggle_icons_and_guest_stat_cards_on_a_desktop_and_a_phone() {
+    require_browser();
+    let app = support::spawn().await;
+    seed_keys(&app).await;
+    set_mode(&app, &[("access_mode", "open")]).await;
+    support::with_db(&app, |c| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("UPDATE keys SET total_balance = 8829.24 WHERE id = (SELECT MIN(id) FROM keys)")
+            .execute(c)
+            .unwrap();
+    })
+    .await;
+    let driver = start_driver().await;
+    design_at(&driver, &app, 1366, 768).await;
+    design_at(&driver, &app, 375, 812).await;
 }
