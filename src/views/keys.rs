@@ -521,6 +521,8 @@ pub fn key_actions(lang: Lang, k: &crate::domain::keys::KeyDetail, path: &str) -
                 (detail_action(k.id, "delete", &list, lang.t("keys.row.delete"), "danger", Some(lang.t("keys.row.delete_confirm"))))
                 button #detail-copy type="button" data-copy-text=(k.key) data-copied=(lang.t("common.copied")) { (lang.t("keys.detail.copy")) }
             }
+            // The same parameters as the keys page's (and the same remembered values, see app.js).
+            (super::checks::params_form(lang, &crate::domain::FieldErrors::default()))
             (super::checks::panel(lang, None, None, false))
         }
     }
