@@ -498,7 +498,7 @@ fn detail_action(id: i64, action: &str, list: &str, label: &str, class: &str, co
     let path = format!("/admin/keys/{id}/{action}");
     let fields: Vec<(String, String)> = serde_urlencoded::from_str(list).unwrap_or_default();
     html! {
-        form.inline method="post" action=(path) hx-post=(path) hx-confirm=[confirm] {
+        form.detail-action method="post" action=(path) hx-post=(path) hx-confirm=[confirm] {
             input type="hidden" name="from" value="detail";
             @for (name, value) in &fields { input type="hidden" name=(name) value=(value); }
             button type="submit" class=(class) data-action=(action) { (label) }
