@@ -207,6 +207,19 @@
     if (box.top < 0 || box.bottom > window.innerHeight) panel.scrollIntoView({ block: "center", behavior: "smooth" });
   });
 
+  // A key's page: once a check job ends (the panel's "keys-changed"), its facts are read again.
+  document.addEventListener("keys-changed", function () {
+    var facts = document.querySelector("#key-actions ~ section.card dl.facts");
+    if (!facts) return;
+    fetch(location.href, { credentials: "same-origin" })
+      .then(function (res) { return res.ok ? res.text() : Promise.reject(new Error(res.status)); })
+      .then(function (body) {
+        var fresh = new DOMParser().parseFromString(body, "text/html").querySelector("dl.facts");
+        if (fresh && facts.parentNode) { facts.parentNode.replaceChild(fresh, facts); localTimes(fresh); }
+      })
+      .catch(function () { /* the page stays as it was */ });
+  });
+
   // Check parameters survive a reload. Decision: kept in this browser's localStorage (per admin
   // browser, no server round trip, nothing to migrate); the server still validates what is posted.
   var PARAMS_KEY = "keypool.check-params";

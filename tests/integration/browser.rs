@@ -1228,6 +1228,11 @@ async fn panel_in_view_after_import(app: &TestApp, b: &Browser<'_>) {
 
 /// From a filtered list to a key's page: disable then enable, check, and delete back to the list.
 async fn key_detail_actions(app: &TestApp, b: &Browser<'_>, shot: &std::path::Path) {
+    support::with_db(app, |c| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("UPDATE keys SET total_balance = 99").execute(c).unwrap();
+    })
+    .await;
     b.goto(&app.url("/admin/keys?status=active&size=20")).await;
     b.click("#keys-table tbody tr:first-child td.num a").await;
     wait_until(b, "/^\\/admin\\/keys\\/\\d+$/.test(location.pathname)").await;
@@ -1242,6 +1247,7 @@ async fn key_detail_actions(app: &TestApp, b: &Browser<'_>, shot: &std::path::Pa
         "document.querySelector('#check-panel progress') && !document.querySelector('#check-panel button.danger')",
     )
     .await;
+    wait_until(b, "!document.querySelector('dl.facts').textContent.includes('99.00')").await;
     assert!(b.no_horizontal_scroll().await, "the key page scrolls sideways");
     b.full_screenshot(shot).await;
     b.click("#key-actions button[data-action=delete]").await;
