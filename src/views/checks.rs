@@ -132,7 +132,7 @@ fn interval_ms<S: serde::Serializer>(i: &crate::domain::checks::Interval, s: S) 
 pub fn client_panel(lang: Lang, job: &ClientJob) -> Markup {
     let config = serde_json::to_string(job).unwrap_or_default();
     html! {
-        section #check-panel.check-panel data-client-check=(config)
+        section #check-panel.check-panel data-client-check=(config) data-scroll="true"
             data-text-refused=(lang.t("checks.client.refused")) data-text-done=(lang.t("checks.client.done")) {
             div.check-head {
                 strong { (lang.t("checks.client.running")) }

@@ -564,6 +564,7 @@ async fn checks_run_from_the_keys_page_and_fall_back_to_the_server_when_the_brow
     b.click("details.check-params summary").await;
     b.type_into("#check-params input[name=interval_secs]", "0").await;
     b.click("#keys-table .bulk button[hx-vals*='\"all\"']").await;
+    b.accept_alert().await; // "check all" asks first
     b.wait_for_text("#check-panel .client-message", "could not reach the upstream").await;
     assert_eq!(upstream.hits.total(), 1, "the browser's requests never reached the upstream");
     b.click("#check-panel .client-fallback button").await;
@@ -647,6 +648,7 @@ async fn client_mode_checks_from_the_browser_and_the_server_classifies_the_answe
     b.type_into("#check-params input[name=interval_secs]", "0").await;
     b.type_into("#check-params input[name=retry_interval_ms]", "0").await;
     b.click("#keys-table .bulk button[hx-vals*='\"all\"']").await;
+    b.accept_alert().await; // "check all" asks first
     b.wait_for_text("#check-panel .client-message", "Checked 4 of 4 keys from this browser").await;
     // The table refreshes itself; the server classified what the browser got.
     b.wait_for_text("#keys-table .counts", "Invalid 1").await;
