@@ -558,3 +558,13 @@ async fn backticks_in_help_texts_render_as_code() {
         }
     }
 }
+
+#[test]
+fn code_spans_turn_paired_backticks_into_escaped_code_and_leave_a_lone_one() {
+    use keypool::views::components::code_spans;
+    assert_eq!(code_spans("use `a<b` now").into_string(), "use <code>a&lt;b</code> now");
+    assert_eq!(code_spans("`x` and `y`").into_string(), "<code>x</code> and <code>y</code>");
+    assert_eq!(code_spans("a ` b").into_string(), "a ` b");
+    assert_eq!(code_spans("`x` and ` y").into_string(), "<code>x</code> and ` y");
+    assert_eq!(code_spans("none").into_string(), "none");
+}
