@@ -196,7 +196,58 @@
     marker.parentNode.removeChild(marker);
   });
 
-  document.addEventListener("DOMContentLoaded", function () { localTimes(document); });
+  // Long work in view: a check panel answering a start (a button, an import's "check the new keys
+  // now") comes with data-scroll; bring it into the viewport once, wherever it was swapped in.
+  document.addEventListener("htmx:load", function (ev) {
+    var root = ev.detail.elt;
+    var panel = root && (root.matches && root.matches("#check-panel[data-scroll]") ? root : root.querySelector && root.querySelector("#check-panel[data-scroll]"));
+    if (!panel) return;
+    panel.removeAttribute("data-scroll");
+    var box = panel.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) panel.scrollIntoView({ block: "center", behavior: "smooth" });
+  });
+
+  // A key's page: once a check job ends (the panel's "keys-changed"), its facts are read again.
+  document.addEventListener("keys-changed", function () {
+    var facts = document.querySelector("#key-actions ~ section.card dl.facts");
+    if (!facts) return;
+    fetch(location.href, { credentials: "same-origin" })
+      .then(function (res) { return res.ok ? res.text() : Promise.reject(new Error(res.status)); })
+      .then(function (body) {
+        var fresh = new DOMParser().parseFromString(body, "text/html").querySelector("dl.facts");
+        if (fresh && facts.parentNode) { facts.parentNode.replaceChild(fresh, facts); localTimes(fresh); }
+      })
+      .catch(function () { /* the page stays as it was */ });
+  });
+
+  // Check parameters survive a reload. Decision: kept in this browser's localStorage (per admin
+  // browser, no server round trip, nothing to migrate); the server still validates what is posted.
+  var PARAMS_KEY = "keypool.check-params";
+
+  function restoreParams() {
+    var form = document.getElementById("check-params");
+    if (!form) return;
+    var saved;
+    try { saved = JSON.parse(window.localStorage.getItem(PARAMS_KEY) || "null"); } catch (e) { saved = null; }
+    if (!saved) return;
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!el.name || !(el.name in saved)) return;
+      if (el.type === "radio") el.checked = el.value === saved[el.name];
+      else el.value = saved[el.name];
+    });
+  }
+
+  function saveParams(ev) {
+    var form = ev.target.closest && ev.target.closest("#check-params");
+    if (!form) return;
+    var data = {};
+    new FormData(form).forEach(function (value, name) { data[name] = value; });
+    try { window.localStorage.setItem(PARAMS_KEY, JSON.stringify(data)); } catch (e) { /* storage off */ }
+  }
+  document.addEventListener("change", saveParams);
+  document.addEventListener("input", saveParams);
+
+  document.addEventListener("DOMContentLoaded", function () { localTimes(document); restoreParams(); });
   document.addEventListener("htmx:afterSwap", function (ev) { localTimes(ev.detail.target.parentNode || document); });
   document.addEventListener("htmx:responseError", function () {
     var tpl = document.getElementById("toast-text");

@@ -50,9 +50,30 @@ pub fn params_form(lang: Lang, errors: &FieldErrors) -> Markup {
 
 /// The panel: nothing yet, a running job polled every second, or the last job's summary.
 pub fn panel(lang: Lang, progress: Option<&Progress>, message: Option<(FlashKind, String)>, oob: bool) -> Markup {
+    panel_with(lang, progress, message, oob, PanelOpts::default())
+}
+
+/// How a panel answering a start differs from a polled one.
+#[derive(Default, Clone, Copy)]
+pub struct PanelOpts {
+    /// A start was refused because a job runs: the polls keep saying so until it ends.
+    pub busy: bool,
+    /// Answers a start: `app.js` scrolls it into view.
+    pub scroll: bool,
+}
+
+pub fn panel_with(
+    lang: Lang,
+    progress: Option<&Progress>,
+    message: Option<(FlashKind, String)>,
+    oob: bool,
+    opts: PanelOpts,
+) -> Markup {
     let running = progress.is_some_and(|p| p.running);
+    let poll = if opts.busy { "/admin/checks/panel?busy=1" } else { "/admin/checks/panel" };
     html! {
-        section #check-panel.check-panel hx-swap-oob=[oob.then_some("true")] hx-get=[running.then_some("/admin/checks/panel")] hx-trigger=[running.then_some("every 1s")] hx-swap="outerHTML" {
+        section #check-panel.check-panel hx-swap-oob=[oob.then_some("true")] hx-get=[running.then_some(poll)] hx-trigger=[running.then_some("every 1s")] hx-swap="outerHTML"
+            data-scroll=[opts.scroll.then_some("true")] data-busy=[opts.busy.then_some("true")] {
             @if let Some((kind, text)) = &message { (flash(*kind, text)) }
             @if let Some(p) = progress {
                 @let percent = (p.processed * 100).checked_div(p.total).unwrap_or(100);
@@ -111,7 +132,7 @@ fn interval_ms<S: serde::Serializer>(i: &crate::domain::checks::Interval, s: S) 
 pub fn client_panel(lang: Lang, job: &ClientJob) -> Markup {
     let config = serde_json::to_string(job).unwrap_or_default();
     html! {
-        section #check-panel.check-panel data-client-check=(config)
+        section #check-panel.check-panel data-client-check=(config) data-scroll="true"
             data-text-refused=(lang.t("checks.client.refused")) data-text-done=(lang.t("checks.client.done")) {
             div.check-head {
                 strong { (lang.t("checks.client.running")) }

@@ -107,3 +107,20 @@ pub fn icon(which: Icon) -> Markup {
         }
     }
 }
+
+/// A catalogue text with Markdown-style code spans: each `…` becomes a `<code>` element (escaped, like
+/// the rest); an unpaired backtick stays as it is.
+pub fn code_spans(text: &str) -> Markup {
+    let parts: Vec<&str> = text.split('`').collect();
+    let paired = parts.len() % 2 == 1;
+    html! {
+        @for (i, part) in parts.iter().enumerate() {
+            @if i % 2 == 1 && (paired || i + 1 < parts.len()) {
+                code { (part) }
+            } @else {
+                @if i > 0 && i % 2 == 1 { "`" }
+                (part)
+            }
+        }
+    }
+}

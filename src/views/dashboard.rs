@@ -494,6 +494,7 @@ pub fn key_page(ctx: &PageContext, v: &KeyView) -> Markup {
         lang.t("dashboard.key.title"),
         html! {
             h1 { (lang.t("dashboard.key.title")) }
+            (super::keys::key_actions(lang, k, ctx.path))
             section.card {
                 div.token-row {
                     code #key-text data-key=(k.key) data-masked=(mask(&k.key)) { (mask(&k.key)) }

@@ -88,7 +88,7 @@ pub fn docs_page(ctx: &PageContext, v: &DocsView) -> Markup {
                     button type="button" data-copy="#base-url" data-copied=(lang.t("common.copied")) { (lang.t("common.copy")) }
                 }
                 h2 { (lang.t("docs.auth.title")) }
-                p { (lang.t("docs.auth.text")) }
+                p { (super::components::code_spans(lang.t("docs.auth.text"))) }
                 @if let Some(contact) = v.contact {
                     p.contact { strong { (lang.t("docs.contact")) } " " (contact) }
                 }

@@ -160,7 +160,7 @@ pub fn import_result(lang: Lang, s: &ImportOutcome) -> Markup {
                         li {
                             span.line { (lang.tf("keys.import.line", &[("line", &r.line.to_string())])) }
                             code { (r.text) }
-                            span.reason { (lang.t(r.reason.message_key())) }
+                            span.reason { (super::components::code_spans(lang.t(r.reason.message_key()))) }
                         }
                     }
                 }
@@ -174,7 +174,7 @@ pub fn import_result(lang: Lang, s: &ImportOutcome) -> Markup {
 
 /// The import error for input over the size limit.
 pub fn import_too_large(lang: Lang) -> Markup {
-    flash(FlashKind::Error, lang.t("keys.import.too_large"))
+    html! { div class="flash flash-error" role="status" { (super::components::code_spans(lang.t("keys.import.too_large"))) } }
 }
 
 fn export_form(lang: Lang) -> Markup {
@@ -321,11 +321,31 @@ fn bulk_bar(lang: Lang, t: &KeyTable) -> Markup {
             button type="button" data-copy-url="/admin/keys/export?scope=selection" data-copied=(lang.t("keys.ux.copied"))
                 data-failed=(lang.t("error.request_failed")) disabled[t.selected == 0] { (lang.t("keys.bulk.copy")) }
             @for (scope, label, disabled) in [("selection", "keys.bulk.check", t.selected == 0), ("matching", "keys.bulk.check_matching", t.matching == 0), ("all", "keys.bulk.check_all", t.total == 0)] {
-                button type="button" hx-post="/admin/checks" hx-vals=(format!(r#"{{"scope":"{scope}"}}"#))
-                    hx-include="#keys-state, #check-params" hx-target="#check-panel" hx-swap="outerHTML" disabled[disabled] { (lang.t(label)) }
+                button type="button" hx-post="/admin/checks" hx-vals=(format!(r#"{{"scope":"{scope}"}}"#)) data-check-scope=(scope)
+                    hx-include="#keys-state, #check-params" hx-target="#check-panel" hx-swap="outerHTML" disabled[disabled]
+                    hx-confirm=[(scope == "all").then(|| check_all_confirm(lang, t))] { (lang.t(label)) }
             }
         }
     }
+}
+
+/// "Check all N keys now? It takes about T." T is rough: the default parameters, one second a call.
+fn check_all_confirm(lang: Lang, t: &KeyTable) -> String {
+    let disabled = t.per_status.iter().find(|(s, _)| *s == KeyStatus::Disabled).map_or(0, |(_, n)| *n);
+    let keys = (t.total - disabled).max(0);
+    let p = crate::domain::checks::CheckParams::default();
+    let interval_ms = match p.interval {
+        crate::domain::checks::Interval::Fixed(d) => d.as_millis() as i64,
+        crate::domain::checks::Interval::Random { min, max } => (min.as_millis() + max.as_millis()) as i64 / 2,
+    };
+    let concurrency = p.concurrency.max(1) as i64;
+    let secs = ((keys + concurrency - 1) / concurrency * (1000 + interval_ms) + 999) / 1000;
+    let time = if secs < 60 {
+        lang.tf("dashboard.check_all.seconds", &[("n", &secs.to_string())])
+    } else {
+        lang.tf("dashboard.check_all.minutes", &[("n", &((secs + 59) / 60).to_string())])
+    };
+    lang.tf("dashboard.check_all.confirm", &[("keys", &keys.to_string()), ("time", &time)])
 }
 
 /// The page's keys, with a select-the-page box and sortable columns.
@@ -353,7 +373,7 @@ fn rows_table(lang: Lang, t: &KeyTable) -> Markup {
                 } }
                 tbody {
                     @for (i, r) in t.rows.iter().enumerate() {
-                        (key_row(lang, q.offset() + i as i64 + 1, r))
+                        (key_row(lang, q, q.offset() + i as i64 + 1, r))
                     }
                 }
             }
@@ -386,12 +406,12 @@ fn pager(lang: Lang, t: &KeyTable) -> Markup {
     }
 }
 
-fn key_row(lang: Lang, number: i64, r: &KeyRow) -> Markup {
+fn key_row(lang: Lang, q: &KeyListQuery, number: i64, r: &KeyRow) -> Markup {
     let select_action = if r.selected { "unselect" } else { "select" };
     let disabled = r.status == KeyStatus::Disabled;
     html! {
         tr.selected[r.selected] data-select-row {
-            td.num { a href={ "/admin/keys/" (r.id) } title=(lang.t("keys.details")) { (number) } }
+            td.num { a href={ "/admin/keys/" (r.id) "?" (q.to_query_string()) } title=(lang.t("keys.details")) { (number) } }
             td.check {
                 input type="checkbox" aria-label=(lang.t("keys.select.row")) checked[r.selected]
                     hx-post="/admin/keys/selection" hx-vals=(format!(r#"{{"action":"{select_action}","ids":"{}"}}"#, r.id))
@@ -462,4 +482,48 @@ pub fn export_refused(ctx: &PageContext, message: &str) -> Markup {
             }
         },
     )
+}
+
+/// The keys list's query string carried in a key's detail URL (`/admin/keys/5?status=failed&page=2`),
+/// cleaned by a parse: only list state goes back into links.
+pub fn list_query_of(path: &str) -> String {
+    let raw = path.split_once('?').map_or("", |(_, q)| q);
+    let parsed: crate::domain::keys::RawKeyListQuery = serde_urlencoded::from_str(raw).unwrap_or_default();
+    KeyListQuery::parse(&parsed).to_query_string()
+}
+
+/// A detail page's action: a form posting to the keys table's endpoint (`from=detail` makes it answer
+/// with a redirect: back to this page, or to the list after a delete).
+fn detail_action(id: i64, action: &str, list: &str, label: &str, class: &str, confirm: Option<&str>) -> Markup {
+    let path = format!("/admin/keys/{id}/{action}");
+    let fields: Vec<(String, String)> = serde_urlencoded::from_str(list).unwrap_or_default();
+    html! {
+        form.detail-action method="post" action=(path) hx-post=(path) hx-confirm=[confirm] {
+            input type="hidden" name="from" value="detail";
+            @for (name, value) in &fields { input type="hidden" name=(name) value=(value); }
+            button type="submit" class=(class) data-action=(action) { (label) }
+        }
+    }
+}
+
+/// The key detail page's bar: back to the list as it was filtered, check, disable or enable, delete,
+/// and the check panel a check fills.
+pub fn key_actions(lang: Lang, k: &crate::domain::keys::KeyDetail, path: &str) -> Markup {
+    let list = list_query_of(path);
+    let toggle = if k.status == KeyStatus::Disabled { "enable" } else { "disable" };
+    html! {
+        p.back-link { a #back-to-list href={ "/admin/keys?" (list) } { "← " (lang.t("keys.ux.back")) } }
+        section.card.key-actions #key-actions {
+            div.actions-row {
+                button #detail-check type="button" hx-post="/admin/checks" hx-vals=(format!(r#"{{"scope":"key","id":{}}}"#, k.id))
+                    hx-include="#check-params" hx-target="#check-panel" hx-swap="outerHTML" { (lang.t("keys.row.check")) }
+                (detail_action(k.id, toggle, &list, lang.t(&format!("keys.row.{toggle}")), "", None))
+                (detail_action(k.id, "delete", &list, lang.t("keys.row.delete"), "danger", Some(lang.t("keys.row.delete_confirm"))))
+                button #detail-copy type="button" data-copy-text=(k.key) data-copied=(lang.t("common.copied")) { (lang.t("keys.detail.copy")) }
+            }
+            // The same parameters as the keys page's (and the same remembered values, see app.js).
+            (super::checks::params_form(lang, &crate::domain::FieldErrors::default()))
+            (super::checks::panel(lang, None, None, false))
+        }
+    }
 }

@@ -311,7 +311,7 @@ pub fn access_keys_section(lang: Lang, v: &AccessKeysView) -> Markup {
     html! {
         section.card.wide #access-keys {
             h2 { (lang.t("access_keys.title")) }
-            p.help { (lang.t("access_keys.help")) }
+            p.help { (super::components::code_spans(lang.t("access_keys.help"))) }
             (section_flash(&v.flash))
             @if let Some((name, token)) = &v.created {
                 div.new-token role="status" {

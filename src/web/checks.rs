@@ -18,26 +18,40 @@ use crate::domain::keys::{KeyListQuery, RawKeyListQuery};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
-use crate::views::checks::{ClientJob, client_panel, panel};
+use crate::views::checks::{ClientJob, PanelOpts, client_panel, panel, panel_with};
 use crate::views::components::{FlashKind, field_message};
 
-/// Starts a job over `scope`; `Some(message)` says why it did not start.
+/// What a start said: nothing (the job runs), or why not; `busy` when another job runs.
+#[derive(Default)]
+pub struct StartAnswer {
+    pub message: Option<(FlashKind, String)>,
+    pub busy: bool,
+}
+
+/// Starts a job over `scope`.
 pub async fn start(
     state: &AppState,
     lang: Lang,
     scope: CheckScope,
     params: CheckParams,
     label: &str,
-) -> Result<Option<(FlashKind, String)>, AppError> {
+) -> Result<StartAnswer, AppError> {
     let ctx = state.job_context();
     let codec = state.codec.clone();
     let keys = db::run(&state.db, move |conn| Ok(db::keys::ids_for_check(conn, &codec, &scope)?)).await?;
     Ok(match state.checker.start(ctx, keys, params, label) {
-        Ok(_) => None,
-        Err(StartError::AlreadyRunning) => Some((FlashKind::Error, lang.t("checks.already_running").to_owned())),
-        Err(StartError::Empty) => Some((FlashKind::Error, lang.t("checks.nothing").to_owned())),
+        Ok(_) => StartAnswer::default(),
+        Err(StartError::AlreadyRunning) => StartAnswer { message: Some(busy_message(lang)), busy: true },
+        Err(StartError::Empty) => {
+            StartAnswer { message: Some((FlashKind::Error, lang.t("checks.nothing").to_owned())), busy: false }
+        }
         Err(StartError::Thread(e)) => return Err(AppError::Internal(e)),
     })
+}
+
+/// Said to whoever tried to start a check while another runs (the panel then shows the running one).
+fn busy_message(lang: Lang) -> (FlashKind, String) {
+    (FlashKind::Error, lang.t("checks.busy.not_started").to_owned())
 }
 
 /// The panel of the current job, swapped out of band when `oob`.
@@ -46,10 +60,26 @@ pub fn panel_markup(state: &AppState, lang: Lang, message: Option<(FlashKind, St
     panel(lang, progress.as_ref(), message, oob)
 }
 
+/// The panel answering a start, out of band when `oob`: scrolled into view by `app.js`.
+pub fn started_panel(state: &AppState, lang: Lang, answer: StartAnswer, oob: bool) -> maud::Markup {
+    let progress = state.checker.current().map(|j| j.progress());
+    let opts = PanelOpts { busy: answer.busy, scroll: true };
+    panel_with(lang, progress.as_ref(), answer.message, oob, opts)
+}
+
 pub fn panel_response(state: &AppState, lang: Lang, message: Option<(FlashKind, String)>) -> HttpResponse {
+    panel_response_with(state, lang, message, PanelOpts::default())
+}
+
+fn panel_response_with(
+    state: &AppState,
+    lang: Lang,
+    message: Option<(FlashKind, String)>,
+    opts: PanelOpts,
+) -> HttpResponse {
     // One snapshot for the markup and the trigger, so a job ending in between cannot lose the refresh.
     let progress = state.checker.current().map(|j| j.progress());
-    let mut res = html(StatusCode::OK, panel(lang, progress.as_ref(), message, false));
+    let mut res = html(StatusCode::OK, panel_with(lang, progress.as_ref(), message, false, opts));
     if progress.is_some_and(|p| !p.running) {
         // The table shows the new states once the job is over.
         res.headers_mut().insert(
@@ -121,8 +151,9 @@ pub async fn post_checks(
         };
         return Ok(html(StatusCode::OK, client_panel(lang, &job)));
     }
-    let message = start(&state, lang, scope, params, lang.t(label)).await?;
-    Ok(panel_response(&state, lang, message))
+    let answer = start(&state, lang, scope, params, lang.t(label)).await?;
+    let opts = PanelOpts { busy: answer.busy, scroll: true };
+    Ok(panel_response_with(&state, lang, answer.message, opts))
 }
 
 /// `POST /admin/checks/client-results`: raw answers the browser got from the upstream, classified
@@ -186,8 +217,22 @@ pub struct ClientResult {
     body: String,
 }
 
+#[derive(Deserialize)]
+pub struct PanelQuery {
+    /// Set on the polls of a panel that refused a start: it keeps saying so while the job runs.
+    busy: Option<String>,
+}
+
 /// `GET /admin/checks/panel`.
-pub async fn get_panel(RequestLang(lang): RequestLang, state: web::Data<AppState>) -> HttpResponse {
+pub async fn get_panel(
+    RequestLang(lang): RequestLang,
+    state: web::Data<AppState>,
+    q: web::Query<PanelQuery>,
+) -> HttpResponse {
+    let running = state.checker.current().is_some_and(|j| j.progress().running);
+    if q.busy.is_some() && running {
+        return panel_response_with(&state, lang, Some(busy_message(lang)), PanelOpts { busy: true, scroll: false });
+    }
     panel_response(&state, lang, None)
 }
 

@@ -168,16 +168,35 @@ pub async fn post_bulk(
     Ok(table_response(lang, &load_table(&state, admin.id, query, flash).await?))
 }
 
+#[derive(Deserialize)]
+pub struct KeyActionForm {
+    /// `detail` when the key's own page posts.
+    from: Option<String>,
+    #[serde(flatten)]
+    view: RawKeyListQuery,
+}
+
+/// A redirect htmx follows as a page load (`HX-Redirect`), or a plain 303 without script.
+fn redirect(req: &HttpRequest, to: &str) -> HttpResponse {
+    if super::is_htmx(req) {
+        HttpResponse::Ok().insert_header(("HX-Redirect", to)).finish()
+    } else {
+        HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
+    }
+}
+
 /// `POST /admin/keys/{id}/{action}` with action `delete`, `disable` or `enable`.
 pub async fn post_key_action(
+    req: HttpRequest,
     RequestLang(lang): RequestLang,
     state: web::Data<AppState>,
     admin: web::ReqData<CurrentAdmin>,
     path: web::Path<(i64, String)>,
-    view: web::Form<RawKeyListQuery>,
+    form: web::Form<KeyActionForm>,
 ) -> Result<HttpResponse, AppError> {
     let (id, action) = path.into_inner();
-    let query = KeyListQuery::parse(&view);
+    let form = form.into_inner();
+    let query = KeyListQuery::parse(&form.view);
     let now = state.now_ms();
     let act = action.clone();
     let (count, message) = db::run_as(&state.db, move |conn| {
@@ -192,6 +211,12 @@ pub async fn post_key_action(
     .await?;
     catch_up_now(&state).await;
     tracing::info!(admin = %admin.username, %action, key_id = id, "key action");
+    if form.from.as_deref() == Some("detail") {
+        // From the key's page: back to it, or to the list as it was filtered once the key is gone.
+        let list = query.to_query_string();
+        let to = if action == "delete" { format!("/admin/keys?{list}") } else { format!("/admin/keys/{id}?{list}") };
+        return Ok(redirect(&req, &to));
+    }
     let flash = Some((FlashKind::Success, lang.tf(message, &[("count", &count.to_string())])));
     Ok(table_response(lang, &load_table(&state, admin.id, query, flash).await?))
 }
@@ -262,9 +287,9 @@ pub async fn post_import(
     let panel = match (check, summary.new_ids.is_empty()) {
         (Some(params), false) => {
             let scope = db::keys::CheckScope::Ids(summary.new_ids.clone());
-            let message = super::checks::start(&state, lang, scope, params, lang.t("checks.scope.imported")).await?;
+            let answer = super::checks::start(&state, lang, scope, params, lang.t("checks.scope.imported")).await?;
             // Out of band, so the import's answer stays where it is.
-            Some(super::checks::panel_markup(&state, lang, message, true))
+            Some(super::checks::started_panel(&state, lang, answer, true))
         }
         _ => None,
     };

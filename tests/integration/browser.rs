@@ -564,6 +564,7 @@ async fn checks_run_from_the_keys_page_and_fall_back_to_the_server_when_the_brow
     b.click("details.check-params summary").await;
     b.type_into("#check-params input[name=interval_secs]", "0").await;
     b.click("#keys-table .bulk button[hx-vals*='\"all\"']").await;
+    b.accept_alert().await; // "check all" asks first
     b.wait_for_text("#check-panel .client-message", "could not reach the upstream").await;
     assert_eq!(upstream.hits.total(), 1, "the browser's requests never reached the upstream");
     b.click("#check-panel .client-fallback button").await;
@@ -647,6 +648,7 @@ async fn client_mode_checks_from_the_browser_and_the_server_classifies_the_answe
     b.type_into("#check-params input[name=interval_secs]", "0").await;
     b.type_into("#check-params input[name=retry_interval_ms]", "0").await;
     b.click("#keys-table .bulk button[hx-vals*='\"all\"']").await;
+    b.accept_alert().await; // "check all" asks first
     b.wait_for_text("#check-panel .client-message", "Checked 4 of 4 keys from this browser").await;
     // The table refreshes itself; the server classified what the browser got.
     b.wait_for_text("#keys-table .counts", "Invalid 1").await;
@@ -1357,4 +1359,123 @@ async fn theme_toggle_icons_and_guest_stat_cards_on_a_desktop_and_a_phone() {
     let driver = start_driver().await;
     design_at(&driver, &app, 1366, 768).await;
     design_at(&driver, &app, 375, 812).await;
+}
+
+// Key detail and long work in view (issue 13, ux-detail): the detail page's actions and way back, the
+// check panel in view after an import, "check all" confirmed with the count, parameters kept.
+
+impl Browser<'_> {
+    /// The text of the open dialog, then dismisses it.
+    async fn dismiss_alert_text(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.call(reqwest::Method::GET, "/alert/text", json!({})).await;
+            if let Some(text) = v.as_str() {
+                self.call(reqwest::Method::POST, "/alert/dismiss", json!({})).await;
+                return text.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no confirmation dialog appeared: {v}");
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Waits until no check job runs on the server.
+async fn no_job_running(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.state.checker.current().is_some_and(|j| j.progress().running) {
+        assert!(Instant::now() < deadline, "the check job never finished");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Check parameters typed in survive a reload; an import with "check the new keys now" brings the
+/// panel into view; "check all" asks first with the count.
+async fn panel_in_view_after_import(app: &TestApp, b: &Browser<'_>) {
+    b.goto(&app.url("/admin/keys")).await;
+    b.click("details.check-params summary").await;
+    b.type_into("#check-params input[name=interval_secs]", "0").await;
+    b.type_into("#check-params input[name=concurrency]", "4").await;
+    b.goto(&app.url("/admin/keys")).await;
+    b.find("#check-params").await;
+    assert_eq!(b.value("#check-params input[name=concurrency]").await, "4", "parameters survive a reload");
+    assert_eq!(b.value("#check-params input[name=interval_secs]").await, "0");
+    let keys: Vec<String> = (1..=3).map(|i| format!("sk-ok-{i}-{}", "abcdefghij".repeat(2))).collect();
+    b.type_into("#import-keys", &keys.join("\n")).await;
+    b.script("window.scrollTo(0, 0); return true;").await;
+    b.click("#import button[type=submit]").await;
+    wait_until(b, "document.querySelector('#check-panel .check-head')").await;
+    let in_view = "(() => { const r = document.getElementById('check-panel').getBoundingClientRect(); \
+                   return r.top >= 0 && r.top < window.innerHeight && r.bottom > 0; })()";
+    wait_until(b, in_view).await;
+    no_job_running(app).await;
+    b.goto(&app.url("/admin/keys")).await;
+    b.click("#keys-table .bulk button[data-check-scope=all]").await;
+    let question = b.dismiss_alert_text().await;
+    assert!(question.contains('3'), "the count is asked: {question}");
+    assert!(app.state.checker.current().is_some_and(|j| j.progress().total == 3), "dismissed: no new job");
+}
+
+/// From a filtered list to a key's page: disable then enable, check, and delete back to the list.
+async fn key_detail_actions(app: &TestApp, b: &Browser<'_>, shot: &std::path::Path) {
+    support::with_db(app, |c| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("UPDATE keys SET total_balance = 99").execute(c).unwrap();
+    })
+    .await;
+    b.goto(&app.url("/admin/keys?status=active&size=20")).await;
+    b.click("#keys-table tbody tr:first-child td.num a").await;
+    wait_until(b, "/^\\/admin\\/keys\\/\\d+$/.test(location.pathname)").await;
+    let back = b.script("return document.getElementById('back-to-list').getAttribute('href');").await;
+    assert!(back.as_str().unwrap_or("").contains("status=active"), "the way back keeps the filter: {back}");
+    b.click("#key-actions button[data-action=disable]").await;
+    b.click("#key-actions button[data-action=enable]").await;
+    b.find("#key-actions button[data-action=disable]").await;
+    b.click("#detail-check").await;
+    wait_until(
+        b,
+        "document.querySelector('#check-panel progress') && !document.querySelector('#check-panel button.danger')",
+    )
+    .await;
+    wait_until(b, "!document.querySelector('dl.facts').textContent.includes('99.00')").await;
+    assert!(b.no_horizontal_scroll().await, "the key page scrolls sideways");
+    b.full_screenshot(shot).await;
+    b.click("#key-actions button[data-action=delete]").await;
+    b.accept_alert().await;
+    wait_until(b, "location.pathname === '/admin/keys' && location.search.includes('status=active')").await;
+    wait_until(b, "document.querySelectorAll('#keys-table tbody tr').length === 2").await;
+    assert!(b.no_horizontal_scroll().await, "the keys page scrolls sideways");
+}
+
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
+#[actix_web::test]
+async fn key_detail_actions_and_the_check_panel_in_view_on_a_desktop_and_a_phone_in_both_languages() {
+    require_browser();
+    let upstream = crate::mock::start();
+    let url = upstream.url.clone();
+    let app = support::spawn_with(move |c| c.upstream_override = Some(url)).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let driver = start_driver().await;
+    for (width, height) in [(1366, 768), (375, 812)] {
+        let b = driver.session(width, height).await;
+        b.login(&app).await;
+        for lang in ["en", "zh-CN"] {
+            no_job_running(&app).await;
+            support::with_db(&app, |c| {
+                use diesel::RunQueryDsl;
+                diesel::sql_query("DELETE FROM keys").execute(c).unwrap();
+            })
+            .await;
+            b.goto(&app.url(&format!("/lang/{lang}?next=/admin/keys"))).await;
+            panel_in_view_after_import(&app, &b).await;
+            key_detail_actions(&app, &b, &dir.join(format!("key-detail-{lang}-{width}.png"))).await;
+        }
+        let errors = b.console_errors().await;
+        assert!(errors.is_empty(), "console errors at {width} px: {errors:?}");
+        b.quit().await;
+    }
 }

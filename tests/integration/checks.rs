@@ -422,3 +422,30 @@ async fn a_busy_instance_leaves_the_scheduled_period_for_when_it_can_run_it() {
     }
     assert_eq!(finished(&app).await.total, 2, "every key checked by the schedule");
 }
+
+#[actix_web::test]
+async fn a_second_start_while_a_job_runs_is_told_so_and_keeps_being_told_while_it_runs() {
+    let (app, _upstream) = app_with_mock().await;
+    import(&app, &["sk-ok-1-aaaaaaaaaaaaaaaaaa", "sk-ok-2-bbbbbbbbbbbbbbbbbb"]).await;
+    let first =
+        app.hx_post("/admin/checks", &[("scope", "all"), ("concurrency", "1"), ("interval_secs", "3600")]).await;
+    let first = first.text().await.unwrap();
+    assert!(first.contains("data-scroll"), "a started job's panel asks to be scrolled into view");
+    assert!(!first.contains("did not start"));
+    let second = app.hx_post("/admin/checks", &[("scope", "key"), ("id", "1")]).await;
+    assert_eq!(second.status(), 200);
+    let second = second.text().await.unwrap();
+    assert!(second.contains("Your check did not start: another check is already running"), "{second}");
+    assert!(second.contains("/admin/checks/panel?busy=1"), "its polls keep the notice");
+    let polled = app.client.get(app.url("/admin/checks/panel?busy=1")).header("accept-language", "zh-CN").send().await;
+    assert!(polled.unwrap().text().await.unwrap().contains("你的检测没有开始"));
+    let plain = app.get("/admin/checks/panel").await.text().await.unwrap();
+    assert!(!plain.contains("did not start"), "the running job's own panel says nothing of it");
+    // An import with "check the new keys now" is told the same, in its out-of-band panel.
+    let res = app.hx_post("/admin/keys/import", &[("keys", "sk-ok-3-cccccccccccccccccc"), ("check_now", "on")]).await;
+    let html = res.text().await.unwrap();
+    assert!(html.contains("hx-swap-oob") && html.contains("did not start") && html.contains("data-scroll"), "{html}");
+    app.hx_post("/admin/checks/stop", &[]).await;
+    let after = app.get("/admin/checks/panel?busy=1").await.text().await.unwrap();
+    assert!(!after.contains("did not start"), "no notice once the job is over");
+}

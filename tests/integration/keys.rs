@@ -494,3 +494,77 @@ async fn a_real_transient_check_failure_is_filtered_and_checking_the_filter_retr
     assert_eq!(upstream.hits.of(flaky), 2);
     assert_eq!(upstream.hits.of(ok), 1);
 }
+
+#[actix_web::test]
+async fn key_detail_has_actions_and_a_way_back_to_the_list_as_filtered() {
+    let app = support::spawn().await;
+    app.login().await;
+    import(&app, &format!("{}\n{}", key(1), key(2))).await;
+    let list = page(&app, "status=unchecked&q=000&size=50&page=1").await;
+    assert!(list.contains("href=\"/admin/keys/1?status=unchecked&amp;q=000"), "the detail link carries the filter");
+    let detail = app.get("/admin/keys/1?status=unchecked&q=000&size=50").await.text().await.unwrap();
+    let back =
+        "id=\"back-to-list\" href=\"/admin/keys?status=unchecked&amp;q=000&amp;sort=added&amp;dir=desc&amp;size=50\"";
+    assert!(detail.contains(back), "{detail}");
+    for action in [
+        "/admin/keys/1/disable",
+        "/admin/keys/1/delete",
+        "id=\"detail-check\"",
+        "id=\"detail-copy\"",
+        "id=\"check-panel\"",
+    ] {
+        assert!(detail.contains(action), "{action}");
+    }
+    assert!(detail.contains("hx-confirm=\"Delete this key? This cannot be undone.\""));
+    let form = [("from", "detail"), ("status", "unchecked"), ("q", "000"), ("size", "50")];
+    let res = app.hx_post("/admin/keys/1/disable", &form).await;
+    assert_eq!(header(&res, "hx-redirect"), "/admin/keys/1?status=unchecked&q=000&sort=added&dir=desc&size=50");
+    let detail = app.get("/admin/keys/1").await.text().await.unwrap();
+    assert!(detail.contains("/admin/keys/1/enable") && !detail.contains("/admin/keys/1/disable"));
+    // Without script: a plain redirect.
+    let res = app.post_form("/admin/keys/1/enable", &form).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(support::location(&res), "/admin/keys/1?status=unchecked&q=000&sort=added&dir=desc&size=50");
+    let res = app.hx_post("/admin/keys/1/delete", &form).await;
+    assert_eq!(header(&res, "hx-redirect"), "/admin/keys?status=unchecked&q=000&sort=added&dir=desc&size=50");
+    assert_eq!(key_count(&app).await, 1);
+    assert_eq!(app.get("/admin/keys/1").await.status(), 404);
+    // The keys page's "check all" asks first, with the count and a time estimate.
+    let html = app.get("/admin/keys").await.text().await.unwrap();
+    assert!(html.contains("hx-confirm=\"Check all 1 keys now? It takes about 2 s.\""), "{html}");
+}
+
+#[actix_web::test]
+async fn backticks_in_help_texts_render_as_code() {
+    let app = support::spawn().await;
+    app.login().await;
+    for (path, code) in [
+        ("/docs", "<code>Authorization: Bearer YOUR_ACCESS_KEY</code>"),
+        ("/admin/settings", "<code>Authorization: Bearer …</code>"),
+    ] {
+        for lang in ["en", "zh-CN"] {
+            let html = app
+                .client
+                .get(app.url(path))
+                .header("accept-language", lang)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(html.contains(code), "{path} {lang}");
+            assert!(!html.contains("`Authorization"), "{path} {lang}: no raw backticks");
+        }
+    }
+}
+
+#[test]
+fn code_spans_turn_paired_backticks_into_escaped_code_and_leave_a_lone_one() {
+    use keypool::views::components::code_spans;
+    assert_eq!(code_spans("use `a<b` now").into_string(), "use <code>a&lt;b</code> now");
+    assert_eq!(code_spans("`x` and `y`").into_string(), "<code>x</code> and <code>y</code>");
+    assert_eq!(code_spans("a ` b").into_string(), "a ` b");
+    assert_eq!(code_spans("`x` and ` y").into_string(), "<code>x</code> and ` y");
+    assert_eq!(code_spans("none").into_string(), "none");
+}
