@@ -309,7 +309,7 @@ async fn the_dashboard_draws_traffic_latency_tokens_and_cost_per_access_key_from
     let requests: f64 = traffic["series"][0]["data"].as_array().unwrap().iter().map(|p| p[1].as_f64().unwrap()).sum();
     assert_eq!(requests, 6.0);
     let (html, tokens) = panel(&gw.app, "tokens", "window=7d").await;
-    assert!(html.contains("<strong>7 days</strong>"), "the chosen window is shown as chosen");
+    assert!(html.contains(r#"<strong aria-current="true">7 days</strong>"#), "the chosen window is shown as chosen");
     let models = tokens["yAxis"]["data"].as_array().unwrap().clone();
     assert_eq!(models.last().unwrap(), "DeepSeek-V3", "most tokens on top, without the organisation: {models:?}");
     // 4 × (1 in + 3 out) for the paid model.
