@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::domain::checks::{CheckOutcome, classify};
+use crate::domain::reason::Reason;
 
 /// Answers larger than this are not balance answers.
 const BODY_LIMIT: usize = 256 * 1024;
@@ -32,7 +33,7 @@ impl SiliconFlow {
             Err(e) => return CheckOutcome::Transient(send_error(&e)),
             Ok(mut res) => match res.body().limit(BODY_LIMIT).await {
                 Ok(body) => classify(res.status().as_u16(), &body),
-                Err(e) => CheckOutcome::Transient(format!("unreadable answer: {e}")),
+                Err(e) => CheckOutcome::Transient(Reason::Unreadable { detail: e.to_string() }),
             },
         };
         match (&outcome, &self.probe_model) {
@@ -48,14 +49,14 @@ impl SiliconFlow {
         });
         let request = self.client.post(format!("{}/v1/chat/completions", self.base)).bearer_auth(key);
         match request.send_json(&body).await {
-            Err(e) => Some(CheckOutcome::Transient(format!("probe: {}", send_error(&e)))),
+            Err(e) => Some(CheckOutcome::Transient(Reason::probe(send_error(&e)))),
             Ok(mut res) if !res.status().is_success() => {
                 let body = res.body().limit(BODY_LIMIT).await.unwrap_or_default();
                 Some(match classify(res.status().as_u16(), &body) {
-                    CheckOutcome::Invalid(m) => CheckOutcome::Invalid(format!("probe: {m}")),
-                    CheckOutcome::Transient(m) => CheckOutcome::Transient(format!("probe: {m}")),
+                    CheckOutcome::Invalid(r) => CheckOutcome::Invalid(Reason::probe(r)),
+                    CheckOutcome::Transient(r) => CheckOutcome::Transient(Reason::probe(r)),
                     CheckOutcome::Balance(_) => {
-                        CheckOutcome::Transient(format!("probe: HTTP {}", res.status().as_u16()))
+                        CheckOutcome::Transient(Reason::probe(Reason::upstream(res.status().as_u16(), "")))
                     }
                 })
             }
@@ -64,9 +65,9 @@ impl SiliconFlow {
     }
 }
 
-fn send_error(e: &awc::error::SendRequestError) -> String {
+fn send_error(e: &awc::error::SendRequestError) -> Reason {
     match e {
-        awc::error::SendRequestError::Timeout => "timeout".to_owned(),
-        other => format!("connection error: {other}"),
+        awc::error::SendRequestError::Timeout => Reason::Timeout,
+        other => Reason::Connection { detail: other.to_string() },
     }
 }

@@ -39,7 +39,7 @@ pub fn record(
 struct ChunkWrites<'a> {
     moves: Vec<super::usage::Move<String>>,
     balances: Vec<(i64, &'a Balances)>,
-    errors: Vec<(i64, &'a str, bool)>,
+    errors: Vec<(i64, String, bool)>,
 }
 
 impl<'a> ChunkWrites<'a> {
@@ -56,16 +56,18 @@ impl<'a> ChunkWrites<'a> {
             let (evidence, reason) = match outcome {
                 CheckOutcome::Balance(b) => {
                     writes.balances.push((*id, b));
-                    let reason = outcome.transition(min_balance).map(|(_, reason)| reason).unwrap_or_default();
+                    let reason = outcome.transition(min_balance).map(|(_, reason)| reason.encode()).unwrap_or_default();
                     (Evidence::Balance { total: b.total, min_balance }, reason)
                 }
-                CheckOutcome::Invalid(message) => {
-                    writes.errors.push((*id, message.as_str(), true));
-                    (Evidence::KeyInvalid, message.clone())
+                CheckOutcome::Invalid(reason) => {
+                    let reason = reason.encode();
+                    writes.errors.push((*id, reason.clone(), true));
+                    (Evidence::KeyInvalid, reason)
                 }
-                CheckOutcome::Transient(message) => {
-                    writes.errors.push((*id, message.as_str(), false));
-                    (Evidence::Transient, message.clone())
+                CheckOutcome::Transient(reason) => {
+                    let reason = reason.encode();
+                    writes.errors.push((*id, reason.clone(), false));
+                    (Evidence::Transient, reason)
                 }
             };
             if let Transition::Move { to, cooling_until } = decide(from, &evidence) {
@@ -110,7 +112,7 @@ fn write_balances(conn: &mut AnyConnection, balances: &[(i64, &Balances)], now: 
 }
 
 /// Sets the last error of keys whose check failed.
-fn write_errors(conn: &mut AnyConnection, errors: &[(i64, &str, bool)], now: i64) -> QueryResult<()> {
+fn write_errors(conn: &mut AnyConnection, errors: &[(i64, String, bool)], now: i64) -> QueryResult<()> {
     if errors.is_empty() {
         return Ok(());
     }
@@ -119,7 +121,7 @@ fn write_errors(conn: &mut AnyConnection, errors: &[(i64, &str, bool)], now: i64
     st.sql("WITH v (id, message, answered) AS (VALUES ");
     for (i, (id, message, answered)) in errors.iter().enumerate() {
         st.sql(if i == 0 { "(CAST(" } else { ", (CAST(" });
-        st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Text((*message).to_owned()));
+        st.bind(Value::Int(*id)).sql(" AS BIGINT), CAST(").bind(Value::Text(message.clone()));
         st.sql(" AS TEXT), CAST(").bind(Value::Int(i64::from(*answered))).sql(" AS BIGINT))");
     }
     // A key the upstream refused was checked; a transient failure checked nothing.

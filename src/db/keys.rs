@@ -16,6 +16,7 @@ use crate::domain::export::ExportScope;
 use crate::domain::key_crypto::{CryptoError, KeyCodec};
 use crate::domain::key_state::{self, Evidence, Transition};
 use crate::domain::keys::{KeyFilter, KeyListQuery, KeyRow, KeyStatus, SortField};
+use crate::domain::reason::Reason;
 
 /// A keys-table row as read; `matching` is the window count of a search (NULL otherwise).
 #[derive(QueryableByName)]
@@ -375,9 +376,9 @@ pub fn set_disabled(
     conn: &mut AnyConnection,
     target: KeyTarget,
     disabled: bool,
-    reason: &str,
     now: i64,
 ) -> QueryResult<usize> {
+    let reason = if disabled { Reason::DisabledByAdmin } else { Reason::EnabledByAdmin }.encode();
     conn.transaction(|conn| {
         let new_status = |st: &mut Statement| new_status(st, disabled);
         // Raw SQL: the state machine's moves carried into one UPDATE … FROM (VALUES …) with its events.
@@ -385,7 +386,7 @@ pub fn set_disabled(
         ev.sql("INSERT INTO key_events (key_id, at, from_status, to_status, reason) SELECT id, ").bind(Value::Int(now));
         ev.sql(", status, ");
         new_status(&mut ev);
-        ev.sql(", ").bind(Value::Text(reason.to_owned())).sql(" FROM keys WHERE ");
+        ev.sql(", ").bind(Value::Text(reason.clone())).sql(" FROM keys WHERE ");
         moving(&mut ev, disabled);
         target_clause(&mut ev, target);
         ev.execute(conn)?;
@@ -393,7 +394,7 @@ pub fn set_disabled(
         st.sql("UPDATE keys SET previous_status = ");
         st.sql(if disabled { "status" } else { "NULL" }).sql(", status = ");
         new_status(&mut st);
-        st.sql(", status_reason = ").bind(Value::Text(reason.to_owned()));
+        st.sql(", status_reason = ").bind(Value::Text(reason.clone()));
         st.sql(", status_changed_at = ").bind(Value::Int(now)).sql(" WHERE ");
         moving(&mut st, disabled);
         target_clause(&mut st, target);

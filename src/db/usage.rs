@@ -10,6 +10,7 @@ use super::schema::{change_seq, key_model_blocks, request_log};
 use super::statement::{Statement, Value};
 use crate::domain::key_crypto::KeyCodec;
 use crate::domain::key_state::{BlockKind, Evidence, KeyStatus, ModelBlock, Transition, decide};
+use crate::domain::reason::Reason;
 use crate::domain::usage::{PairBlock, Usage, UsageBatch};
 
 /// A key the proxy may route (`active`, `cooling`, or `depleted` for free models), as loaded into
@@ -274,6 +275,7 @@ pub fn record(conn: &mut AnyConnection, batch: &UsageBatch) -> QueryResult<()> {
             let cooling_until = cooling_ends(conn, &cooling)?;
             // A cooling that had ended when the evidence came (the proxy saw the key active again, and
             // the writer had not yet said so) ends first, so no move is lost from the key's history.
+            let cooling_ended = Reason::CoolingEnded.encode();
             let mut ended: Vec<Move<&str>> = Vec::new();
             let mut moves: Vec<Move<&str>> = Vec::new();
             for c in batch.changes.values() {
@@ -285,7 +287,7 @@ pub fn record(conn: &mut AnyConnection, batch: &UsageBatch) -> QueryResult<()> {
                     && until <= c.at
                     && let Transition::Move { to, cooling_until } = decide(from, &Evidence::CoolingEnded)
                 {
-                    ended.push(Move { key_id: c.key_id, from, to, cooling_until, reason: "cooling ended", at: until });
+                    ended.push(Move { key_id: c.key_id, from, to, cooling_until, reason: &cooling_ended, at: until });
                     from = to;
                 }
                 if let Transition::Move { to, cooling_until } = decide(from, &c.evidence) {
@@ -630,7 +632,8 @@ pub fn end_cooling(conn: &mut AnyConnection, now: i64) -> QueryResult<usize> {
         .bind::<BigInt, _>(now)
         .bind::<Text, _>(KeyStatus::Cooling.as_str())
         .load(conn)?;
-        let reason = "cooling ended";
+        let reason = Reason::CoolingEnded.encode();
+        let reason = reason.as_str();
         let moves: Vec<Move<&str>> = due
             .iter()
             .filter_map(|d| {

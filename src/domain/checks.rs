@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::keys::KeyStatus;
+use super::reason::Reason;
 use super::upstream_error::{Meaning, UpstreamError};
 use super::{FieldError, FieldErrors};
 
@@ -149,9 +150,9 @@ pub enum CheckOutcome {
     /// The key answered with its balances.
     Balance(Balances),
     /// The upstream says the key is invalid or banned.
-    Invalid(String),
+    Invalid(Reason),
     /// Rate limit, 5xx, timeout, connection error, unreadable body: nothing learned about the key.
-    Transient(String),
+    Transient(Reason),
 }
 
 impl CheckOutcome {
@@ -166,16 +167,12 @@ impl CheckOutcome {
     }
 
     /// The state a key moves to (None: it keeps its state), and why.
-    pub fn transition(&self, min_balance: f64) -> Option<(KeyStatus, String)> {
+    pub fn transition(&self, min_balance: f64) -> Option<(KeyStatus, Reason)> {
+        let balance = |b: &Balances| super::keys::format_balance(b.total);
         match self {
-            Self::Balance(b) if b.total > min_balance => {
-                Some((KeyStatus::Active, format!("balance {}", super::keys::format_balance(b.total))))
-            }
-            Self::Balance(b) => Some((
-                KeyStatus::Depleted,
-                format!("balance {} at or below the minimum", super::keys::format_balance(b.total)),
-            )),
-            Self::Invalid(message) => Some((KeyStatus::Invalid, message.clone())),
+            Self::Balance(b) if b.total > min_balance => Some((KeyStatus::Active, Reason::Balance { balance: balance(b) })),
+            Self::Balance(b) => Some((KeyStatus::Depleted, Reason::BalanceLow { balance: balance(b) })),
+            Self::Invalid(reason) => Some((KeyStatus::Invalid, reason.clone())),
             Self::Transient(_) => None,
         }
     }
@@ -229,14 +226,14 @@ pub fn upstream_message(body: &[u8]) -> String {
 pub fn classify(status: u16, body: &[u8]) -> CheckOutcome {
     if (200..=299).contains(&status) {
         return parse_balances(body).map_or_else(
-            || CheckOutcome::Transient(format!("unreadable answer: {}", upstream_message(body))),
+            || CheckOutcome::Transient(Reason::Unreadable { detail: upstream_message(body) }),
             CheckOutcome::Balance,
         );
     }
     let error = UpstreamError::parse(status, body);
     match error.meaning() {
-        Meaning::KeyInvalid => CheckOutcome::Invalid(error.describe()),
-        _ => CheckOutcome::Transient(error.describe()),
+        Meaning::KeyInvalid => CheckOutcome::Invalid(error.reason()),
+        _ => CheckOutcome::Transient(error.reason()),
     }
 }
 
@@ -333,12 +330,9 @@ mod tests {
         let negative =
             br#"{"code":20000,"status":true,"data":{"balance":"0","chargeBalance":"-0.01","totalBalance":"-0.01"}}"#;
         assert_eq!(classify(200, negative).class(0.0), OutcomeClass::Depleted);
-        assert_eq!(
-            classify(401, br#""Api key is invalid""#),
-            CheckOutcome::Invalid("HTTP 401: Api key is invalid".into())
-        );
+        assert_eq!(classify(401, br#""Api key is invalid""#), CheckOutcome::Invalid(Reason::upstream(401, "Api key is invalid")));
         assert!(
-            matches!(classify(403, br#"{"code":30011,"message":"account banned","data":null}"#), CheckOutcome::Invalid(m) if m.contains("banned"))
+            matches!(classify(403, br#"{"code":30011,"message":"account banned","data":null}"#), CheckOutcome::Invalid(Reason::Upstream { message, .. }) if message.contains("banned"))
         );
         assert!(matches!(
             classify(403, br#"{"code":30001,"message":"Sorry, your account balance is insufficient"}"#),
@@ -348,22 +342,20 @@ mod tests {
             classify(403, br#"{"error":{"message":"real-name verification required"}}"#),
             CheckOutcome::Transient(_)
         ));
-        assert!(
-            matches!(classify(429, br#"{"message":"rate limited"}"#), CheckOutcome::Transient(m) if m.contains("429") && m.contains("rate limited"))
-        );
-        assert!(matches!(classify(500, b""), CheckOutcome::Transient(m) if m == "HTTP 500"));
-        assert!(matches!(classify(200, b"<html>oops</html>"), CheckOutcome::Transient(m) if m.contains("unreadable")));
+        assert_eq!(classify(429, br#"{"message":"rate limited"}"#), CheckOutcome::Transient(Reason::upstream(429, "rate limited")));
+        assert_eq!(classify(500, b""), CheckOutcome::Transient(Reason::upstream(500, "")));
+        assert!(matches!(classify(200, b"<html>oops</html>"), CheckOutcome::Transient(Reason::Unreadable { .. })));
         assert!(matches!(classify(200, br#"{"code":50000,"status":false,"data":null}"#), CheckOutcome::Transient(_)));
     }
 
     #[test]
     fn transitions_keep_reasons() {
         let b = CheckOutcome::Balance(Balances { total: 0.0, charge: 0.0, gift: 0.0 });
-        assert_eq!(b.transition(0.0).map(|t| t.0), Some(KeyStatus::Depleted));
-        assert_eq!(CheckOutcome::Transient("x".into()).transition(0.0), None);
+        assert_eq!(b.transition(0.0), Some((KeyStatus::Depleted, Reason::BalanceLow { balance: "0".into() })));
+        assert_eq!(CheckOutcome::Transient(Reason::Timeout).transition(0.0), None);
         assert_eq!(
-            CheckOutcome::Invalid("HTTP 401".into()).transition(0.0),
-            Some((KeyStatus::Invalid, "HTTP 401".into()))
+            CheckOutcome::Invalid(Reason::upstream(401, "")).transition(0.0),
+            Some((KeyStatus::Invalid, Reason::upstream(401, "")))
         );
     }
 }

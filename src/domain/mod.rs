@@ -13,6 +13,7 @@ pub mod keys;
 pub mod logs;
 pub mod password;
 pub mod proxy;
+pub mod reason;
 pub mod settings;
 pub mod stats;
 pub mod throttle;

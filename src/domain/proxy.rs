@@ -4,6 +4,7 @@
 
 use super::FieldError;
 use super::key_state::{Evidence, UNTIL_CHECK_MAX_MS};
+use super::reason::Reason;
 use super::upstream_error::{Meaning, UpstreamError};
 
 /// How the proxy picks a key among the routable ones.
@@ -47,14 +48,16 @@ pub struct AttemptFailure {
     pub meaning: Meaning,
     /// The upstream's own `Retry-After`, in seconds.
     pub retry_after_s: Option<u64>,
-    /// `HTTP 429: …`, or what went wrong without an answer.
+    /// `HTTP 429: …`, or what went wrong without an answer (for the caller's error answer).
     pub message: String,
+    /// The same as a stored reason (for the key's state, its blocks and an incident's cause).
+    pub reason: Reason,
 }
 
 impl AttemptFailure {
     /// No answer at all (connection error, timeout) or an answer keypool cannot relay.
-    pub fn transient(message: String) -> Self {
-        Self { meaning: Meaning::Transient, retry_after_s: None, message }
+    pub fn transient(message: String, reason: Reason) -> Self {
+        Self { meaning: Meaning::Transient, retry_after_s: None, message, reason }
     }
 
     /// An answer whose status [`is_failure`]: by the rules shared with the checks.
@@ -64,6 +67,7 @@ impl AttemptFailure {
             meaning: error.meaning(),
             retry_after_s: retry_after.and_then(parse_retry_after),
             message: error.describe(),
+            reason: error.reason(),
         }
     }
 
@@ -257,7 +261,7 @@ mod tests {
         assert!(limited.is_definitive() && limited.is_correlated_kind());
         let dead = AttemptFailure::from_answer(401, None, b"");
         assert!(dead.is_definitive() && !dead.is_correlated_kind());
-        let busy = AttemptFailure::transient("timeout".into());
+        let busy = AttemptFailure::transient("timeout".into(), Reason::Timeout);
         assert!(!busy.is_definitive() && busy.is_correlated_kind());
     }
 

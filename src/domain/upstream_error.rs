@@ -62,6 +62,11 @@ impl UpstreamError {
         with_status(self.status, &self.message)
     }
 
+    /// The answer as a stored reason (its status and the upstream's own message).
+    pub fn reason(&self) -> super::reason::Reason {
+        super::reason::Reason::upstream(self.status, &self.message)
+    }
+
     /// What the answer means: the first rule of [`RULES`] that matches.
     pub fn meaning(&self) -> Meaning {
         let lower = self.message.to_lowercase();

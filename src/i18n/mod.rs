@@ -92,13 +92,33 @@ impl Lang {
     }
 }
 
-/// Every key of a language's catalogue (for tests and tools).
 /// The translated text of a field error (pages and the command line).
 pub fn field_message(lang: Lang, e: &crate::domain::FieldError) -> String {
     let args: Vec<(&str, &str)> = e.args.iter().map(|(k, v)| (*k, v.as_str())).collect();
     lang.tf(e.key, &args)
 }
 
+/// A reason (a key's state, a failed check, a block) in `lang`: its catalogue text with its parameters;
+/// a text stored before reasons had codes as it is.
+pub fn reason_text(lang: Lang, reason: &crate::domain::reason::Reason) -> String {
+    use crate::domain::reason::Reason;
+    match (reason, reason.message()) {
+        (Reason::Probe { reason: inner }, Some((key, _))) => lang.tf(key, &[("reason", &reason_text(lang, inner))]),
+        (_, Some((key, args))) => {
+            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            lang.tf(key, &args)
+        }
+        (Reason::Text(text), None) => text.clone(),
+        (_, None) => String::new(),
+    }
+}
+
+/// A stored reason (see [`crate::domain::reason`]) in `lang`.
+pub fn stored_reason_text(lang: Lang, stored: &str) -> String {
+    reason_text(lang, &crate::domain::reason::Reason::decode(stored))
+}
+
+/// Every key of a language's catalogue (for tests and tools).
 pub fn keys(lang: Lang) -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = lang.catalogue().keys().map(String::as_str).collect();
     keys.sort_unstable();

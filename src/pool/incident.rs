@@ -31,7 +31,7 @@ pub struct Incident {
     pub model: Option<String>,
     pub since: i64,
     pub until: i64,
-    /// The last failure's message, e.g. "HTTP 429: rate limited".
+    /// The last failure, a stored reason (`domain::reason`), e.g. an upstream 429 and its message.
     pub cause: String,
     /// Distinct keys that failed in the streak.
     pub keys: usize,

@@ -26,6 +26,7 @@ use crate::domain::clock::Clock;
 use crate::domain::key_state::Evidence;
 use crate::domain::logs::NO_KEY_ERROR;
 use crate::domain::proxy::{AttemptFailure, is_failure, safe_v1_path};
+use crate::domain::reason::Reason;
 use crate::domain::settings::next_day_boundary;
 use crate::domain::upstream_error::Meaning;
 use crate::pool::KeyPool;
@@ -382,14 +383,24 @@ impl Target {
     ) -> Result<UpstreamResponse, Failure> {
         match result {
             Err(e) => {
-                let (message, timeout) = match e {
-                    awc::error::SendRequestError::Timeout => {
-                        (format!("no answer within {} s (first_byte_timeout_s)", self.first_byte_timeout_s), true)
-                    }
-                    awc::error::SendRequestError::Connect(c) => (format!("cannot connect to the upstream: {c}"), false),
-                    other => (format!("upstream request failed: {other}"), false),
+                let (message, reason, timeout) = match e {
+                    awc::error::SendRequestError::Timeout => (
+                        format!("no answer within {} s (first_byte_timeout_s)", self.first_byte_timeout_s),
+                        Reason::Timeout,
+                        true,
+                    ),
+                    awc::error::SendRequestError::Connect(c) => (
+                        format!("cannot connect to the upstream: {c}"),
+                        Reason::Connection { detail: c.to_string() },
+                        false,
+                    ),
+                    other => (
+                        format!("upstream request failed: {other}"),
+                        Reason::Connection { detail: other.to_string() },
+                        false,
+                    ),
                 };
-                Err(Failure { class: AttemptFailure::transient(message), answer: None, timeout })
+                Err(Failure { class: AttemptFailure::transient(message, reason), answer: None, timeout })
             }
             // A body that ends at connection close reads as empty in awc (actix/actix-web#2287): never
             // relay it, nor trust what it would say; another key may frame its answer.
@@ -401,7 +412,10 @@ impl Target {
                     req.method() == Method::HEAD,
                 ) =>
             {
-                let class = AttemptFailure::transient(upstream::CLOSE_DELIMITED_MESSAGE.to_owned());
+                let class = AttemptFailure::transient(
+                    upstream::CLOSE_DELIMITED_MESSAGE.to_owned(),
+                    Reason::Unreadable { detail: upstream::CLOSE_DELIMITED_MESSAGE.to_owned() },
+                );
                 Err(Failure { class, answer: None, timeout: false })
             }
             Ok(res) if is_failure(res.status().as_u16()) => {
@@ -606,7 +620,7 @@ fn learn(state: &Gateway, slot: &Arc<KeySlot>, failure: &AttemptFailure, model: 
             model,
             now,
             failure.retry_after_s,
-            &failure.message,
+            &failure.reason.encode(),
             runtime.thresholds(),
         );
         if let Verdict::IncidentStarted(keys) = &verdict {
@@ -625,7 +639,7 @@ fn learn(state: &Gateway, slot: &Arc<KeySlot>, failure: &AttemptFailure, model: 
         _ => true,
     };
     if apply {
-        state.pool.apply(slot, &evidence, &failure.message, now, hinted);
+        state.pool.apply(slot, &evidence, &failure.reason.encode(), now, hinted);
     }
     if matches!(evidence, Evidence::NoMoney { .. }) {
         state.pool.ask_recheck(slot.id);

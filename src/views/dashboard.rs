@@ -71,7 +71,7 @@ pub struct IncidentBanner {
     pub until: i64,
     /// Seconds from now until `until`.
     pub clears_in_s: i64,
-    /// The last failure's message, e.g. "HTTP 429: rate limited".
+    /// The last failure, a stored reason (`domain::reason`), e.g. an upstream 429 and its message.
     pub cause: String,
     /// Distinct keys that failed together.
     pub keys: usize,
@@ -393,7 +393,7 @@ fn incident_banner(lang: Lang, i: &IncidentBanner) -> Markup {
                 }
             }
             dl.facts {
-                dt { (lang.t("dashboard.incident.cause")) } dd { code { (i.cause) } }
+                dt { (lang.t("dashboard.incident.cause")) } dd { code { (crate::i18n::stored_reason_text(lang, &i.cause)) } }
                 dt { (lang.t("dashboard.incident.since")) } dd { (time(i.since)) }
                 dt { (lang.t("dashboard.incident.until")) }
                 dd { (time(i.until)) " " (lang.tf("dashboard.incident.clears_in", &[("seconds", &i.clears_in_s.to_string())])) }
@@ -474,7 +474,7 @@ fn blocks_section(lang: Lang, status: KeyStatus, blocks: &[BlockView]) -> Markup
                             tr data-kind=(b.kind.as_str()) data-model=(b.model) {
                                 td.model { (model_name(lang, &b.model)) }
                                 td.kind { span class={ "badge block-" (b.kind.as_str()) } { (lang.t(&format!("dashboard.block.{}", b.kind.as_str()))) } }
-                                td.reason { (b.reason) }
+                                td.reason { (crate::i18n::stored_reason_text(lang, &b.reason)) }
                                 td.until data-label=(lang.t("dashboard.key.blocks_until")) { (time(b.until)) }
                             }
                         }
@@ -502,12 +502,12 @@ pub fn key_page(ctx: &PageContext, v: &KeyView) -> Markup {
                     button type="button" data-copy-text=(k.key) data-copied=(lang.t("common.copied")) { (lang.t("common.copy")) }
                 }
                 dl.facts {
-                    dt { (lang.t("keys.col.status")) } dd { span class={ "badge status-" (k.status.as_str()) } { (status(k.status)) } @if k.status == KeyStatus::Depleted { " " (free_only_tag(lang)) } @if let Some(r) = &k.status_reason { " " span.muted { (r) } } }
+                    dt { (lang.t("keys.col.status")) } dd { span class={ "badge status-" (k.status.as_str()) } { (status(k.status)) } @if k.status == KeyStatus::Depleted { " " (free_only_tag(lang)) } @if let Some(r) = &k.status_reason { " " span.muted { (crate::i18n::stored_reason_text(lang, r)) } } }
                     dt { (lang.t("keys.col.balance")) } dd { (money(k.total_balance)) " (" (money(k.charge_balance)) " + " (money(k.gift_balance)) ")" }
                     dt { (lang.t("keys.col.checked")) } dd { @match k.checked_at { Some(t) => (time(t)), None => (lang.t("keys.never_checked")) } }
                     dt { (lang.t("keys.col.added")) } dd { (time(k.added_at)) }
                     @if let Some(s) = &k.source { dt { (lang.t("keys.import.source")) } dd { (s) } }
-                    @if let Some(e) = &k.last_error { dt { (lang.t("dashboard.key.last_error")) } dd { (e) } }
+                    @if let Some(e) = &k.last_error { dt { (lang.t("dashboard.key.last_error")) } dd { (crate::i18n::stored_reason_text(lang, e)) } }
                     dt { (lang.t("dashboard.key.usage")) } dd { (lang.tf("dashboard.key.usage_value", &[("requests", &k.request_count.to_string()), ("failures", &k.failure_count.to_string())])) }
                     dt { (lang.t("access_keys.last_used")) } dd { @match k.last_used_at { Some(t) => (time(t)), None => (lang.t("access_keys.never")) } }
                 }
@@ -528,7 +528,7 @@ pub fn key_page(ctx: &PageContext, v: &KeyView) -> Markup {
                             tr {
                                 td { (time(e.at)) }
                                 td { (status(e.from_status)) " → " (status(e.to_status)) }
-                                td.muted { (e.reason.clone().unwrap_or_default()) }
+                                td.muted { @if let Some(r) = &e.reason { (crate::i18n::stored_reason_text(lang, r)) } }
                             }
                         }
                     } } }

@@ -459,7 +459,7 @@ fn state_cell(lang: Lang, r: &KeyRow) -> Markup {
         @match reason {
             Some(reason) => details.state-reason {
                 summary { (badge) }
-                p.reason { (lang.tf("keys.ux.reason", &[("reason", reason)])) }
+                p.reason { (lang.tf("keys.ux.reason", &[("reason", &crate::i18n::stored_reason_text(lang, reason))])) }
             },
             None => (badge),
         }

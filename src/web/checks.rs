@@ -173,10 +173,9 @@ pub async fn post_client_results(
             return Err(AppError::BadRequest(format!("answer of key {} is too large", r.id)));
         }
         let outcome = match r.status {
-            0 => crate::domain::checks::CheckOutcome::Transient(format!(
-                "browser: {}",
-                r.body.chars().take(200).collect::<String>()
-            )),
+            0 => crate::domain::checks::CheckOutcome::Transient(crate::domain::reason::Reason::Browser {
+                detail: r.body.chars().take(200).collect(),
+            }),
             100..=599 => crate::domain::checks::classify(r.status, r.body.as_bytes()),
             other => return Err(AppError::BadRequest(format!("status {other} is not an HTTP status"))),
         };

@@ -150,11 +150,11 @@ pub async fn post_bulk(
         Ok(match action.as_str() {
             "delete" => (db::keys::delete_selected(conn, admin_id)?, "keys.bulk.deleted"),
             "disable" => (
-                db::keys::set_disabled(conn, SelectionOf(admin_id), true, "disabled by admin", now)?,
+                db::keys::set_disabled(conn, SelectionOf(admin_id), true, now)?,
                 "keys.bulk.disabled",
             ),
             "enable" => (
-                db::keys::set_disabled(conn, SelectionOf(admin_id), false, "enabled by admin", now)?,
+                db::keys::set_disabled(conn, SelectionOf(admin_id), false, now)?,
                 "keys.bulk.enabled",
             ),
             "delete_invalid" => (db::keys::delete_invalid(conn)?, "keys.bulk.deleted"),
@@ -203,8 +203,8 @@ pub async fn post_key_action(
         use db::keys::KeyTarget::One;
         Ok(match act.as_str() {
             "delete" => (db::keys::delete_one(conn, id)?, "keys.bulk.deleted"),
-            "disable" => (db::keys::set_disabled(conn, One(id), true, "disabled by admin", now)?, "keys.bulk.disabled"),
-            "enable" => (db::keys::set_disabled(conn, One(id), false, "enabled by admin", now)?, "keys.bulk.enabled"),
+            "disable" => (db::keys::set_disabled(conn, One(id), true, now)?, "keys.bulk.disabled"),
+            "enable" => (db::keys::set_disabled(conn, One(id), false, now)?, "keys.bulk.enabled"),
             _ => return Err(AppError::NotFound),
         })
     })

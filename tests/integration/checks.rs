@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use diesel::RunQueryDsl;
 use diesel::sql_types::{Double, Nullable, Text};
 use keypool::domain::keys::{KeyRow, KeyStatus};
+use keypool::domain::reason::Reason;
 
 use crate::mock;
 use crate::support::{self, TestApp};
@@ -52,6 +53,11 @@ async fn rows(app: &TestApp) -> Vec<KeyRow> {
         keypool::db::keys::list_page(c, &keypool::domain::key_crypto::KeyCodec::Plain, 1, &q, n).unwrap()
     })
     .await
+}
+
+/// A stored reason read back (`None` fails: a reason was expected).
+fn reason(stored: Option<&str>) -> Reason {
+    Reason::decode(stored.expect("a reason"))
 }
 
 fn row<'a>(rows: &'a [KeyRow], key: &str) -> &'a KeyRow {
@@ -105,7 +111,36 @@ async fn every_answer_lands_in_the_right_state_and_transient_ones_change_nothing
     let broken = row(&rows, keys[6]);
     assert_eq!(broken.status.as_str(), "unchecked");
     assert!(broken.last_error.as_deref().unwrap().contains("upstream exploded"));
-    assert!(row(&rows, keys[7]).last_error.as_deref().unwrap().contains("unreadable"));
+    assert!(matches!(reason(row(&rows, keys[7]).last_error.as_deref()), Reason::Unreadable { .. }));
+
+    // Each language reads the reasons in its own words (issue 13): stored as codes, not sentences.
+    let depleted = row(&rows, keys[2]);
+    assert_eq!(reason(depleted.status_reason.as_deref()), Reason::BalanceLow { balance: "-0.01".into() });
+    let detail = |lang: &'static str, id: i64| {
+        let app = &app;
+        async move {
+            app.get(&format!("/lang/{lang}?next=/admin")).await;
+            let list = app.get("/admin/keys?status=depleted").await.text().await.unwrap();
+            let page = app.get(&format!("/admin/keys/{id}")).await.text().await.unwrap();
+            (list, page)
+        }
+    };
+    let (list, page) = detail("zh-CN", depleted.id).await;
+    for html in [&list, &page] {
+        assert!(html.contains("余额 -0.01，不高于最低余额"), "the Chinese reason");
+        assert!(!html.contains("at or below the minimum"), "no English sentence in the Chinese UI");
+    }
+    let invalid_page = app.get(&format!("/admin/keys/{}", row(&rows, keys[3]).id)).await.text().await.unwrap();
+    assert!(invalid_page.contains("上游返回 HTTP 401：Api key is invalid"), "the upstream's own words, framed in Chinese");
+    let (list, page) = detail("en", depleted.id).await;
+    for html in [&list, &page] {
+        assert!(html.contains("balance -0.01 at or below the minimum"), "the English reason");
+        assert!(!html.contains("不高于最低余额"));
+    }
+    assert_eq!(app.hx_post(&format!("/admin/keys/{}/disable", depleted.id), &[("from", "detail")]).await.status(), 200);
+    assert!(app.get(&format!("/admin/keys/{}", depleted.id)).await.text().await.unwrap().contains("disabled by an admin"));
+    app.get("/lang/zh-CN?next=/admin").await;
+    assert!(app.get(&format!("/admin/keys/{}", depleted.id)).await.text().await.unwrap().contains("管理员已禁用"));
 
     let history = support::with_db(&app, |c| keypool::db::checks::history_count(c).unwrap()).await;
     assert_eq!(history, 3, "one history row per balance answer");
@@ -235,7 +270,7 @@ async fn a_slow_upstream_times_out_as_transient() {
     finished(&app).await;
     let rows = rows(&app).await;
     assert_eq!(rows[0].status.as_str(), "unchecked");
-    assert_eq!(rows[0].last_error.as_deref(), Some("timeout"));
+    assert_eq!(reason(rows[0].last_error.as_deref()), Reason::Timeout);
 }
 
 #[actix_web::test]
@@ -344,7 +379,7 @@ async fn client_mode_hands_the_keys_to_the_browser_and_classifies_its_answers() 
     assert_eq!(row(&rows, "sk-ok-2-bbbbbbbbbbbbbbbbbb").status.as_str(), "invalid");
     let failed = row(&rows, "sk-ok-3-cccccccccccccccccc");
     assert_eq!(failed.status.as_str(), "unchecked", "a refused browser request changes no state");
-    assert!(failed.last_error.as_deref().unwrap().starts_with("browser:"));
+    assert!(matches!(reason(failed.last_error.as_deref()), Reason::Browser { .. }));
 
     let bad = serde_json::json!({ "results": [{ "id": 1, "status": 999, "body": "" }] });
     assert_eq!(app.client.post(app.url("/admin/checks/client-results")).json(&bad).send().await.unwrap().status(), 400);
@@ -379,7 +414,9 @@ async fn the_optional_probe_proves_the_key_can_call_and_history_is_pruned() {
     assert_eq!(row(&rows, "sk-ok-5-goodprobe-aaaaaaaaaa").status.as_str(), "active");
     let bad = row(&rows, "sk-ok-5-badprobe-bbbbbbbbbbb");
     assert_eq!(bad.status.as_str(), "invalid");
-    assert!(bad.status_reason.as_deref().unwrap().starts_with("probe: HTTP 401"));
+    assert!(
+        matches!(reason(bad.status_reason.as_deref()), Reason::Probe { reason } if matches!(*reason, Reason::Upstream { status: 401, .. }))
+    );
 
     // History older than the retention goes.
     let (before, now) =
