@@ -372,12 +372,7 @@ pub fn delete_one(conn: &mut AnyConnection, id: i64) -> QueryResult<usize> {
 /// Disables (remembering the state to return to) or re-enables keys: one key, or the selection.
 /// Each change is also a key event. What each state becomes is the state machine's table
 /// ([`key_state::moves`] / [`key_state::decide`]), carried into the SQL as data.
-pub fn set_disabled(
-    conn: &mut AnyConnection,
-    target: KeyTarget,
-    disabled: bool,
-    now: i64,
-) -> QueryResult<usize> {
+pub fn set_disabled(conn: &mut AnyConnection, target: KeyTarget, disabled: bool, now: i64) -> QueryResult<usize> {
     let reason = if disabled { Reason::DisabledByAdmin } else { Reason::EnabledByAdmin }.encode();
     conn.transaction(|conn| {
         let new_status = |st: &mut Statement| new_status(st, disabled);

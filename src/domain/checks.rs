@@ -170,7 +170,9 @@ impl CheckOutcome {
     pub fn transition(&self, min_balance: f64) -> Option<(KeyStatus, Reason)> {
         let balance = |b: &Balances| super::keys::format_balance(b.total);
         match self {
-            Self::Balance(b) if b.total > min_balance => Some((KeyStatus::Active, Reason::Balance { balance: balance(b) })),
+            Self::Balance(b) if b.total > min_balance => {
+                Some((KeyStatus::Active, Reason::Balance { balance: balance(b) }))
+            }
             Self::Balance(b) => Some((KeyStatus::Depleted, Reason::BalanceLow { balance: balance(b) })),
             Self::Invalid(reason) => Some((KeyStatus::Invalid, reason.clone())),
             Self::Transient(_) => None,
@@ -330,7 +332,10 @@ mod tests {
         let negative =
             br#"{"code":20000,"status":true,"data":{"balance":"0","chargeBalance":"-0.01","totalBalance":"-0.01"}}"#;
         assert_eq!(classify(200, negative).class(0.0), OutcomeClass::Depleted);
-        assert_eq!(classify(401, br#""Api key is invalid""#), CheckOutcome::Invalid(Reason::upstream(401, "Api key is invalid")));
+        assert_eq!(
+            classify(401, br#""Api key is invalid""#),
+            CheckOutcome::Invalid(Reason::upstream(401, "Api key is invalid"))
+        );
         assert!(
             matches!(classify(403, br#"{"code":30011,"message":"account banned","data":null}"#), CheckOutcome::Invalid(Reason::Upstream { message, .. }) if message.contains("banned"))
         );
@@ -342,7 +347,10 @@ mod tests {
             classify(403, br#"{"error":{"message":"real-name verification required"}}"#),
             CheckOutcome::Transient(_)
         ));
-        assert_eq!(classify(429, br#"{"message":"rate limited"}"#), CheckOutcome::Transient(Reason::upstream(429, "rate limited")));
+        assert_eq!(
+            classify(429, br#"{"message":"rate limited"}"#),
+            CheckOutcome::Transient(Reason::upstream(429, "rate limited"))
+        );
         assert_eq!(classify(500, b""), CheckOutcome::Transient(Reason::upstream(500, "")));
         assert!(matches!(classify(200, b"<html>oops</html>"), CheckOutcome::Transient(Reason::Unreadable { .. })));
         assert!(matches!(classify(200, br#"{"code":50000,"status":false,"data":null}"#), CheckOutcome::Transient(_)));

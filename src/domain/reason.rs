@@ -4,7 +4,9 @@
 //! `key_events.reason` and `key_model_blocks.reason` — and rendered from the catalogues
 //! (`reason.CODE`, the parameters as its placeholders; see `i18n::reason_text`), so each language reads
 //! its own words. The parameters are data: a balance, an HTTP status, the upstream's own message.
-//! A text stored before reasons had codes reads back as [`Reason::Text`] and is shown as it is.
+//! A sentence stored before reasons had codes (`balance -0.01 at or below the minimum`, `enabled by
+//! admin`, `HTTP 401: …`) is read back as the reason it says, so older rows need no migration; any
+//! other text reads back as [`Reason::Text`] and is shown as it is.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,21 +14,36 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
     /// A check read a balance above the minimum.
-    Balance { balance: String },
+    Balance {
+        balance: String,
+    },
     /// A check read a balance at or below the minimum.
-    BalanceLow { balance: String },
+    BalanceLow {
+        balance: String,
+    },
     /// The upstream answered this status; `message` is its own words (may be empty).
-    Upstream { status: u16, message: String },
+    Upstream {
+        status: u16,
+        message: String,
+    },
     /// No answer in time.
     Timeout,
     /// No answer: the connection failed (`detail` is the client's own words).
-    Connection { detail: String },
+    Connection {
+        detail: String,
+    },
     /// An answer that could not be read.
-    Unreadable { detail: String },
+    Unreadable {
+        detail: String,
+    },
     /// What the one-token probe call after the balance answer met.
-    Probe { reason: Box<Reason> },
+    Probe {
+        reason: Box<Reason>,
+    },
     /// What a browser check (client mode) reported without an answer.
-    Browser { detail: String },
+    Browser {
+        detail: String,
+    },
     DisabledByAdmin,
     EnabledByAdmin,
     CoolingEnded,
@@ -52,14 +69,47 @@ impl Reason {
         }
     }
 
-    /// The stored form read back; anything that is not a known code is a [`Reason::Text`].
+    /// The stored form read back: a code, a sentence of an older version, else a [`Reason::Text`].
     pub fn decode(stored: &str) -> Self {
         if stored.starts_with('{')
             && let Ok(reason) = serde_json::from_str(stored)
         {
             return reason;
         }
-        Self::Text(stored.to_owned())
+        Self::from_sentence(stored).unwrap_or_else(|| Self::Text(stored.to_owned()))
+    }
+
+    /// The reasons older versions stored as English sentences.
+    fn from_sentence(text: &str) -> Option<Self> {
+        let detail = |d: &str| d.trim().to_owned();
+        Some(match text.trim() {
+            "disabled by admin" => Self::DisabledByAdmin,
+            "enabled by admin" => Self::EnabledByAdmin,
+            "cooling ended" => Self::CoolingEnded,
+            "timeout" => Self::Timeout,
+            t => {
+                if let Some(rest) = t.strip_prefix("probe: ") {
+                    Self::probe(Self::decode(rest))
+                } else if let Some(d) = t.strip_prefix("connection error: ") {
+                    Self::Connection { detail: detail(d) }
+                } else if let Some(d) = t.strip_prefix("unreadable answer: ") {
+                    Self::Unreadable { detail: detail(d) }
+                } else if let Some(d) = t.strip_prefix("browser: ") {
+                    Self::Browser { detail: detail(d) }
+                } else if let Some(b) =
+                    t.strip_prefix("balance ").and_then(|r| r.strip_suffix(" at or below the minimum"))
+                {
+                    Self::BalanceLow { balance: b.to_owned() }
+                } else if let Some(b) = t.strip_prefix("balance ").filter(|b| b.parse::<f64>().is_ok()) {
+                    Self::Balance { balance: b.to_owned() }
+                } else if let Some(rest) = t.strip_prefix("HTTP ") {
+                    let (status, message) = rest.split_once(": ").unwrap_or((rest, ""));
+                    Self::upstream(status.parse().ok()?, message)
+                } else {
+                    return None;
+                }
+            }
+        })
     }
 
     /// The catalogue key of the message and its parameters (a [`Reason::Probe`]'s `reason` parameter
@@ -130,14 +180,36 @@ mod tests {
             let key = reason.message().map(|(k, _)| k).unwrap_or_default();
             assert!(Reason::MESSAGE_KEYS.contains(&key), "{key}");
         }
-        assert_eq!(Reason::decode("{\"code\":\"balance_low\",\"balance\":\"0\"}"), Reason::BalanceLow {
-            balance: "0".into()
-        });
+        assert_eq!(
+            Reason::decode("{\"code\":\"balance_low\",\"balance\":\"0\"}"),
+            Reason::BalanceLow { balance: "0".into() }
+        );
     }
 
     #[test]
-    fn older_texts_and_unknown_codes_read_back_as_text() {
-        for stored in ["balance -0.01 at or below the minimum", "enabled by admin", "{\"code\":\"later\"}", "{oops"] {
+    fn sentences_of_older_versions_read_back_as_their_reasons() {
+        let cases = [
+            ("balance -0.01 at or below the minimum", Reason::BalanceLow { balance: "-0.01".into() }),
+            ("balance 14", Reason::Balance { balance: "14".into() }),
+            ("enabled by admin", Reason::EnabledByAdmin),
+            ("disabled by admin", Reason::DisabledByAdmin),
+            ("cooling ended", Reason::CoolingEnded),
+            ("timeout", Reason::Timeout),
+            ("HTTP 401: Api key is invalid", Reason::upstream(401, "Api key is invalid")),
+            ("HTTP 500", Reason::upstream(500, "")),
+            ("probe: HTTP 401: no", Reason::probe(Reason::upstream(401, "no"))),
+            ("connection error: refused", Reason::Connection { detail: "refused".into() }),
+            ("unreadable answer: <html>", Reason::Unreadable { detail: "<html>".into() }),
+            ("browser: Failed to fetch", Reason::Browser { detail: "Failed to fetch".into() }),
+        ];
+        for (stored, reason) in cases {
+            assert_eq!(Reason::decode(stored), reason, "{stored}");
+        }
+    }
+
+    #[test]
+    fn other_texts_and_unknown_codes_read_back_as_text() {
+        for stored in ["rate limited", "balance low", "HTTP x", "{\"code\":\"later\"}", "{oops"] {
             assert_eq!(Reason::decode(stored), Reason::Text(stored.into()));
             assert_eq!(Reason::decode(stored).encode(), stored);
         }

@@ -1,5 +1,9 @@
 //! The UI's two languages. Each has one catalogue (`zh-CN.toml`, `en.toml` beside this file), nested
 //! tables flattened to dotted keys (`nav.dashboard`). Views never hold visible text of their own.
+//!
+//! A third, pseudo-locale (`qps-ploc`, chosen with `/lang/qps-ploc`, never offered by the switch nor
+//! taken from `Accept-Language`) shows every catalogue text as `⟦English⟧`: on a page in it, any
+//! text outside the brackets did not come from a catalogue (`tests/integration/pseudo_locale.rs`).
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -9,6 +13,8 @@ pub enum Lang {
     #[default]
     Zh,
     En,
+    /// `⟦English⟧`: finds text that is not in the catalogues.
+    Pseudo,
 }
 
 const ZH_SOURCE: &str = include_str!("zh-CN.toml");
@@ -16,6 +22,12 @@ const EN_SOURCE: &str = include_str!("en.toml");
 
 static ZH: LazyLock<HashMap<String, String>> = LazyLock::new(|| flatten_source(ZH_SOURCE));
 static EN: LazyLock<HashMap<String, String>> = LazyLock::new(|| flatten_source(EN_SOURCE));
+static PSEUDO: LazyLock<HashMap<String, String>> =
+    LazyLock::new(|| EN.iter().map(|(k, v)| (k.clone(), format!("{PSEUDO_OPEN}{v}{PSEUDO_CLOSE}"))).collect());
+
+/// The brackets around every text of the pseudo-locale.
+pub const PSEUDO_OPEN: char = '⟦';
+pub const PSEUDO_CLOSE: char = '⟧';
 
 /// Name of the cookie that keeps the visitor's choice.
 pub const LANG_COOKIE: &str = "keypool_lang";
@@ -28,6 +40,7 @@ impl Lang {
         match self {
             Self::Zh => "zh-CN",
             Self::En => "en",
+            Self::Pseudo => "qps-ploc",
         }
     }
 
@@ -36,6 +49,7 @@ impl Lang {
         match self {
             Self::Zh => "中文",
             Self::En => "English",
+            Self::Pseudo => "⟦Pseudo⟧",
         }
     }
 
@@ -44,6 +58,7 @@ impl Lang {
         match primary.as_str() {
             "zh" => Some(Self::Zh),
             "en" => Some(Self::En),
+            "qps" => Some(Self::Pseudo),
             _ => None,
         }
     }
@@ -56,6 +71,7 @@ impl Lang {
             let tag = pieces.next().unwrap_or("");
             let q = pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok())).unwrap_or(1.0);
             if let Some(lang) = Self::parse(tag)
+                && lang != Self::Pseudo
                 && q > 0.0
                 && best.is_none_or(|(bq, _)| q > bq)
             {
@@ -69,6 +85,7 @@ impl Lang {
         match self {
             Self::Zh => &ZH,
             Self::En => &EN,
+            Self::Pseudo => &PSEUDO,
         }
     }
 
@@ -185,6 +202,9 @@ mod tests {
         assert_eq!(Lang::from_accept_language("fr-FR, en;q=0.5, zh;q=0.7"), Some(Lang::Zh));
         assert_eq!(Lang::from_accept_language("fr-FR"), None);
         assert_eq!(Lang::from_accept_language("en;q=0"), None);
+        assert_eq!(Lang::from_accept_language("qps-ploc"), None, "the pseudo-locale is only chosen on purpose");
+        assert_eq!(Lang::parse("qps-ploc"), Some(Lang::Pseudo));
+        assert_eq!(Lang::Pseudo.t("nav.dashboard"), format!("⟦{}⟧", Lang::En.t("nav.dashboard")));
     }
 
     #[test]

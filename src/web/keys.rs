@@ -149,14 +149,8 @@ pub async fn post_bulk(
         use db::keys::KeyTarget::SelectionOf;
         Ok(match action.as_str() {
             "delete" => (db::keys::delete_selected(conn, admin_id)?, "keys.bulk.deleted"),
-            "disable" => (
-                db::keys::set_disabled(conn, SelectionOf(admin_id), true, now)?,
-                "keys.bulk.disabled",
-            ),
-            "enable" => (
-                db::keys::set_disabled(conn, SelectionOf(admin_id), false, now)?,
-                "keys.bulk.enabled",
-            ),
+            "disable" => (db::keys::set_disabled(conn, SelectionOf(admin_id), true, now)?, "keys.bulk.disabled"),
+            "enable" => (db::keys::set_disabled(conn, SelectionOf(admin_id), false, now)?, "keys.bulk.enabled"),
             "delete_invalid" => (db::keys::delete_invalid(conn)?, "keys.bulk.deleted"),
             other => return Err(AppError::BadRequest(format!("unknown bulk action `{other}`"))),
         })

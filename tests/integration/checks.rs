@@ -131,14 +131,19 @@ async fn every_answer_lands_in_the_right_state_and_transient_ones_change_nothing
         assert!(!html.contains("at or below the minimum"), "no English sentence in the Chinese UI");
     }
     let invalid_page = app.get(&format!("/admin/keys/{}", row(&rows, keys[3]).id)).await.text().await.unwrap();
-    assert!(invalid_page.contains("上游返回 HTTP 401：Api key is invalid"), "the upstream's own words, framed in Chinese");
+    assert!(
+        invalid_page.contains("上游返回 HTTP 401：Api key is invalid"),
+        "the upstream's own words, framed in Chinese"
+    );
     let (list, page) = detail("en", depleted.id).await;
     for html in [&list, &page] {
         assert!(html.contains("balance -0.01 at or below the minimum"), "the English reason");
         assert!(!html.contains("不高于最低余额"));
     }
     assert_eq!(app.hx_post(&format!("/admin/keys/{}/disable", depleted.id), &[("from", "detail")]).await.status(), 200);
-    assert!(app.get(&format!("/admin/keys/{}", depleted.id)).await.text().await.unwrap().contains("disabled by an admin"));
+    assert!(
+        app.get(&format!("/admin/keys/{}", depleted.id)).await.text().await.unwrap().contains("disabled by an admin")
+    );
     app.get("/lang/zh-CN?next=/admin").await;
     assert!(app.get(&format!("/admin/keys/{}", depleted.id)).await.text().await.unwrap().contains("管理员已禁用"));
 

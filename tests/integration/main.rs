@@ -22,6 +22,7 @@ mod logs;
 mod mock;
 mod process;
 mod proxy;
+mod pseudo_locale;
 mod routing;
 mod schema;
 mod settings;

@@ -281,7 +281,8 @@ async fn invalid_banned_and_broke_keys_are_failed_over_and_taken_out_of_rotation
     for (key, (status, reason)) in keys.iter().zip(states) {
         let s = key_state(&gw.app, key).await;
         assert_eq!(s.status, status, "{key}");
-        assert!(s.status_reason.unwrap_or_default().contains(reason), "{key}");
+        let said = keypool::i18n::stored_reason_text(keypool::i18n::Lang::En, &s.status_reason.unwrap_or_default());
+        assert!(said.contains(reason), "{key}: {said}");
     }
     assert_eq!(key_state(&gw.app, keys[4]).await.request_count, 6);
     assert_eq!(key_state(&gw.app, keys[0]).await.failure_count, 1);
