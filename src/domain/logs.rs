@@ -11,6 +11,89 @@ pub const PAGE_SIZE: i64 = 50;
 /// is recognised by it.
 pub const NO_KEY_ERROR: &str = "no key available";
 
+/// A logged error as a catalogue message (`logs.error.*`, or a [`super::reason::Reason`]'s) and its
+/// parameters. The log keeps the gateway's English words — its text filter and CSV export search and
+/// show them as they are — and the page reads them in its language through this table; the details
+/// inside (an upstream's message, a byte count, a model) are data. `None`: a text this table does
+/// not know, shown as it is.
+pub fn error_message(stored: &str) -> Option<(&'static str, Vec<(&'static str, String)>)> {
+    const EXACT: [(&str, &str); 12] = [
+        (super::proxy::CLOSE_DELIMITED_MESSAGE, "logs.failure.close_delimited"),
+        ("unknown access key", "logs.failure.unknown_access_key"),
+        ("missing access key", "logs.failure.missing_access_key"),
+        ("unsafe path", "logs.failure.unsafe_path"),
+        ("body too large", "logs.failure.body_too_large"),
+        ("body too slow", "logs.failure.body_too_slow"),
+        ("unreadable body", "logs.failure.unreadable_body"),
+        ("client closed the connection", "logs.failure.client_closed"),
+        ("access key disabled", "logs.failure.access_key_disabled"),
+        ("access key expired", "logs.failure.access_key_expired"),
+        ("the upstream stream broke off before its end marker (connection lost)", "logs.failure.stream_cut"),
+        (NO_KEY_ERROR, "logs.failure.no_key"),
+    ];
+    // (start, end, key, the name of what lies between).
+    const FRAMED: [(&str, &str, &str, &str); 8] = [
+        ("no key available (last: ", ")", "logs.failure.no_key_last", "last"),
+        ("model not allowed: ", "", "logs.failure.model_not_allowed", "model"),
+        ("access key limit ", " reached", "logs.failure.access_limit", "limit"),
+        ("no answer within ", " s (first_byte_timeout_s)", "logs.failure.first_byte_timeout", "seconds"),
+        ("no data from the upstream for ", " s (idle_timeout_s)", "logs.failure.idle_timeout", "seconds"),
+        ("the upstream closed the connection after ", " bytes", "logs.failure.closed_after", "received"),
+        ("the upstream stream broke: ", "", "logs.failure.stream_broke", "detail"),
+        ("cannot connect to the upstream: ", "", "reason.connection", "detail"),
+    ];
+    let text = stored.trim();
+    if let Some((_, key)) = EXACT.iter().find(|(t, _)| *t == text) {
+        return Some((key, Vec::new()));
+    }
+    for (start, end, key, name) in FRAMED {
+        if let Some(inner) = text.strip_prefix(start).and_then(|r| r.strip_suffix(end)) {
+            // `… after 10 of 100 bytes`
+            if let Some((received, expected)) = inner.split_once(" of ").filter(|_| name == "received") {
+                return Some((key, vec![("received", received.to_owned()), ("expected", expected.to_owned())]));
+            }
+            return Some((key, vec![(name, inner.to_owned())]));
+        }
+    }
+    if let Some(detail) = text.strip_prefix("upstream request failed: ") {
+        return Some(("reason.connection", vec![("detail", detail.to_owned())]));
+    }
+    None
+}
+
+#[cfg(test)]
+mod error_message_tests {
+    use super::*;
+
+    #[test]
+    fn the_gateways_own_errors_have_catalogue_messages() {
+        let cases = [
+            ("unknown access key", "logs.failure.unknown_access_key", vec![]),
+            ("no key available", "logs.failure.no_key", vec![]),
+            ("no key available (last: HTTP 429: busy)", "logs.failure.no_key_last", vec![("last", "HTTP 429: busy")]),
+            ("access key limit rpm reached", "logs.failure.access_limit", vec![("limit", "rpm")]),
+            (
+                "no answer within 30 s (first_byte_timeout_s)",
+                "logs.failure.first_byte_timeout",
+                vec![("seconds", "30")],
+            ),
+            (
+                "the upstream closed the connection after 10 of 100 bytes",
+                "logs.failure.closed_after",
+                vec![("received", "10"), ("expected", "100")],
+            ),
+            ("upstream request failed: reset", "reason.connection", vec![("detail", "reset")]),
+            (super::super::proxy::CLOSE_DELIMITED_MESSAGE, "logs.failure.close_delimited", vec![]),
+        ];
+        for (stored, key, args) in cases {
+            let (k, a) = error_message(stored).unwrap_or_else(|| panic!("{stored}"));
+            let a: Vec<(&str, &str)> = a.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            assert_eq!((k, a), (key, args), "{stored}");
+        }
+        assert_eq!(error_message("HTTP 500: oops"), None, "an upstream answer is a reason");
+    }
+}
+
 /// The outcome classes the log can be filtered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusClass {

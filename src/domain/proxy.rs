@@ -42,6 +42,11 @@ impl SelectionStrategy {
     }
 }
 
+/// Why an attempt whose answer `proxy::upstream::close_delimited` failed: the message of that transient fault, and of
+/// the 502 a caller gets when every attempt ended that way.
+pub const CLOSE_DELIMITED_MESSAGE: &str = "the upstream's answer has no Content-Length and is not chunked (its body \
+     ends at connection close), which keypool cannot relay safely";
+
 /// Why an upstream attempt failed, for failover and for the key's state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptFailure {

@@ -135,6 +135,22 @@ pub fn stored_reason_text(lang: Lang, stored: &str) -> String {
     reason_text(lang, &crate::domain::reason::Reason::decode(stored))
 }
 
+/// A request log's error in `lang` (see [`crate::domain::logs::error_message`]); an upstream's answer
+/// as a reason; any other text as it is. `no key available (last: …)` renders what was last met too.
+pub fn log_error_text(lang: Lang, stored: &str) -> String {
+    match crate::domain::logs::error_message(stored) {
+        Some(("logs.failure.no_key_last", args)) => {
+            let last = args.first().map(|(_, v)| log_error_text(lang, v)).unwrap_or_default();
+            lang.tf("logs.failure.no_key_last", &[("last", &last)])
+        }
+        Some((key, args)) => {
+            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            lang.tf(key, &args)
+        }
+        None => stored_reason_text(lang, stored),
+    }
+}
+
 /// Every key of a language's catalogue (for tests and tools).
 pub fn keys(lang: Lang) -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = lang.catalogue().keys().map(String::as_str).collect();

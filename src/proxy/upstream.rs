@@ -101,10 +101,7 @@ pub fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// Why an attempt whose answer [`close_delimited`] failed: the message of that transient fault, and of
-/// the 502 a caller gets when every attempt ended that way.
-pub const CLOSE_DELIMITED_MESSAGE: &str = "the upstream's answer has no Content-Length and is not chunked (its body \
-     ends at connection close), which keypool cannot relay safely";
+pub use crate::domain::proxy::CLOSE_DELIMITED_MESSAGE;
 
 /// Whether an upstream answer's body is delimited by the connection closing (RFC 9112 §6.3, rule 8): an
 /// HTTP/1.x answer that may have a body (not to `HEAD`, not 1xx, 204 or 304) with neither a

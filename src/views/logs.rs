@@ -211,7 +211,7 @@ fn log_row(lang: Lang, e: &LogEntry) -> Markup {
             td.num data-label=(lang.t("logs.col.attempts")) { (e.attempts) }
             td.num.tokens data-label=(lang.t("logs.col.tokens")) { @match tokens { Some(t) => (t), None => span.muted { "—" } } }
             td.num.cost data-label=(lang.t("logs.col.cost")) { @match e.cost { Some(c) => { "¥" (format_cost(c)) }, None => span.muted { "—" } } }
-            td.error data-label=(lang.t("logs.col.error")) { @if let Some(err) = &e.error { span title=(err) { (err) } } }
+            td.error data-label=(lang.t("logs.col.error")) { @if let Some(err) = &e.error { @let said = crate::i18n::log_error_text(lang, err); span title=(said) { (said) } } }
         }
     }
 }

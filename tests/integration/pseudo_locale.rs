@@ -36,6 +36,11 @@ async fn seeded() -> (Gateway, Vec<i64>) {
             gw.chat(body.clone()).await;
         }
     }
+    // The gateway's own refusals land in the log with its own words: no token, a wrong one, a bad path.
+    let url = app.url("/v1/chat/completions");
+    app.client.post(&url).json(&serde_json::json!({})).send().await.unwrap();
+    app.client.post(&url).bearer_auth("kp-wrong").json(&serde_json::json!({})).send().await.unwrap();
+    app.client.get(app.url("/v1/%2e%2e/admin")).bearer_auth(&gw.token).send().await.unwrap();
     support::flush_outcomes(app).await;
     let id = support::with_db(app, |c| keypool::db::access_keys::list(c).unwrap()[0].id).await;
     let limits = [("rpm", "60"), ("rpd", "1000"), ("spend_day", "5"), ("note", "team")];
@@ -170,6 +175,7 @@ async fn every_page_in_the_pseudo_locale_holds_no_text_outside_the_catalogues() 
     for path in &paths {
         pages.push((path.clone(), page(&app.client, app, path).await));
     }
+    pages.extend(answers_to_actions(&gw, &visitor, ids[0]).await);
     for (path, html) in &pages {
         assert!(html.contains('⟦'), "{path} is not in the pseudo-locale");
         // One text in reading order: a catalogue text split by markup (`code` spans) closes in a later node.
@@ -179,6 +185,41 @@ async fn every_page_in_the_pseudo_locale_holds_no_text_outside_the_catalogues() 
         }
     }
     assert!(leaks.is_empty(), "text outside the catalogues:\n{}", leaks.join("\n"));
+}
+
+/// What the admin and a visitor read after acting: flashes, refused lines, field errors, error pages.
+async fn answers_to_actions(gw: &Gateway, visitor: &reqwest::Client, id: i64) -> Vec<(String, String)> {
+    let app = &gw.app;
+    let posts: [(&str, String, Vec<(&str, &str)>); 9] = [
+        (
+            "import",
+            "/admin/keys/import".into(),
+            vec![("keys", "12345\nsk-ok-1-zzzzzzzzzzzzzzzzzzzzz\nsk-ok-88.88-aaaaaaaaaaaaaaaa")],
+        ),
+        ("disable", format!("/admin/keys/{id}/disable"), vec![]),
+        ("bulk", "/admin/keys/bulk".into(), vec![("action", "delete_invalid")]),
+        (
+            "account",
+            "/admin/settings/account".into(),
+            vec![("username", ""), ("current_password", "wrong"), ("new_password", "a"), ("confirm_password", "b")],
+        ),
+        ("access key", "/admin/access-keys".into(), vec![("name", "")]),
+        ("settings", "/admin/settings".into(), vec![("min_balance", "lots"), ("cooldown_s", "-1")]),
+        ("price", "/admin/settings/prices".into(), vec![("model", ""), ("input_per_m", "x"), ("output_per_m", "-1")]),
+        ("check params", "/admin/checks".into(), vec![("scope", "all"), ("concurrency", "0")]),
+        ("limits", "/admin/access-keys/1/limits".into(), vec![("rpm", "many")]),
+    ];
+    let mut out = Vec::new();
+    for (what, path, form) in posts {
+        out.push((format!("{what} (POST {path})"), app.hx_post(&path, &form).await.text().await.unwrap()));
+    }
+    let wrong = [("username", "admin"), ("password", "wrong password")];
+    let res = visitor.post(app.url("/login")).form(&wrong).send().await.unwrap();
+    out.push(("wrong password".into(), res.text().await.unwrap()));
+    for path in ["/admin/nowhere", "/admin/keys/999999"] {
+        out.push((format!("{path} (not found)"), app.get(path).await.text().await.unwrap()));
+    }
+    out
 }
 
 #[test]
