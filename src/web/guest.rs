@@ -260,6 +260,12 @@ pub async fn get_guest_export(
     let request = ExportRequest::parse("valid", None, None, sep)
         .map_err(|e| AppError::BadRequest(crate::views::components::field_message(lang, &e)))?;
     debug_assert_eq!(request.scope, ExportScope::Valid);
+    // No valid key: a page saying so (422), never an empty file.
+    let count = db::run(&state.db, |conn| Ok(db::keys::count_export(conn, ExportScope::Valid, 0)?)).await?;
+    if count == 0 {
+        let page = crate::views::error::error_page(lang, 422, lang.t("guest.export_empty"));
+        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, page));
+    }
     super::keys::export_response(&state, request, 0).await
 }
 

@@ -333,3 +333,22 @@ async fn the_guest_access_key_is_shown_in_restricted_mode_only_to_those_let_in()
     assert!(status == 200 && !body.contains(&token) && !body.contains("shared-key"), "unshared");
     assert_eq!(v1(token).await.unwrap().status(), 503, "its token keeps working");
 }
+
+/// Issue 13: the guest page's export with no valid key in the pool says so (422, in the visitor's
+/// language) instead of saving an empty file.
+#[actix_web::test]
+async fn a_guest_export_with_no_valid_key_is_refused_with_a_message_not_an_empty_file() {
+    let app = support::spawn().await;
+    set(&app, &[("access_mode", "open"), ("guest_full_keys", "on")]).await;
+    let anon = new_client();
+    for (lang, message) in [("zh-CN", "暂无可导出的有效密钥"), ("en", "There is no valid key to export yet.")] {
+        let res = anon.get(app.url("/guest/export")).header("accept-language", lang).send().await.unwrap();
+        assert_eq!(res.status(), 422, "{lang}");
+        assert!(header(&res, "content-disposition").is_empty(), "no download");
+        assert!(res.text().await.unwrap().contains(message), "{lang}");
+    }
+    seed(&app).await;
+    let res = anon.get(app.url("/guest/export")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(!res.text().await.unwrap().is_empty());
+}
