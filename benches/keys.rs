@@ -74,6 +74,7 @@ async fn run_backend(backend: &'static str, database: DatabaseUrl, rows: &mut Ve
         ("keys page, sort last checked asc, first page".to_owned(), "sort=checked&dir=asc".to_owned()),
         ("keys page, filter status=active".to_owned(), "status=active&sort=balance&dir=desc".to_owned()),
         ("keys page, filter status=invalid, page 50".to_owned(), "status=invalid&page=50".to_owned()),
+        ("keys page, filter status=check_failed".to_owned(), "status=check_failed".to_owned()),
         ("keys page, search part of a key".to_owned(), "q=0099999".to_owned()),
         ("keys page, 500 per page".to_owned(), "size=500&sort=balance&dir=desc".to_owned()),
     ];

@@ -1,0 +1,1 @@
+DROP INDEX keys_check_failed;
