@@ -336,11 +336,40 @@ async fn pages_fit_a_375_px_phone() {
     b.type_into("#access-key-name", "phone").await;
     b.click("#access-keys form.inline button[type=submit]").await;
     b.find("#new-token").await;
-    for path in ["/admin/settings", "/admin", "/admin/keys", "/", "/docs"] {
-        b.goto(&app.url(path)).await;
-        b.find("main").await;
-        assert!(b.no_horizontal_scroll().await, "{path} scrolls sideways at 375 px");
+    // Every page, with keys in it (issue 13: no horizontal scroll on any page at 375 px), in both
+    // languages, and no script error on any.
+    seed_keys(&app).await;
+    let key_id = support::with_db(&app, |c| {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        diesel::sql_query("SELECT MIN(id) AS id FROM keys").get_result::<Id>(c).unwrap().id
+    })
+    .await;
+    set_mode(&app, &[("access_mode", "open")]).await;
+    let pages = [
+        "/admin".to_owned(),
+        "/admin/keys".to_owned(),
+        format!("/admin/keys/{key_id}"),
+        "/admin/logs".to_owned(),
+        "/admin/settings".to_owned(),
+        "/admin/settings/prices".to_owned(),
+        "/".to_owned(),
+        "/docs".to_owned(),
+    ];
+    for lang in ["zh-CN", "en"] {
+        b.goto(&app.url(&format!("/lang/{lang}?next=/admin"))).await;
+        for path in &pages {
+            b.goto(&app.url(path)).await;
+            b.find("main").await;
+            assert!(b.no_horizontal_scroll().await, "{path} scrolls sideways at 375 px ({lang})");
+        }
     }
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
     b.goto(&app.url("/admin/settings")).await;
     b.find("#system").await;
     b.screenshot("settings-375").await;
@@ -843,7 +872,6 @@ async fn screenshots_of_every_page() {
     std::fs::create_dir_all(&dir).unwrap();
     let driver = start_driver().await;
     let pages = [
-        ("login", "/login".to_owned()),
         ("dashboard", "/admin".to_owned()),
         ("keys", "/admin/keys".to_owned()),
         ("key", format!("/admin/keys/{key_id}")),
@@ -855,6 +883,12 @@ async fn screenshots_of_every_page() {
     ];
     for (width, height) in [(1366, 768), (375, 812)] {
         let b = driver.session(width, height).await;
+        // The login page as a visitor sees it (once signed in, /login goes on to the dashboard).
+        for lang in ["en", "zh-CN"] {
+            b.goto(&app.url(&format!("/lang/{lang}?next=/login"))).await;
+            b.find("#username").await;
+            b.full_screenshot(&dir.join(format!("login-{lang}-{width}.png"))).await;
+        }
         b.login(&app).await;
         for (lang, theme) in [("en", "light"), ("zh-CN", "light"), ("en", "dark"), ("zh-CN", "dark")] {
             b.goto(&app.url(&format!("/lang/{lang}?next=/admin"))).await;
@@ -1080,6 +1114,12 @@ async fn first_run_checklist_ticks_through_on_a_desktop_and_a_phone_in_both_lang
     let driver = start_driver().await;
     for (width, height) in [(1366, 768), (375, 812)] {
         let b = driver.session(width, height).await;
+        // The login page as a visitor sees it (once signed in, /login goes on to the dashboard).
+        for lang in ["en", "zh-CN"] {
+            b.goto(&app.url(&format!("/lang/{lang}?next=/login"))).await;
+            b.find("#username").await;
+            b.full_screenshot(&dir.join(format!("login-{lang}-{width}.png"))).await;
+        }
         b.login(&app).await;
         for lang in ["en", "zh-CN"] {
             // A fresh install again.
@@ -1462,6 +1502,12 @@ async fn key_detail_actions_and_the_check_panel_in_view_on_a_desktop_and_a_phone
     let driver = start_driver().await;
     for (width, height) in [(1366, 768), (375, 812)] {
         let b = driver.session(width, height).await;
+        // The login page as a visitor sees it (once signed in, /login goes on to the dashboard).
+        for lang in ["en", "zh-CN"] {
+            b.goto(&app.url(&format!("/lang/{lang}?next=/login"))).await;
+            b.find("#username").await;
+            b.full_screenshot(&dir.join(format!("login-{lang}-{width}.png"))).await;
+        }
         b.login(&app).await;
         for lang in ["en", "zh-CN"] {
             no_job_running(&app).await;
