@@ -244,11 +244,49 @@
     new FormData(form).forEach(function (value, name) { data[name] = value; });
     try { window.localStorage.setItem(PARAMS_KEY, JSON.stringify(data)); } catch (e) { /* storage off */ }
   }
+  // "Check all keys" on the dashboard runs with the parameters remembered from the keys page, and its
+  // confirmation and hint say the time for them (the server's figure is for the defaults; same rule as
+  // `check_all` in src/web/dashboard.rs: rounds of `concurrency` keys, each about 1 s plus the interval).
+  function savedParams() {
+    try { return JSON.parse(window.localStorage.getItem(PARAMS_KEY) || "null"); } catch (e) { return null; }
+  }
+
+  function estimateSeconds(keys, p) {
+    var num = function (v, d) { var x = parseFloat(v); return isFinite(x) && x >= 0 ? x : d; };
+    var concurrency = Math.max(1, Math.min(64, Math.floor(num(p.concurrency, 10))));
+    var interval = p.interval_mode === "random"
+      ? (num(p.min_interval_ms, 500) + num(p.max_interval_ms, 1500)) / 2
+      : num(p.interval_secs, 1) * 1000;
+    var seconds = Math.ceil(Math.ceil(keys / concurrency) * (1000 + interval) / 1000);
+    var rate = num(p.rate, 0);
+    return rate > 0 ? Math.max(seconds, Math.ceil(keys / rate)) : seconds;
+  }
+
+  function checkAllEstimate() {
+    var btn = document.getElementById("check-all");
+    var p = savedParams();
+    if (!btn || !p || !btn.getAttribute("data-confirm-template")) return;
+    var s = estimateSeconds(parseInt(btn.getAttribute("data-keys"), 10) || 0, p);
+    var time = s < 60
+      ? btn.getAttribute("data-seconds").replace("{n}", s)
+      : btn.getAttribute("data-minutes").replace("{n}", Math.ceil(s / 60));
+    btn.setAttribute("hx-confirm", btn.getAttribute("data-confirm-template").replace("{time}", time));
+    var hint = document.getElementById("check-all-hint");
+    if (hint) hint.textContent = btn.getAttribute("data-hint-template").replace("{time}", time);
+  }
+
+  document.addEventListener("htmx:configRequest", function (ev) {
+    if (!ev.detail.elt || ev.detail.elt.id !== "check-all") return;
+    var p = savedParams();
+    if (!p) return;
+    Object.keys(p).forEach(function (name) { if (name !== "scope") ev.detail.parameters[name] = p[name]; });
+  });
+
   document.addEventListener("change", saveParams);
   document.addEventListener("input", saveParams);
 
-  document.addEventListener("DOMContentLoaded", function () { localTimes(document); restoreParams(); });
-  document.addEventListener("htmx:afterSwap", function (ev) { localTimes(ev.detail.target.parentNode || document); });
+  document.addEventListener("DOMContentLoaded", function () { localTimes(document); restoreParams(); checkAllEstimate(); });
+  document.addEventListener("htmx:afterSwap", function (ev) { localTimes(ev.detail.target.parentNode || document); checkAllEstimate(); });
   document.addEventListener("htmx:responseError", function () {
     var tpl = document.getElementById("toast-text");
     toast(tpl ? tpl.textContent : "Request failed");

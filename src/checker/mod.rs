@@ -53,6 +53,8 @@ pub struct Job {
     pub total: usize,
     /// What the job covers, e.g. "selection" or "scheduled".
     pub label: String,
+    /// The parameters it runs with.
+    pub params: CheckParams,
     processed: AtomicUsize,
     counts: [AtomicUsize; 4],
     started: Instant,
@@ -160,6 +162,7 @@ impl Checker {
             id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
             total: keys.len(),
             label: label.to_owned(),
+            params,
             processed: AtomicUsize::new(0),
             counts: Default::default(),
             started: Instant::now(),

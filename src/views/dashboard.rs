@@ -317,13 +317,19 @@ fn check_all(lang: Lang, c: &CheckAll, panel: &Markup) -> Markup {
         lang.tf("dashboard.check_all.minutes", &[("n", &((c.estimate_s + 59) / 60).to_string())])
     };
     let confirm = lang.tf("dashboard.check_all.confirm", &[("keys", &keys), ("time", &time)]);
+    // The templates let the page's script say the time for the parameters remembered in this browser
+    // (`checkAllEstimate` in app.js; this estimate is for the defaults).
     html! {
         div.check-all-bar {
             button #check-all type="button" hx-post="/admin/checks" hx-vals=r#"{"scope":"all"}"#
-                hx-target="#check-panel" hx-swap="outerHTML" hx-confirm=(confirm) disabled[c.keys == 0] {
+                hx-target="#check-panel" hx-swap="outerHTML" hx-confirm=(confirm) disabled[c.keys == 0]
+                data-keys=(c.keys)
+                data-confirm-template=(lang.tf("dashboard.check_all.confirm", &[("keys", &keys)]))
+                data-hint-template=(lang.tf("dashboard.check_all.hint", &[("keys", &keys)]))
+                data-seconds=(lang.t("dashboard.check_all.seconds")) data-minutes=(lang.t("dashboard.check_all.minutes")) {
                 (lang.t("dashboard.check_all.button"))
             }
-            @if c.keys > 0 { span.muted { (lang.tf("dashboard.check_all.hint", &[("keys", &keys), ("time", &time)])) } }
+            @if c.keys > 0 { span.muted #check-all-hint { (lang.tf("dashboard.check_all.hint", &[("keys", &keys), ("time", &time)])) } }
         }
         (panel)
     }

@@ -366,7 +366,8 @@ async fn load(state: &AppState, q: &ChartQuery) -> Result<Dashboard, AppError> {
 
 /// How many keys "check all" checks (every key not disabled) and roughly how long it takes with the
 /// default check parameters: each of `concurrency` workers takes about a second per key plus the
-/// interval between its requests.
+/// interval between its requests. The page's script says it again for the parameters this browser
+/// remembers (`checkAllEstimate` in `assets/js/app.js`, the same rule).
 fn check_all(per_status: &[(KeyStatus, i64)]) -> CheckAll {
     let keys: i64 = per_status.iter().filter(|(s, _)| *s != KeyStatus::Disabled).map(|(_, n)| n).sum();
     let p = CheckParams::default();

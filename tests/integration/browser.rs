@@ -1525,3 +1525,45 @@ async fn key_detail_actions_and_the_check_panel_in_view_on_a_desktop_and_a_phone
         b.quit().await;
     }
 }
+
+/// Issue 13: "check all keys" on the dashboard runs with the check parameters this browser remembers
+/// from the keys page, and its confirmation and hint give the time for them, not for the defaults.
+#[cfg_attr(
+    not(keypool_browser),
+    ignore = "needs chromium and chromium-driver (apt-get install chromium chromium-driver)"
+)]
+#[actix_web::test]
+async fn check_all_on_the_dashboard_uses_and_estimates_the_remembered_parameters() {
+    require_browser();
+    let app = support::spawn().await;
+    seed_keys(&app).await;
+    let driver = start_driver().await;
+    let b = driver.session(1366, 768).await;
+    b.login(&app).await;
+    b.goto(&app.url("/lang/en?next=/admin")).await;
+    let confirm = "return document.getElementById('check-all').getAttribute('hx-confirm');";
+    assert_eq!(b.script(confirm).await, "Check all 15 keys now? It takes about 4 s.", "the defaults: 2 rounds of 10");
+    // One at a time, 2 s apart: 15 rounds of about 3 s.
+    let params = r#"{"concurrency":"1","interval_mode":"fixed","interval_secs":"2","retries":"0"}"#;
+    b.script(&format!("localStorage.setItem('keypool.check-params', '{params}');")).await;
+    b.goto(&app.url("/admin")).await;
+    b.find("#check-all").await;
+    assert_eq!(b.script(confirm).await, "Check all 15 keys now? It takes about 45 s.");
+    assert_eq!(b.text("#check-all-hint").await, "15 keys, about 45 s");
+    b.click("#check-all").await;
+    b.accept_alert().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let job = loop {
+        if let Some(job) = app.state.checker.current() {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "no job started");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    job.request_stop();
+    assert_eq!(job.params.concurrency, 1);
+    assert_eq!(job.params.interval, keypool::domain::checks::Interval::Fixed(Duration::from_secs(2)));
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    b.quit().await;
+}

@@ -341,7 +341,8 @@ async fn a_guest_export_with_no_valid_key_is_refused_with_a_message_not_an_empty
     let app = support::spawn().await;
     set(&app, &[("access_mode", "open"), ("guest_full_keys", "on")]).await;
     let anon = new_client();
-    for (lang, message) in [("zh-CN", "暂无可导出的有效密钥"), ("en", "There is no valid key to export yet.")] {
+    for (lang, message) in [("zh-CN", "暂无可导出的有效密钥"), ("en", "There is no valid key to export yet.")]
+    {
         let res = anon.get(app.url("/guest/export")).header("accept-language", lang).send().await.unwrap();
         assert_eq!(res.status(), 422, "{lang}");
         assert!(header(&res, "content-disposition").is_empty(), "no download");
