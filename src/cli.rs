@@ -984,7 +984,7 @@ async fn check(
         return Ok(());
     }
     let ctx = state.job_context();
-    let job = state.checker.start(ctx, keys, params, "cli").context("starting the check")?;
+    let job = state.checker.start(ctx, keys, params, "checks.scope.cli").context("starting the check")?;
     follow(&job).await;
     let p = job.progress();
     for (class, n) in &p.counts {

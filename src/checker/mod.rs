@@ -51,7 +51,8 @@ impl JobContext {
 pub struct Job {
     pub id: u64,
     pub total: usize,
-    /// What the job covers, e.g. "selection" or "scheduled".
+    /// What the job covers, as a catalogue key (`checks.scope.all`, `checks.scope.scheduled` …): each
+    /// viewer reads it in their own language, whoever started the job.
     pub label: String,
     /// The parameters it runs with.
     pub params: CheckParams,

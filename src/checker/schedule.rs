@@ -67,7 +67,7 @@ impl Schedule<'_> {
         if !due || keys.is_empty() {
             return Ok(None);
         }
-        match self.checker.start(job, keys, gentle(), "scheduled") {
+        match self.checker.start(job, keys, gentle(), "checks.scope.scheduled") {
             Ok(job) => Ok(Some((job.id, now + period))),
             Err(e) => {
                 let holder = self.holder.to_owned();

@@ -79,7 +79,7 @@ pub fn panel_with(
                 @let percent = (p.processed * 100).checked_div(p.total).unwrap_or(100);
                 div.check-head {
                     strong { (if p.running { lang.t("checks.panel.running") } else if p.stopped { lang.t("checks.panel.stopped") } else { lang.t("checks.panel.finished") }) }
-                    span.muted { (lang.tf("checks.panel.scope", &[("label", &p.label)])) }
+                    span.muted { (lang.tf("checks.panel.scope", &[("label", lang.t(&p.label))])) }
                     @if p.running {
                         button.danger type="button" hx-post="/admin/checks/stop" hx-target="#check-panel" hx-swap="outerHTML" { (lang.t("checks.panel.stop")) }
                     }

@@ -151,7 +151,7 @@ pub async fn post_checks(
         };
         return Ok(html(StatusCode::OK, client_panel(lang, &job)));
     }
-    let answer = start(&state, lang, scope, params, lang.t(label)).await?;
+    let answer = start(&state, lang, scope, params, label).await?;
     let opts = PanelOpts { busy: answer.busy, scroll: true };
     Ok(panel_response_with(&state, lang, answer.message, opts))
 }

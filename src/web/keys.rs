@@ -281,7 +281,7 @@ pub async fn post_import(
     let panel = match (check, summary.new_ids.is_empty()) {
         (Some(params), false) => {
             let scope = db::keys::CheckScope::Ids(summary.new_ids.clone());
-            let answer = super::checks::start(&state, lang, scope, params, lang.t("checks.scope.imported")).await?;
+            let answer = super::checks::start(&state, lang, scope, params, "checks.scope.imported").await?;
             // Out of band, so the import's answer stays where it is.
             Some(super::checks::started_panel(&state, lang, answer, true))
         }

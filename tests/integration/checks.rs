@@ -491,3 +491,19 @@ async fn a_second_start_while_a_job_runs_is_told_so_and_keeps_being_told_while_i
     let after = app.get("/admin/checks/panel?busy=1").await.text().await.unwrap();
     assert!(!after.contains("did not start"), "no notice once the job is over");
 }
+
+/// Issue 13: a job's scope is kept as a catalogue key, so each admin reads it in their own language,
+/// whatever the language of the one who started it.
+#[actix_web::test]
+async fn a_jobs_scope_reads_in_the_viewers_language_not_the_starters() {
+    let (app, _upstream) = app_with_mock().await;
+    import(&app, &["sk-ok-5-aaaaaaaaaaaaaaaaaaaaaa"]).await;
+    app.get("/lang/zh-CN?next=/admin").await;
+    assert_eq!(check(&app, "all", &FAST).await, 200);
+    finished(&app).await;
+    assert!(app.get("/admin/checks/panel").await.text().await.unwrap().contains("（全部密钥）"));
+    app.get("/lang/en?next=/admin").await;
+    let panel = app.get("/admin/checks/panel").await.text().await.unwrap();
+    assert!(panel.contains("(all keys)"), "{panel}");
+    assert!(!panel.contains("全部密钥"));
+}
