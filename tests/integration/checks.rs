@@ -455,10 +455,10 @@ async fn a_busy_instance_leaves_the_scheduled_period_for_when_it_can_run_it() {
     app.clock.advance(Duration::from_secs(61 * 60));
     wait_ticks(&app, 5).await;
     let manual = app.state.checker.current().unwrap().progress();
-    assert!(manual.running && manual.label != "scheduled", "the manual check still runs");
+    assert!(manual.running && manual.label != "checks.scope.scheduled", "the manual check still runs");
     app.hx_post("/admin/checks/stop", &[]).await;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while app.state.checker.current().is_some_and(|j| j.progress().label != "scheduled") {
+    while app.state.checker.current().is_some_and(|j| j.progress().label != "checks.scope.scheduled") {
         assert!(Instant::now() < deadline, "the period's scheduled check never ran once the instance was free");
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
