@@ -867,6 +867,35 @@ async fn screenshots_of_every_page() {
     })
     .await;
     let _ = (keys, token);
+    // Keys with reasons (read in each language) and log rows with the gateway's own errors.
+    let reasons = [
+        ("depleted", "reason", r#"{"code":"balance_low","balance":"-0.01"}"#),
+        ("invalid", "reason", r#"{"code":"upstream","status":401,"message":"Api key is invalid"}"#),
+        ("unchecked", "error", r#"{"code":"upstream","status":429,"message":"TPM limit reached"}"#),
+    ];
+    for (i, (status, column, reason)) in reasons.into_iter().enumerate() {
+        support::with_db(&app, move |c| {
+            use diesel::RunQueryDsl;
+            let column = if column == "reason" { "status_reason" } else { "last_error" };
+            let sql = format!("UPDATE keys SET status = $1, {column} = $2 WHERE id = (SELECT MIN(id) FROM keys) + {i}");
+            diesel::sql_query(sql)
+                .bind::<diesel::sql_types::Text, _>(status)
+                .bind::<diesel::sql_types::Text, _>(reason)
+                .execute(c)
+                .unwrap();
+        })
+        .await;
+    }
+    for token in [None, Some("kp-wrong")] {
+        let req = app.client.post(app.url("/v1/chat/completions")).json(&json!({}));
+        let _ = match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+        .send()
+        .await;
+    }
+    support::flush_outcomes(&app).await;
     set_mode(&app, &[("access_mode", "open")]).await;
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -874,7 +903,7 @@ async fn screenshots_of_every_page() {
     let pages = [
         ("dashboard", "/admin".to_owned()),
         ("keys", "/admin/keys".to_owned()),
-        ("key", format!("/admin/keys/{key_id}")),
+        ("key", format!("/admin/keys/{}", key_id + 1)),
         ("logs", "/admin/logs".to_owned()),
         ("settings", "/admin/settings".to_owned()),
         ("prices", "/admin/settings/prices".to_owned()),
