@@ -176,6 +176,14 @@ async fn every_page_in_the_pseudo_locale_holds_no_text_outside_the_catalogues() 
         pages.push((path.clone(), page(&app.client, app, path).await));
     }
     pages.extend(answers_to_actions(&gw, &visitor, ids[0]).await);
+    // A fresh install: the first-run checklist, empty lists.
+    let fresh = support::spawn().await;
+    fresh.login().await;
+    fresh.get("/lang/qps-ploc?next=/admin").await;
+    for path in ["/admin", "/admin/keys", "/admin/logs", "/admin/settings"] {
+        pages.push((format!("{path} (fresh install)"), page(&fresh.client, &fresh, path).await));
+    }
+    assert!(pages.iter().any(|(_, html)| html.contains("id=\"first-run\"")), "the checklist is looked at");
     for (path, html) in &pages {
         assert!(html.contains('⟦'), "{path} is not in the pseudo-locale");
         // One text in reading order: a catalogue text split by markup (`code` spans) closes in a later node.
