@@ -106,3 +106,33 @@ fn no_function_in_src_is_longer_than_80_lines() {
     assert!(seen > 500, "the scan found the functions ({seen})");
     assert!(long.is_empty(), "functions over 80 lines:\n{}", long.join("\n"));
 }
+
+/// The stylesheet's sizes come from its scales (issue 13's design system): every margin, padding,
+/// gap, font size and corner radius outside the token block is a `var(--…)`, `0`, `auto`, a percentage
+/// or relative to the font (`em`); a new literal like `.65rem` fails here with its line.
+#[test]
+fn every_size_in_the_stylesheet_comes_from_the_scales() {
+    let css = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/css/app.css")).unwrap();
+    let body = &css[css.find("* { box-sizing").expect("the rules after the tokens")..];
+    let props = ["margin", "padding", "gap", "font-size", "border-radius"];
+    let mut literals = Vec::new();
+    for (n, line) in body.lines().enumerate() {
+        for decl in line.split(['{', ';', '}']) {
+            let Some((prop, value)) = decl.split_once(':') else { continue };
+            let prop = prop.trim();
+            if !props.iter().any(|p| prop == *p || prop.starts_with(&format!("{p}-")) || prop.ends_with("-gap")) {
+                continue;
+            }
+            // Inside var(…) and a clamp's preferred viewport value, numbers are the scale's or fluid.
+            let words = value.replace(['(', ')', ','], " ");
+            for w in words.split_whitespace() {
+                let number_with_unit = w.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+                    && (w.ends_with("rem") || w.ends_with("px"));
+                if number_with_unit && !(prop == "font-size" && w == "15px") {
+                    literals.push(format!("line {}: {prop}: {}", n + 1, value.trim()));
+                }
+            }
+        }
+    }
+    assert!(literals.is_empty(), "sizes outside the scales:\n{}", literals.join("\n"));
+}
