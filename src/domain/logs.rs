@@ -11,7 +11,7 @@ pub const PAGE_SIZE: i64 = 50;
 /// is recognised by it.
 pub const NO_KEY_ERROR: &str = "no key available";
 
-/// A logged error as a catalogue message (`logs.error.*`, or a [`super::reason::Reason`]'s) and its
+/// A logged error as a catalogue message (`logs.failure.*`, or a [`super::reason::Reason`]'s) and its
 /// parameters. The log keeps the gateway's English words — its text filter and CSV export search and
 /// show them as they are — and the page reads them in its language through this table; the details
 /// inside (an upstream's message, a byte count, a model) are data. `None`: a text this table does

@@ -42,8 +42,9 @@ impl SelectionStrategy {
     }
 }
 
-/// Why an attempt whose answer `proxy::upstream::close_delimited` failed: the message of that transient fault, and of
-/// the 502 a caller gets when every attempt ended that way.
+/// Why an attempt whose answer `proxy::upstream::close_delimited` failed: the message of that transient
+/// fault, and of the 502 a caller gets when every attempt ended that way (the log page reads it as
+/// `logs.failure.close_delimited`).
 pub const CLOSE_DELIMITED_MESSAGE: &str = "the upstream's answer has no Content-Length and is not chunked (its body \
      ends at connection close), which keypool cannot relay safely";
 

@@ -399,7 +399,7 @@ fn incident_banner(lang: Lang, i: &IncidentBanner) -> Markup {
                 }
             }
             dl.facts {
-                dt { (lang.t("dashboard.incident.cause")) } dd { code { (crate::i18n::stored_reason_text(lang, &i.cause)) } }
+                dt { (lang.t("dashboard.incident.cause")) } dd { (crate::i18n::stored_reason_text(lang, &i.cause)) }
                 dt { (lang.t("dashboard.incident.since")) } dd { (time(i.since)) }
                 dt { (lang.t("dashboard.incident.until")) }
                 dd { (time(i.until)) " " (lang.tf("dashboard.incident.clears_in", &[("seconds", &i.clears_in_s.to_string())])) }

@@ -190,11 +190,13 @@ async fn an_incident_shows_a_banner_until_it_clears() {
 
     let now = app.state.now_ms();
     let t = app.state.pool.runtime().thresholds();
+    // The cause as the proxy stores it: a reason, read in each page's language.
+    let cause = keypool::domain::reason::Reason::upstream(429, "rate limited").encode();
     for attempt in 0..9 {
-        app.state.pool.incident.record_failure(attempt % 4 + 1, Some("m"), now, None, "HTTP 429: rate limited", t);
+        app.state.pool.incident.record_failure(attempt % 4 + 1, Some("m"), now, None, &cause, t);
     }
     assert!(!app.get("/admin").await.text().await.unwrap().contains("incident-banner"), "four keys are not enough");
-    app.state.pool.incident.record_failure(5, Some("m"), now, None, "HTTP 429: rate limited", t);
+    app.state.pool.incident.record_failure(5, Some("m"), now, None, &cause, t);
     let html = app.get("/admin").await.text().await.unwrap();
     assert!(html.contains(r#"id="incident" role="alert""#), "a visible warning");
     assert!(html.contains("Upstream incident: many keys are failing at once"));
@@ -204,7 +206,8 @@ async fn an_incident_shows_a_banner_until_it_clears() {
     let fragment = app.client.get(app.url("/admin")).header("hx-request", "true").send().await.unwrap();
     assert!(fragment.text().await.unwrap().contains("incident-banner"), "the refreshed fragment keeps it");
     let zh = app.client.get(app.url("/admin")).header("accept-language", "zh-CN").send().await.unwrap();
-    assert!(zh.text().await.unwrap().contains("上游异常"), "localised");
+    let zh = zh.text().await.unwrap();
+    assert!(zh.contains("上游异常") && zh.contains("上游返回 HTTP 429：rate limited"), "localised, the cause too");
 
     app.clock.advance(std::time::Duration::from_secs(31));
     assert!(!app.get("/admin").await.text().await.unwrap().contains("incident-banner"), "cleared after the back-off");
