@@ -13,7 +13,7 @@ pub fn to_json(chart: &Chart) -> String {
 
 /// Key counts per balance bucket. Every bucket is labelled (interval 0: ECharts would otherwise drop
 /// labels that collide), rotated when there are more than a few so they fit a phone's width.
-pub fn distribution(labels: &[String], counts: &[i64]) -> Chart {
+pub fn distribution(labels: &[String], counts: &[i64], name: &str) -> Chart {
     let rotate = if labels.len() > 4 { 45 } else { 0 };
     Chart::new()
         .tooltip(Tooltip::new().trigger(Trigger::Axis))
@@ -25,7 +25,7 @@ pub fn distribution(labels: &[String], counts: &[i64]) -> Chart {
                 .axis_label(AxisLabel::new().interval(0).rotate(rotate)),
         )
         .y_axis(Axis::new().type_(AxisType::Value).min_interval(1))
-        .series(Bar::new().name("keys").data(counts.to_vec()))
+        .series(Bar::new().name(name).data(counts.to_vec()))
 }
 
 /// Keys per state as a doughnut: percentages inside the ring, the states' names in the legend below,
@@ -44,9 +44,9 @@ pub fn status_doughnut(slices: &[(String, i64)]) -> Chart {
         )
 }
 
-/// The pool's usable balance over time; with `cap`, the axis stops at the outlier bound and the
-/// subtitle says so.
-pub fn trend(points: &[(i64, f64)], cap: Option<f64>, capped_note: &str) -> Chart {
+/// The pool's usable balance over time (the series called `name`); with `cap`, the axis stops at the
+/// outlier bound and the subtitle says so.
+pub fn trend(points: &[(i64, f64)], cap: Option<f64>, capped_note: &str, name: &str) -> Chart {
     let data: Vec<Vec<f64>> = points.iter().map(|(t, v)| vec![*t as f64, *v]).collect();
     let mut y = Axis::new().type_(AxisType::Value).scale(true);
     let mut title = Title::new();
@@ -60,11 +60,11 @@ pub fn trend(points: &[(i64, f64)], cap: Option<f64>, capped_note: &str) -> Char
         .grid(Grid::new().left("3%").right("3%").bottom("3%").contain_label(true))
         .x_axis(Axis::new().type_(AxisType::Time))
         .y_axis(y)
-        .series(Line::new().name("balance").show_symbol(points.len() < 60).data(data))
+        .series(Line::new().name(name).show_symbol(points.len() < 60).data(data))
 }
 
 /// The keys with the highest balances, as horizontal bars (highest on top).
-pub fn top_keys(labels: &[String], balances: &[f64]) -> Chart {
+pub fn top_keys(labels: &[String], balances: &[f64], name: &str) -> Chart {
     let mut labels = labels.to_vec();
     let mut balances = balances.to_vec();
     labels.reverse();
@@ -74,7 +74,7 @@ pub fn top_keys(labels: &[String], balances: &[f64]) -> Chart {
         .grid(Grid::new().left("3%").right("6%").bottom("3%").contain_label(true))
         .x_axis(Axis::new().type_(AxisType::Value))
         .y_axis(Axis::new().type_(AxisType::Category).data(labels))
-        .series(Bar::new().name("balance").data(balances))
+        .series(Bar::new().name(name).data(balances))
 }
 
 /// Requests per time step as bars and the share that failed (keypool's or the upstream's fault) as a
@@ -93,8 +93,9 @@ pub fn traffic(points: &[(i64, i64, f64)], requests: &str, error_rate: &str) -> 
         .series(Line::new().name(error_rate).y_axis_index(1).show_symbol(false).data(rate))
 }
 
-/// Latency quantiles (ms) per time step, as lines; steps without requests are left out.
-pub fn latency(points: &[(i64, i64, i64)], p50: &str, p99: &str) -> Chart {
+/// Latency quantiles (ms, the axis named `unit`) per time step, as lines; steps without requests are
+/// left out.
+pub fn latency(points: &[(i64, i64, i64)], p50: &str, p99: &str, unit: &str) -> Chart {
     let line = |pick: fn(&(i64, i64, i64)) -> i64| -> Vec<Vec<f64>> {
         points.iter().map(|p| vec![p.0 as f64, pick(p) as f64]).collect()
     };
@@ -103,7 +104,7 @@ pub fn latency(points: &[(i64, i64, i64)], p50: &str, p99: &str) -> Chart {
         .legend(Legend::new().bottom("0"))
         .grid(Grid::new().left("3%").right("3%").bottom("12%").contain_label(true))
         .x_axis(Axis::new().type_(AxisType::Time))
-        .y_axis(Axis::new().type_(AxisType::Value).name("ms"))
+        .y_axis(Axis::new().type_(AxisType::Value).name(unit))
         .series(Line::new().name(p50).show_symbol(points.len() < 60).data(line(|p| p.1)))
         .series(Line::new().name(p99).show_symbol(points.len() < 60).data(line(|p| p.2)))
 }
@@ -149,8 +150,8 @@ pub fn short_model(model: &str) -> String {
 }
 
 /// One key's balance over time.
-pub fn key_history(points: &[(i64, f64)]) -> Chart {
-    trend(points, None, "")
+pub fn key_history(points: &[(i64, f64)], name: &str) -> Chart {
+    trend(points, None, "", name)
 }
 
 #[cfg(test)]
@@ -163,20 +164,20 @@ mod tests {
 
     #[test]
     fn distribution_has_one_bar_per_bucket() {
-        let text = json(&distribution(&["(0, 10]".into(), "> 1000".into()], &[3, 0])).to_string();
+        let text = json(&distribution(&["(0, 10]".into(), "> 1000".into()], &[3, 0], "keys")).to_string();
         assert!(text.contains(r#"["(0, 10]","> 1000"]"#), "{text}");
         assert!(text.contains("\"bar\"") && text.contains("[3,0]"), "{text}");
     }
 
     #[test]
     fn empty_and_single_inputs_still_make_charts() {
-        assert!(to_json(&distribution(&[], &[])).contains("bar"));
+        assert!(to_json(&distribution(&[], &[], "keys")).contains("bar"));
         assert!(
             !to_json(&status_doughnut(&[("active".into(), 0)])).contains("\"active\""),
             "empty slices are left out"
         );
-        assert!(to_json(&trend(&[], None, "")).contains("\"time\""));
-        assert!(to_json(&top_keys(&["k".into()], &[1.0])).contains("\"k\""));
+        assert!(to_json(&trend(&[], None, "", "balance")).contains("\"time\""));
+        assert!(to_json(&top_keys(&["k".into()], &[1.0], "balance")).contains("\"k\""));
     }
 
     #[test]
@@ -195,29 +196,29 @@ mod tests {
     #[test]
     fn distribution_labels_every_bucket() {
         let labels: Vec<String> = (0..7).map(|i| format!("({i}, {}]", i + 1)).collect();
-        let v = json(&distribution(&labels, &[1; 7]));
+        let v = json(&distribution(&labels, &[1; 7], "keys"));
         let label = &v["xAxis"]["axisLabel"];
         assert_eq!(label["interval"], 0.0, "{v}");
         assert_eq!(label["rotate"], 45.0, "{v}");
         assert_eq!(v["grid"][0]["containLabel"], true, "{v}");
-        let few = json(&distribution(&["a".into(), "b".into()], &[1, 2]));
+        let few = json(&distribution(&["a".into(), "b".into()], &[1, 2], "keys"));
         assert_eq!(few["xAxis"]["axisLabel"]["interval"], 0.0, "{few}");
         assert_eq!(few["xAxis"]["axisLabel"]["rotate"], 0.0, "{few}");
     }
 
     #[test]
     fn trend_cap_sets_the_axis_and_says_so() {
-        let text = to_json(&trend(&[(1000, 10.0), (2000, 12.0)], Some(20.4), "capped at 21"));
+        let text = to_json(&trend(&[(1000, 10.0), (2000, 12.0)], Some(20.4), "capped at 21", "balance"));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         assert!(text.contains("capped at 21"), "{text}");
         assert!(v.to_string().contains("\"max\":21"), "{v}");
         assert!(text.contains("[1000.0,10.0]"), "{text}");
-        assert!(!to_json(&trend(&[(1000, 10.0)], None, "capped")).contains("capped"));
+        assert!(!to_json(&trend(&[(1000, 10.0)], None, "capped", "balance")).contains("capped"));
     }
 
     #[test]
     fn top_keys_put_the_highest_on_top() {
-        let text = to_json(&top_keys(&["a".into(), "b".into()], &[9.0, 1.0]));
+        let text = to_json(&top_keys(&["a".into(), "b".into()], &[9.0, 1.0], "balance"));
         assert!(text.contains(r#"["b","a"]"#) && text.contains("[1.0,9.0]"), "{text}");
     }
 
@@ -230,7 +231,7 @@ mod tests {
 
     #[test]
     fn json_is_safe_inside_html() {
-        let text = to_json(&top_keys(&["</script><b>".into()], &[1.0]));
+        let text = to_json(&top_keys(&["</script><b>".into()], &[1.0], "balance"));
         assert!(!text.contains('<') && text.contains("\\u003c/script"));
     }
 }

@@ -141,7 +141,7 @@ async fn latency(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, 
         .iter()
         .filter_map(|(t, s, _)| Some((*t, s.latency_quantile(0.5)?, s.latency_quantile(0.99)?)))
         .collect();
-    let chart = charts::latency(&points, "p50", "p99");
+    let chart = charts::latency(&points, "p50", "p99", lang.t("dashboard.chart.ms"));
     let note = if points.is_empty() {
         Some(lang.t("dashboard.traffic.empty").to_owned())
     } else {
@@ -209,7 +209,7 @@ fn choice(label: &str, q: &ChartQuery, set: &[(&str, &str)], active: bool) -> Ch
     Choice { label: label.to_owned(), query: q.query(set), own, active }
 }
 
-async fn distribution(state: &AppState, q: &ChartQuery) -> Result<Panel, AppError> {
+async fn distribution(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppError> {
     let auto = q.buckets.as_deref() == Some("auto");
     let counts = db::run(&state.db, move |conn| {
         let buckets = if auto {
@@ -227,7 +227,7 @@ async fn distribution(state: &AppState, q: &ChartQuery) -> Result<Panel, AppErro
     let labels: Vec<String> = counts.0.iter().map(|b| b.label()).collect();
     Ok(Panel {
         name: "distribution",
-        chart: charts::distribution(&labels, &counts.1),
+        chart: charts::distribution(&labels, &counts.1, lang.t("dashboard.chart.keys_series")),
         links: None,
         choices: vec![
             choice("dashboard.buckets.fixed", q, &[("buckets", "fixed")], !auto),
@@ -270,7 +270,12 @@ async fn trend(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, Ap
     choices.push(choice(toggle_label, q, &[("period", period), ("outliers", toggle)], false));
     Ok(Panel {
         name: "trend",
-        chart: charts::trend(&points, cap, note.as_deref().unwrap_or_default()),
+        chart: charts::trend(
+            &points,
+            cap,
+            note.as_deref().unwrap_or_default(),
+            lang.t("dashboard.chart.balance_series"),
+        ),
         links: None,
         choices,
         note: if points.is_empty() { Some(lang.t("dashboard.trend.empty").to_owned()) } else { note },
@@ -295,7 +300,13 @@ async fn top(state: &AppState, lang: Lang, q: &ChartQuery) -> Result<Panel, AppE
         .map(|n| choice(&format!("dashboard.top.{n}"), q, &[("top", n)], n == which))
         .collect();
     let note = (which == "all").then(|| lang.t("dashboard.top.all_note").to_owned());
-    Ok(Panel { name: "top", chart: charts::top_keys(&labels, &balances), links: Some(links), choices, note })
+    Ok(Panel {
+        name: "top",
+        chart: charts::top_keys(&labels, &balances, lang.t("dashboard.chart.balance_series")),
+        links: Some(links),
+        choices,
+        note,
+    })
 }
 
 async fn load(state: &AppState, q: &ChartQuery) -> Result<Dashboard, AppError> {
@@ -419,7 +430,7 @@ pub async fn get_chart(
     q: web::Query<ChartQuery>,
 ) -> Result<HttpResponse, AppError> {
     let p = match name.as_str() {
-        "distribution" => distribution(&state, &q).await?,
+        "distribution" => distribution(&state, lang, &q).await?,
         "status" => status(&state, lang).await?,
         "trend" => trend(&state, lang, &q).await?,
         "top" => top(&state, lang, &q).await?,
@@ -459,7 +470,12 @@ pub async fn get_key(
     .await?;
     let Some((detail, history, events, stored)) = found else { return Err(AppError::NotFound) };
     let live = state.pool.slot(id).map(|s| s.blocks(now)).unwrap_or_default();
-    let view = KeyView { detail, history: charts::key_history(&history), events, blocks: merge_blocks(stored, live) };
+    let view = KeyView {
+        detail,
+        history: charts::key_history(&history, lang.t("dashboard.chart.balance_series")),
+        events,
+        blocks: merge_blocks(stored, live),
+    };
     let path = super::path_and_query(&req);
     let ctx = PageContext { lang, nav: Nav::Keys, admin: Some(&admin.username), path: &path };
     Ok(html(StatusCode::OK, key_page(&ctx, &view)))

@@ -91,6 +91,31 @@ fn visible_texts(html: &str) -> Vec<String> {
     out.into_iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect()
 }
 
+/// The texts a chart shows (titles, series and legend names) from its `data-chart` JSON.
+fn chart_texts(html: &str) -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("name" | "text" | "subtext", serde_json::Value::String(s)) => out.push(s.clone()),
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for chunk in html.split(" data-chart=\"").skip(1) {
+        let json = decode(&chunk[..chunk.find('"').unwrap_or(chunk.len())]);
+        let value: serde_json::Value = serde_json::from_str(&json).expect("a chart's JSON");
+        walk(&value, &mut out);
+    }
+    out
+}
+
 fn decode(text: &str) -> String {
     text.replace("&lt;", "<")
         .replace("&gt;", ">")
@@ -187,7 +212,9 @@ async fn every_page_in_the_pseudo_locale_holds_no_text_outside_the_catalogues() 
     for (path, html) in &pages {
         assert!(html.contains('⟦'), "{path} is not in the pseudo-locale");
         // One text in reading order: a catalogue text split by markup (`code` spans) closes in a later node.
-        let words = words_outside_the_catalogues(&visible_texts(html).join("\n"));
+        let mut texts = visible_texts(html);
+        texts.extend(chart_texts(html));
+        let words = words_outside_the_catalogues(&texts.join("\n"));
         if !words.is_empty() {
             leaks.push(format!("{path}: {words:?}"));
         }
