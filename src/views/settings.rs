@@ -127,11 +127,18 @@ pub fn settings_page(ctx: &PageContext, account: &AccountView, system: &SystemVi
         lang.t("settings.title"),
         html! {
             h1 { (lang.t("settings.title")) }
-            p.page-links { a href="/admin/settings/prices" { (lang.t("prices.link")) } }
+            // Access keys first: the part an operator comes back for (create, limit, share, revoke);
+            // the long system form after, every part one jump away.
+            nav.page-links #settings-jump aria-label=(lang.t("settings.jump")) {
+                a href="#access-keys" { (lang.t("access_keys.title")) }
+                a href="#system" { (lang.t("settings.system.title")) }
+                a href="#account" { (lang.t("settings.account.title")) }
+                a href="/admin/settings/prices" { (lang.t("prices.link")) }
+            }
             div.settings-grid {
+                (access_keys_section(lang, keys))
                 (system_section(lang, system))
                 (account_section(lang, account))
-                (access_keys_section(lang, keys))
             }
         },
     )

@@ -732,3 +732,20 @@ async fn every_declared_setting_has_its_catalogue_strings_and_a_form_field() {
         }
     }
 }
+
+/// Issue 13: the access keys (what an operator comes back for) open the settings page, and every part
+/// of the long page is one jump away.
+#[actix_web::test]
+async fn access_keys_open_the_settings_page_and_every_part_is_one_jump_away() {
+    let app = support::spawn().await;
+    app.login().await;
+    let html = app.get("/admin/settings").await.text().await.unwrap();
+    let at = |needle: &str| html.find(needle).unwrap_or_else(|| panic!("{needle} is on the page"));
+    assert!(at(r#"id="access-keys""#) < at(r#"id="system""#), "access keys before the system form");
+    assert!(at(r#"id="system""#) < at(r#"id="account""#));
+    let jump = &html[at(r#"id="settings-jump""#)..];
+    let jump = &jump[..jump.find("</nav>").unwrap()];
+    for target in ["#access-keys", "#system", "#account", "/admin/settings/prices"] {
+        assert!(jump.contains(&format!(r#"href="{target}""#)), "{target}");
+    }
+}
