@@ -339,16 +339,7 @@ async fn pages_fit_a_375_px_phone() {
     // Every page, with keys in it (issue 13: no horizontal scroll on any page at 375 px), in both
     // languages, and no script error on any.
     seed_keys(&app).await;
-    let key_id = support::with_db(&app, |c| {
-        use diesel::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            id: i64,
-        }
-        diesel::sql_query("SELECT MIN(id) AS id FROM keys").get_result::<Id>(c).unwrap().id
-    })
-    .await;
+    let key_id = first_key_id(&app).await;
     set_mode(&app, &[("access_mode", "open")]).await;
     let pages = [
         "/admin".to_owned(),
@@ -451,6 +442,20 @@ async fn set_mode(app: &TestApp, pairs: &'static [(&'static str, &'static str)])
     })
     .await;
     app.state.reload_settings().await.unwrap();
+}
+
+/// The id of the pool's first key.
+async fn first_key_id(app: &TestApp) -> i64 {
+    support::with_db(app, |c| {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        diesel::sql_query("SELECT MIN(id) AS id FROM keys").get_result::<Id>(c).unwrap().id
+    })
+    .await
 }
 
 /// Fifteen keys with balances, imported and "checked" through the admin's client.
@@ -856,16 +861,7 @@ async fn screenshots_of_every_page() {
     let limited = [("rpm", "60"), ("rpd", "1000"), ("spend_day", "5"), ("note", "for the team")];
     let id = support::with_db(&app, |c| keypool::db::access_keys::list(c).unwrap()[0].id).await;
     app.hx_post(&format!("/admin/access-keys/{id}/limits"), &limited).await;
-    let key_id: i64 = support::with_db(&app, |c| {
-        use diesel::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            id: i64,
-        }
-        diesel::sql_query("SELECT MIN(id) AS id FROM keys").get_result::<Id>(c).unwrap().id
-    })
-    .await;
+    let key_id = first_key_id(&app).await;
     let _ = (keys, token);
     // Keys with reasons (read in each language) and log rows with the gateway's own errors.
     let reasons = [
