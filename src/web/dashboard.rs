@@ -397,7 +397,7 @@ async fn first_run(state: &AppState, req: &HttpRequest, admin_id: i64) -> Result
         Ok((has_keys, checked, access, db::admins::uses_generated_password(conn, admin_id)?))
     })
     .await?;
-    let base_url = super::guest::base_url(req, &state.settings().settings);
+    let base_url = super::base_url(req, &state.settings().settings);
     Ok(FirstRun { has_keys, checked, has_access_key, generated_password, base_url })
 }
 

@@ -127,7 +127,7 @@ pub async fn get_guest(
             let admin = matches!(access, GuestAccess::Admin(_));
             let view = load_view(&state, &settings, admin, q.page.as_deref()).await?;
             let shared = shared_key(&state, &settings).await?;
-            let base = base_url(&req, &settings);
+            let base = super::base_url(&req, &settings);
             let card = shared.as_ref().map(|(token, limits)| SharedKeyView {
                 base_url: &base,
                 token,
@@ -151,18 +151,6 @@ async fn shared_key(state: &AppState, settings: &Settings) -> Result<Option<(Str
         let limits = k.limits();
         k.shared_token.map(|token| (token, limits))
     }))
-}
-
-/// The gateway's address as clients reach it: the public base URL setting, or this request's own
-/// (honouring `X-Forwarded-Proto` / `X-Forwarded-Host`).
-pub(crate) fn base_url(req: &HttpRequest, settings: &Settings) -> String {
-    match &settings.public_base_url {
-        Some(url) => url.clone(),
-        None => {
-            let conn = req.connection_info();
-            format!("{}://{}", conn.scheme(), conn.host())
-        }
-    }
 }
 
 /// The settings and the visitor's access when the keys may be shown; otherwise the refusal (401 for
@@ -279,7 +267,7 @@ pub async fn get_docs(
 ) -> Result<HttpResponse, AppError> {
     let settings = state.settings();
     let admin = session::current_admin(&state, &session).await?;
-    let base = base_url(&req, &settings);
+    let base = super::base_url(&req, &settings);
     let path = super::path_and_query(&req);
     let ctx = PageContext { lang, nav: Nav::Docs, admin: admin.as_ref().map(|a| a.username.as_str()), path: &path };
     let view = DocsView { base_url: &base, contact: settings.contact.as_deref() };

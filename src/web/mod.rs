@@ -36,6 +36,18 @@ pub fn client_addr(req: &HttpRequest, state: &AppState) -> String {
     req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// The gateway's address as clients reach it: the public base URL setting, or this request's own
+/// (honouring `X-Forwarded-Proto` / `X-Forwarded-Host`).
+pub fn base_url(req: &HttpRequest, settings: &crate::domain::settings::Settings) -> String {
+    match &settings.public_base_url {
+        Some(url) => url.clone(),
+        None => {
+            let conn = req.connection_info();
+            format!("{}://{}", conn.scheme(), conn.host())
+        }
+    }
+}
+
 /// The request's path and query, e.g. to come back after signing in.
 pub fn path_and_query(req: &HttpRequest) -> String {
     req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".to_owned())
