@@ -242,6 +242,9 @@ pub struct Snapshot {
     /// The earliest end of a cooling period or block among loaded keys (i64::MAX: none), when a
     /// rebuild is due.
     next_change: i64,
+    /// The earliest end of a cooling period among loaded keys in the cooling state, passed or not
+    /// (i64::MAX: none): once it has passed, the writer records the end in the database.
+    cooling_ends: i64,
 }
 
 impl Snapshot {
@@ -322,7 +325,11 @@ impl KeyPool {
     pub fn new(settings: Settings, upstream: String) -> Self {
         Self {
             loaded: RwLock::default(),
-            snapshot: ArcSwap::from_pointee(Snapshot { next_change: i64::MAX, ..Snapshot::default() }),
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                next_change: i64::MAX,
+                cooling_ends: i64::MAX,
+                ..Snapshot::default()
+            }),
             cursor: AtomicUsize::new(0),
             seq: AtomicI64::new(0),
             rebuild_due: AtomicBool::new(false),
@@ -433,9 +440,13 @@ impl KeyPool {
         let mut paid: Vec<Arc<KeySlot>> = Vec::with_capacity(loaded.len());
         let mut free: Vec<Arc<KeySlot>> = Vec::new();
         let mut next_change = i64::MAX;
+        let mut cooling_ends = i64::MAX;
         let mut blocked: HashMap<Box<str>, usize> = HashMap::new();
         for slot in loaded.values() {
             let block_end = slot.prune_blocks(now);
+            if slot.state.load(Ordering::Relaxed) == COOLING {
+                cooling_ends = cooling_ends.min(slot.cooling_until.load(Ordering::Relaxed));
+            }
             if !slot.usable(now) {
                 if slot.state.load(Ordering::Relaxed) == COOLING {
                     next_change = next_change.min(slot.cooling_until.load(Ordering::Relaxed));
@@ -474,6 +485,7 @@ impl KeyPool {
             total_balance,
             charge_balance,
             next_change,
+            cooling_ends,
         }));
     }
 
@@ -662,11 +674,10 @@ impl KeyPool {
     }
 
     /// Whether a loaded key is cooling and its cooling has ended (the writer then records the end).
+    /// O(1): read from the snapshot, which every state change rebuilds within the writer's tick (a scan
+    /// of 100,000 keys on every tick under load took a core for milliseconds, 4 times a second).
     pub fn cooling_ended(&self, now: i64) -> bool {
-        let Ok(loaded) = self.loaded.read() else { return true };
-        loaded
-            .values()
-            .any(|s| s.state.load(Ordering::Relaxed) == COOLING && s.cooling_until.load(Ordering::Relaxed) <= now)
+        self.snapshot.load().cooling_ends <= now
     }
 
     /// Loaded keys by what the proxy knows of them: (routable now, cooling, out since the load).
